@@ -1,0 +1,305 @@
+//! The config contract shared by every filter: parse once, validate every
+//! field, compile into an immutable table of per-route settings.
+//!
+//! Two shapes are accepted:
+//! - one function config, applied to every request reaching the filter;
+//! - `{"routes": {"<envoy route name>": {...}}, <defaults>...}`: the
+//!   other top-level keys are defaults deep-merged under each route entry
+//!   (objects merge key by key, a route's value wins, `null` unsets a
+//!   default). Requests on routes without an entry pass through.
+
+use crate::fields::{ConfigError, Fields};
+use crate::uri::FunctionUri;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+pub const DEFAULT_TIMEOUT_MS: u64 = 3_000;
+pub const MIN_TIMEOUT_MS: u64 = 100;
+/// Lambda's own maximum run time; no function call should outlive it.
+pub const MAX_TIMEOUT_MS: u64 = 900_000;
+/// 6 MiB: the synchronous payload limit of AWS Lambda, and a bound on
+/// what one in-flight request may hold in the VM's memory.
+pub const DEFAULT_MAX_BODY_SIZE: u64 = 6 * 1024 * 1024;
+/// Upper bound for either body limit (the VM has a 4 GiB address space and
+/// every in-flight request holds its body in it).
+pub const MAX_BODY_SIZE_LIMIT: u64 = 256 * 1024 * 1024;
+
+/// Label used in errors and replies for the single-config form.
+pub const ALL_ROUTES: &str = "*";
+
+/// Connection settings APISIX applies in its HTTP client. In Envoy they
+/// live on the function's cluster; they are validated and kept so the
+/// filter can warn when the cluster is the only place they can take effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterHints {
+    pub ssl_verify: bool,
+    pub keepalive: bool,
+    pub keepalive_timeout_ms: u64,
+    pub keepalive_pool: u64,
+}
+
+/// The settings every integration shares, compiled for one route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommonConfig {
+    /// The route name this config was compiled for (`*` for all routes).
+    pub route: String,
+    pub function: FunctionUri,
+    /// The Envoy cluster the callout goes to.
+    pub cluster: String,
+    pub timeout: Duration,
+    pub max_req_body_size: usize,
+    pub max_resp_body_size: usize,
+    pub strip_prefix: Option<String>,
+    pub cluster_hints: ClusterHints,
+}
+
+/// Reads and parses a URL field.
+pub fn read_function_uri(fields: &mut Fields, name: &str) -> Result<FunctionUri, ConfigError> {
+    let raw = fields.required_string(name)?;
+    FunctionUri::parse(&raw).map_err(|why| fields.error(name, why))
+}
+
+fn to_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+impl CommonConfig {
+    /// Reads the shared fields for a function reached at `function`.
+    pub fn read(fields: &mut Fields, function: FunctionUri) -> Result<CommonConfig, ConfigError> {
+        let cluster = match fields.non_empty_string("cluster")? {
+            Some(c) => c,
+            None => function.written_authority(),
+        };
+        let timeout = fields
+            .integer("timeout", MIN_TIMEOUT_MS, MAX_TIMEOUT_MS)?
+            .unwrap_or(DEFAULT_TIMEOUT_MS);
+        let max_req = fields
+            .integer("max_req_body_size", 1, MAX_BODY_SIZE_LIMIT)?
+            .unwrap_or(DEFAULT_MAX_BODY_SIZE);
+        let max_resp = fields
+            .integer("max_resp_body_size", 1, MAX_BODY_SIZE_LIMIT)?
+            .unwrap_or(DEFAULT_MAX_BODY_SIZE);
+        let strip_prefix = fields.string("strip_prefix")?;
+        if let Some(p) = &strip_prefix {
+            if !p.starts_with('/') || p.contains(['?', '#']) {
+                return Err(fields.error(
+                    "strip_prefix",
+                    "must be a path starting with \"/\", without query or fragment",
+                ));
+            }
+        }
+        let cluster_hints = ClusterHints {
+            ssl_verify: fields.bool("ssl_verify")?.unwrap_or(true),
+            keepalive: fields.bool("keepalive")?.unwrap_or(true),
+            keepalive_timeout_ms: fields
+                .integer("keepalive_timeout", 1_000, u64::from(u32::MAX))?
+                .unwrap_or(60_000),
+            keepalive_pool: fields
+                .integer("keepalive_pool", 1, u64::from(u32::MAX))?
+                .unwrap_or(5),
+        };
+        Ok(CommonConfig {
+            route: fields.route().to_string(),
+            function,
+            cluster,
+            timeout: Duration::from_millis(timeout),
+            max_req_body_size: to_usize(max_req),
+            max_resp_body_size: to_usize(max_resp),
+            strip_prefix,
+            cluster_hints,
+        })
+    }
+}
+
+/// Which requests a compiled config applies to.
+#[derive(Debug)]
+pub enum RouteTable<R> {
+    /// One config for every request.
+    All(Rc<R>),
+    /// Per Envoy route name; other routes pass through.
+    ByName(HashMap<String, Rc<R>>),
+}
+
+impl<R> RouteTable<R> {
+    /// Whether lookups need the route name at all.
+    pub fn needs_route_name(&self) -> bool {
+        matches!(self, RouteTable::ByName(_))
+    }
+
+    pub fn lookup(&self, route_name: Option<&str>) -> Option<Rc<R>> {
+        match self {
+            RouteTable::All(r) => Some(Rc::clone(r)),
+            RouteTable::ByName(map) => route_name.and_then(|n| map.get(n)).cloned(),
+        }
+    }
+}
+
+/// A whole plugin configuration, compiled.
+#[derive(Debug)]
+pub struct PluginConfig<G, R> {
+    pub global: G,
+    pub routes: RouteTable<R>,
+}
+
+/// Deep-merges `overlay` onto `base`: objects merge per key, anything else
+/// is replaced by the overlay's value.
+pub fn deep_merge(base: &mut Map<String, Value>, overlay: Map<String, Value>) {
+    for (key, value) in overlay {
+        match (base.get_mut(&key), value) {
+            (Some(Value::Object(b)), Value::Object(o)) => deep_merge(b, o),
+            (_, v) => {
+                base.insert(key, v);
+            }
+        }
+    }
+}
+
+/// Parses and compiles a plugin configuration.
+///
+/// `read_global` takes the filter-wide fields from the top level;
+/// `read_route` compiles one (merged) route object. Any field neither
+/// reads is an error.
+pub fn compile<G, R>(
+    json: &[u8],
+    read_global: impl FnOnce(&mut Fields) -> Result<G, ConfigError>,
+    read_route: impl Fn(&mut Fields, &G) -> Result<R, ConfigError>,
+) -> Result<PluginConfig<G, R>, ConfigError> {
+    let top = match serde_json::from_slice::<Value>(json) {
+        Ok(Value::Object(map)) => map,
+        Ok(_) => {
+            return Err(ConfigError::new(
+                ALL_ROUTES,
+                "",
+                "plugin configuration must be a JSON object",
+            ))
+        }
+        Err(e) => {
+            return Err(ConfigError::new(
+                ALL_ROUTES,
+                "",
+                format!("plugin configuration is not valid JSON: {e}"),
+            ))
+        }
+    };
+    let mut top = Fields::new(ALL_ROUTES, top);
+    let global = read_global(&mut top)?;
+    let routes = match top.take("routes") {
+        None => {
+            let route = read_route(&mut top, &global)?;
+            top.finish()?;
+            RouteTable::All(Rc::new(route))
+        }
+        Some(Value::Object(entries)) => {
+            if entries.is_empty() {
+                return Err(top.error("routes", "must name at least one route"));
+            }
+            let defaults = top.into_map();
+            let mut table = HashMap::with_capacity(entries.len());
+            for (name, entry) in entries {
+                let Value::Object(entry) = entry else {
+                    return Err(ConfigError::new(
+                        &name,
+                        &format!("routes.{name}"),
+                        "must be an object",
+                    ));
+                };
+                let mut merged = defaults.clone();
+                deep_merge(&mut merged, entry);
+                let mut fields = Fields::new(&name, merged);
+                let route = read_route(&mut fields, &global)?;
+                fields.finish()?;
+                table.insert(name, Rc::new(route));
+            }
+            RouteTable::ByName(table)
+        }
+        Some(other) => {
+            return Err(top.error(
+                "routes",
+                format!(
+                    "must be an object keyed by route name, got {}",
+                    crate::fields::type_name(&other)
+                ),
+            ))
+        }
+    };
+    Ok(PluginConfig { global, routes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(f: &mut Fields, _: &()) -> Result<CommonConfig, ConfigError> {
+        let uri = read_function_uri(f, "function_uri")?;
+        CommonConfig::read(f, uri)
+    }
+
+    fn compile_str(s: &str) -> Result<PluginConfig<(), CommonConfig>, ConfigError> {
+        compile(s.as_bytes(), |_| Ok(()), read)
+    }
+
+    #[test]
+    fn single_config_gets_defaults() {
+        let c = compile_str(r#"{"function_uri": "http://127.0.0.1:9000/f"}"#).unwrap();
+        let r = c.routes.lookup(None).unwrap();
+        assert_eq!(r.route, "*");
+        assert_eq!(r.cluster, "127.0.0.1:9000");
+        assert_eq!(r.timeout, Duration::from_millis(3000));
+        assert_eq!(r.max_req_body_size, 6 * 1024 * 1024);
+        assert!(r.cluster_hints.ssl_verify && r.cluster_hints.keepalive);
+        assert!(!c.routes.needs_route_name());
+    }
+
+    #[test]
+    fn routes_merge_defaults_deeply_and_unknown_routes_pass_through() {
+        let c = compile_str(
+            r#"{"cluster": "fns", "timeout": 1000,
+                "routes": {"a": {"function_uri": "http://h/a"},
+                           "b": {"function_uri": "http://h/b", "timeout": 200, "cluster": null}}}"#,
+        )
+        .unwrap();
+        let a = c.routes.lookup(Some("a")).unwrap();
+        assert_eq!((a.cluster.as_str(), a.timeout.as_millis()), ("fns", 1000));
+        let b = c.routes.lookup(Some("b")).unwrap();
+        assert_eq!((b.cluster.as_str(), b.timeout.as_millis()), ("h", 200));
+        assert_eq!(b.route, "b");
+        assert!(c.routes.lookup(Some("other")).is_none());
+        assert!(c.routes.lookup(None).is_none());
+    }
+
+    #[test]
+    fn deep_merge_merges_nested_objects() {
+        let mut base = serde_json::json!({"authorization": {"a": 1, "b": 2}, "x": 1});
+        let overlay = serde_json::json!({"authorization": {"b": 3}, "x": {"y": 1}});
+        if let (Value::Object(b), Value::Object(o)) = (&mut base, overlay) {
+            deep_merge(b, o);
+        }
+        assert_eq!(base, serde_json::json!({"authorization": {"a": 1, "b": 3}, "x": {"y": 1}}));
+    }
+
+    #[test]
+    fn errors_name_route_and_field() {
+        let cases = [
+            (r#"{"function_uri": "http://h/f", "timeout": 99}"#, "route \"*\": field \"timeout\": must be between 100 and 900000, got 99"),
+            (r#"{"function_uri": 5}"#, "route \"*\": field \"function_uri\": must be a string, got number"),
+            (r#"{}"#, "route \"*\": field \"function_uri\": is required"),
+            (r#"{"function_uri": "h/f"}"#, "route \"*\": field \"function_uri\": must be an absolute http:// or https:// URL"),
+            (r#"{"function_uri": "http://h/f", "tiemout": 1}"#, "route \"*\": field \"tiemout\": unknown field"),
+            (r#"{"routes": {"r1": {"function_uri": "http://h/f", "keepalive_pool": 0}}}"#, "route \"r1\": field \"keepalive_pool\": must be between 1 and 4294967295, got 0"),
+            (r#"{"routes": {"r1": {"function_uri": "http://h/f", "ssl_verify": "yes"}}}"#, "route \"r1\": field \"ssl_verify\": must be a boolean, got string"),
+            (r#"{"routes": {"r1": 3}}"#, "route \"r1\": field \"routes.r1\": must be an object"),
+            (r#"{"routes": {}}"#, "route \"*\": field \"routes\": must name at least one route"),
+            (r#"{"routes": []}"#, "route \"*\": field \"routes\": must be an object keyed by route name, got array"),
+            (r#"{"function_uri": "http://h/f", "strip_prefix": "hello"}"#, "route \"*\": field \"strip_prefix\": must be a path starting with \"/\", without query or fragment"),
+            (r#"{"function_uri": "http://h/f", "max_req_body_size": 0}"#, "route \"*\": field \"max_req_body_size\": must be between 1 and 268435456, got 0"),
+            (r#"[1]"#, "route \"*\": plugin configuration must be a JSON object"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(compile_str(input).unwrap_err().to_string(), expected, "{input}");
+        }
+        let e = compile_str("{nope").unwrap_err().to_string();
+        assert!(e.contains("not valid JSON"), "{e}");
+    }
+}

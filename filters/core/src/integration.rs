@@ -1,0 +1,41 @@
+//! What a filter plugs into the shared shell: its config fields, how it
+//! builds the function call, and how it maps the answer.
+
+use crate::config::CommonConfig;
+use crate::fields::{ConfigError, Fields};
+use crate::request::{Callout, ClientRequest};
+use crate::response::{passthrough, CalloutResponse, LocalReply};
+use std::time::SystemTime;
+
+pub trait Integration: 'static {
+    /// Filter name for logs.
+    const NAME: &'static str;
+    /// Filter-wide settings read from the top level of the config.
+    type Global: 'static;
+    /// One route's compiled settings.
+    type Route: 'static;
+
+    /// Takes the filter-wide fields out of the top-level object (before the
+    /// rest becomes the per-route defaults).
+    fn read_global(fields: &mut Fields) -> Result<Self::Global, ConfigError>;
+
+    /// Compiles one route's (merged) object; must take every field it knows.
+    fn read_route(fields: &mut Fields, global: &Self::Global) -> Result<Self::Route, ConfigError>;
+
+    /// The shared settings of a compiled route.
+    fn common(route: &Self::Route) -> &CommonConfig;
+
+    /// Builds the function call for a complete client request. `now` is
+    /// the wall clock (request signing needs it).
+    fn build_callout(
+        global: &Self::Global,
+        route: &Self::Route,
+        request: &ClientRequest,
+        now: SystemTime,
+    ) -> Result<Callout, LocalReply>;
+
+    /// Maps the function's answer to the client's response.
+    fn map_response(_global: &Self::Global, _route: &Self::Route, response: CalloutResponse) -> LocalReply {
+        passthrough(response)
+    }
+}

@@ -1,0 +1,23 @@
+//! Shared core of the envoy-faas filters.
+//!
+//! Everything except [`shell`] is plain Rust over plain data and is unit
+//! tested on the host: config parsing ([`config`], [`fields`], [`uri`]),
+//! the function call ([`request`], [`path`], [`headers`]) and the answer
+//! ([`response`]). [`shell`] is the only module that talks to Envoy.
+
+pub mod base64;
+pub mod config;
+pub mod fields;
+pub mod headers;
+pub mod integration;
+pub mod path;
+pub mod request;
+pub mod response;
+pub mod shell;
+pub mod uri;
+
+pub use config::CommonConfig;
+pub use fields::{ConfigError, Fields};
+pub use integration::Integration;
+pub use request::{Callout, ClientRequest};
+pub use response::{CalloutResponse, LocalReply};

@@ -1,0 +1,182 @@
+//! Building the function's request-target from the client's.
+
+/// Splits a `:path` into path and query (without `?`), byte-exact.
+pub fn split_path_query(target: &str) -> (&str, &str) {
+    match target.split_once('?') {
+        Some((p, q)) => (p, q),
+        None => (target, ""),
+    }
+}
+
+/// The part of `client_path` after `strip_prefix`, if the prefix matches on
+/// a segment boundary (`/hello` matches `/hello` and `/hello/x`, not
+/// `/helloworld`; a prefix ending in `/` matches anything below it).
+pub fn forwarded_remainder<'a>(client_path: &'a str, strip_prefix: &str) -> Option<&'a str> {
+    let rest = client_path.strip_prefix(strip_prefix)?;
+    if strip_prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/') {
+        Some(rest)
+    } else {
+        None
+    }
+}
+
+/// Is this segment `.` or `..`, also when written with `%2E`? RFC 3986
+/// makes `%2E` equivalent to `.`, and functions' servers decode it.
+fn dot_segment(segment: &str) -> Option<bool> {
+    let mut dots = 0;
+    let bytes = segment.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes.get(i..i + 3) {
+            Some([b'%', b'2', b'e' | b'E']) => i += 3,
+            _ if bytes.get(i) == Some(&b'.') => i += 1,
+            _ => return None,
+        }
+        dots += 1;
+    }
+    match dots {
+        1 => Some(false),
+        2 => Some(true),
+        _ => None,
+    }
+}
+
+/// Normalises a forwarded remainder so it stays *below* the function's
+/// base path: empty segments (repeated slashes) are merged, `.` segments
+/// dropped and `..` segments pop only what the remainder itself added. The
+/// segments are otherwise kept byte for byte: nothing is decoded, so `%2F`
+/// never becomes a new segment. A trailing slash is kept.
+pub fn normalise_remainder(remainder: &str) -> String {
+    let mut segments: Vec<&str> = Vec::new();
+    let mut trailing_slash = false;
+    for segment in remainder.split('/') {
+        trailing_slash = false;
+        match dot_segment(segment) {
+            Some(true) => {
+                segments.pop();
+                trailing_slash = true;
+            }
+            Some(false) => trailing_slash = true,
+            None if segment.is_empty() => trailing_slash = true,
+            None => segments.push(segment),
+        }
+    }
+    let mut out = String::with_capacity(remainder.len());
+    for s in &segments {
+        out.push('/');
+        out.push_str(s);
+    }
+    if trailing_slash && !remainder.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
+/// Joins the function's base path and a normalised remainder with exactly
+/// one slash between them. Never returns an empty path.
+pub fn join(base: &str, remainder: &str) -> String {
+    let base = if base.is_empty() { "/" } else { base };
+    if remainder.is_empty() || remainder == "/" && base.ends_with('/') {
+        return base.to_string();
+    }
+    let mut out = String::with_capacity(base.len() + remainder.len());
+    out.push_str(base.trim_end_matches('/'));
+    out.push_str(remainder);
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
+/// Joins two raw query strings with `&`, skipping empty ones.
+pub fn join_query(first: &str, second: &str) -> String {
+    match (first.is_empty(), second.is_empty()) {
+        (true, _) => second.to_string(),
+        (_, true) => first.to_string(),
+        _ => format!("{first}&{second}"),
+    }
+}
+
+/// The request-target for the function: base path (+ forwarded part when
+/// the client path is under `strip_prefix`), then the function URL's own
+/// query followed by the client's query, both byte for byte.
+pub fn function_target(
+    base_path: &str,
+    base_query: &str,
+    strip_prefix: Option<&str>,
+    client_target: &str,
+) -> String {
+    let (client_path, client_query) = split_path_query(client_target);
+    let remainder = strip_prefix
+        .and_then(|prefix| forwarded_remainder(client_path, prefix))
+        .map(normalise_remainder)
+        .unwrap_or_default();
+    let mut target = join(base_path, &remainder);
+    let query = join_query(base_query, client_query);
+    if !query.is_empty() {
+        target.push('?');
+        target.push_str(&query);
+    }
+    target
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(base: &str, prefix: Option<&str>, client: &str) -> String {
+        function_target(base, "", prefix, client)
+    }
+
+    #[test]
+    fn apisix_forwarding_examples() {
+        let base = "/default/function-sample";
+        assert_eq!(t(base, Some("/hello"), "/hello/123"), "/default/function-sample/123");
+        assert_eq!(t("/api", Some("/azure"), "/azure/httptrigger"), "/api/httptrigger");
+        assert_eq!(t("/api", Some("/azure"), "/azure/http/trigger?x=1"), "/api/http/trigger?x=1");
+        assert_eq!(t("/api", Some("/azure"), "/azure///http////trigger"), "/api/http/trigger");
+        assert_eq!(t("/api", Some("/azure"), "/azure/"), "/api/");
+        assert_eq!(t("/api/", Some("/azure"), "/azure/x"), "/api/x");
+        assert_eq!(t("/", Some("/hello"), "/hello/openfunction"), "/openfunction");
+        assert_eq!(t("/", None, "/hello"), "/");
+    }
+
+    #[test]
+    fn empty_remainder_keeps_the_base_path() {
+        assert_eq!(t("/default/function-sample", Some("/hello"), "/hello"), "/default/function-sample");
+        assert_eq!(t("/f", Some("/hello/"), "/hello/"), "/f");
+        assert_eq!(t("/f/", Some("/hello"), "/hello/"), "/f/");
+    }
+
+    #[test]
+    fn prefix_matches_only_on_segment_boundaries() {
+        assert_eq!(t("/f", Some("/hello"), "/helloworld"), "/f");
+        assert_eq!(t("/f", Some("/hello/"), "/hello/a"), "/f/a");
+        assert_eq!(t("/f", Some("/hello"), "/other/a"), "/f");
+    }
+
+    #[test]
+    fn encoded_characters_are_never_decoded() {
+        assert_eq!(t("/f", Some("/h"), "/h/a%2Fb/%20c%3F"), "/f/a%2Fb/%20c%3F");
+        assert_eq!(t("/f", Some("/h"), "/h/caf%C3%A9"), "/f/caf%C3%A9");
+    }
+
+    #[test]
+    fn dot_segments_cannot_escape_the_base_path() {
+        assert_eq!(t("/fn/a", Some("/h"), "/h/../../secret"), "/fn/a/secret");
+        assert_eq!(t("/fn/a", Some("/h"), "/h/x/../y"), "/fn/a/y");
+        assert_eq!(t("/fn/a", Some("/h"), "/h/%2e%2E/etc"), "/fn/a/etc");
+        assert_eq!(t("/fn/a", Some("/h"), "/h/./x/."), "/fn/a/x/");
+        assert_eq!(t("/fn/a", Some("/h"), "/h/x/.."), "/fn/a/");
+        assert_eq!(t("/fn/a", Some("/h"), "/h/..."), "/fn/a/...");
+    }
+
+    #[test]
+    fn queries_are_kept_byte_for_byte_and_merged() {
+        let q = "b=2&a=1&a=0&flag&sp=x+y&e=&pct=%2B%26&u=%e2%9c%93";
+        assert_eq!(t("/f", None, &format!("/x?{q}")), format!("/f?{q}"));
+        assert_eq!(function_target("/f", "code=k", None, "/x?a=1"), "/f?code=k&a=1");
+        assert_eq!(function_target("/f", "code=k", None, "/x"), "/f?code=k");
+        assert_eq!(t("/f", None, "/x?"), "/f");
+    }
+}

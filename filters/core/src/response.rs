@@ -1,0 +1,187 @@
+//! From the callout's result to the client's response (plain data).
+
+use crate::headers::{self, HeaderList};
+
+/// What came back from `dispatch_http_call`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalloutResponse {
+    pub status: u16,
+    /// Without `:status`; repeated names are separate entries.
+    pub headers: HeaderList,
+    pub body: Vec<u8>,
+}
+
+/// A response the filter sends to the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalReply {
+    pub status: u16,
+    pub headers: HeaderList,
+    pub body: Vec<u8>,
+}
+
+/// Deliberate failures, each with its status and a stable code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    RequestBodyTooLarge,
+    FunctionTimeout,
+    FunctionUnreachable,
+    FunctionResponseTooLarge,
+    CalloutFailed,
+}
+
+impl Failure {
+    pub fn status(self) -> u16 {
+        match self {
+            Failure::RequestBodyTooLarge => 413,
+            Failure::FunctionTimeout => 504,
+            Failure::FunctionUnreachable | Failure::FunctionResponseTooLarge => 502,
+            Failure::CalloutFailed => 500,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Failure::RequestBodyTooLarge => "request_body_too_large",
+            Failure::FunctionTimeout => "function_timeout",
+            Failure::FunctionUnreachable => "function_unreachable",
+            Failure::FunctionResponseTooLarge => "function_response_too_large",
+            Failure::CalloutFailed => "callout_failed",
+        }
+    }
+}
+
+/// A JSON error reply. `message` must never contain a secret.
+pub fn error_reply(failure: Failure, message: &str, route: &str, request_id: Option<&str>) -> LocalReply {
+    let mut body = serde_json::Map::new();
+    body.insert("error".into(), failure.code().into());
+    body.insert("message".into(), message.into());
+    body.insert("route".into(), route.into());
+    if let Some(id) = request_id {
+        body.insert("request_id".into(), id.into());
+    }
+    LocalReply {
+        status: failure.status(),
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: serde_json::Value::Object(body).to_string().into_bytes(),
+    }
+}
+
+/// How a callout ended, telling Envoy's synthesised failures apart from a
+/// function's own 503/504.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Function(CalloutResponse),
+    /// Envoy's async client timed out (synthesised 504).
+    TimedOut,
+    /// Connect failure, reset, TLS failure, no healthy host (synthesised 503).
+    Unreachable(String),
+}
+
+/// Envoy's async client answers its own failures with a local reply that
+/// carries only `content-length` and `content-type: text/plain` and one of
+/// the router's fixed bodies. A function (through Envoy's router) always
+/// answers with its own headers, so this shape identifies Envoy's replies.
+fn synthesised_by_envoy(r: &CalloutResponse) -> bool {
+    r.headers
+        .iter()
+        .all(|(n, _)| n == "content-length" || n == "content-type")
+        && headers::get(&r.headers, "content-type") == Some("text/plain")
+}
+
+pub fn classify(response: CalloutResponse) -> Outcome {
+    if synthesised_by_envoy(&response) {
+        let body = String::from_utf8_lossy(&response.body);
+        if response.status == 504 && body == "upstream request timeout" {
+            return Outcome::TimedOut;
+        }
+        let envoy_503 = ["upstream connect error", "no healthy upstream", "upstream reset"];
+        if response.status == 503 && envoy_503.iter().any(|p| body.starts_with(p)) {
+            return Outcome::Unreachable(body.into_owned());
+        }
+    }
+    Outcome::Function(response)
+}
+
+/// Headers of a function response that must not reach the client as-is:
+/// framing is recomputed by Envoy for the local reply.
+fn not_returned(name: &str) -> bool {
+    name == "content-length"
+}
+
+/// The client gets the function's status, end-to-end headers (repeats kept
+/// in order) and body, byte for byte.
+pub fn passthrough(response: CalloutResponse) -> LocalReply {
+    LocalReply {
+        status: response.status,
+        headers: headers::end_to_end(&response.headers, not_returned),
+        body: response.body,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resp(status: u16, hs: &[(&str, &str)], body: &str) -> CalloutResponse {
+        CalloutResponse {
+            status,
+            headers: hs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    const SYNTH: &[(&str, &str)] = &[("content-length", "24"), ("content-type", "text/plain")];
+
+    #[test]
+    fn recognises_envoy_timeouts_and_connect_failures() {
+        assert_eq!(classify(resp(504, SYNTH, "upstream request timeout")), Outcome::TimedOut);
+        let refused = "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure";
+        assert_eq!(classify(resp(503, SYNTH, refused)), Outcome::Unreachable(refused.into()));
+        assert!(matches!(classify(resp(503, SYNTH, "no healthy upstream")), Outcome::Unreachable(_)));
+    }
+
+    #[test]
+    fn a_functions_own_503_and_504_pass_through() {
+        let own = &[("content-type", "text/plain"), ("content-length", "24"), ("server", "fn")];
+        assert!(matches!(classify(resp(504, own, "upstream request timeout")), Outcome::Function(_)));
+        assert!(matches!(classify(resp(503, SYNTH, "busy")), Outcome::Function(_)));
+        assert!(matches!(classify(resp(503, &[], "")), Outcome::Function(_)));
+    }
+
+    #[test]
+    fn passthrough_strips_framing_and_hop_by_hop_but_keeps_repeats() {
+        let r = resp(
+            201,
+            &[
+                ("set-cookie", "a=1"),
+                ("connection", "x-hop"),
+                ("x-hop", "1"),
+                ("content-length", "2"),
+                ("transfer-encoding", "chunked"),
+                ("set-cookie", "b=2"),
+            ],
+            "ok",
+        );
+        let out = passthrough(r);
+        assert_eq!(out.status, 201);
+        assert_eq!(out.body, b"ok");
+        assert_eq!(
+            out.headers,
+            vec![("set-cookie".to_string(), "a=1".to_string()), ("set-cookie".into(), "b=2".into())]
+        );
+    }
+
+    #[test]
+    fn error_replies_are_json_with_code_route_and_request_id() {
+        let r = error_reply(Failure::FunctionTimeout, "no answer within 100 ms", "hello \"x\"", Some("rid"));
+        assert_eq!(r.status, 504);
+        assert_eq!(r.headers, vec![("content-type".to_string(), "application/json".to_string())]);
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["error"], "function_timeout");
+        assert_eq!(v["route"], "hello \"x\"");
+        assert_eq!(v["request_id"], "rid");
+        assert_eq!(Failure::RequestBodyTooLarge.status(), 413);
+        assert_eq!(Failure::FunctionUnreachable.status(), 502);
+        assert_eq!(Failure::FunctionResponseTooLarge.status(), 502);
+    }
+}
