@@ -1,0 +1,476 @@
+//! Harness for the real-Envoy integration suite.
+//!
+//! - The function emulator runs in-process on a free port.
+//! - Each test starts its own Envoy 1.40 (`.venv/bin/envoy`, or `$ENVOY_BIN`)
+//!   with a bootstrap generated for it: listener and admin on port 0, a
+//!   dynamic `--base-id`. Readiness is read from Envoy itself (the admin
+//!   address file, then `/ready`), never from a sleep.
+//! - Envoy's log is printed when a test fails, and the process is killed
+//!   when the test ends.
+
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+fn envoy_bin() -> PathBuf {
+    std::env::var_os("ENVOY_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv/bin/envoy"))
+}
+
+/// The compiled filter, as `make build` leaves it.
+pub fn wasm(name: &str) -> PathBuf {
+    let path = repo_root().join("dist").join(format!("{name}.wasm"));
+    assert!(path.exists(), "{} is missing: run `make build` first", path.display());
+    path
+}
+
+/// The in-process emulator (one per test binary).
+pub fn emulator() -> SocketAddr {
+    static ADDR: OnceLock<SocketAddr> = OnceLock::new();
+    *ADDR.get_or_init(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind emulator");
+        faas_emulator::start_background(listener).expect("start emulator")
+    })
+}
+
+/// A loopback port with nothing listening (bound, then released).
+pub fn dead_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// A STATIC loopback cluster.
+pub fn cluster(name: &str, port: u16) -> Value {
+    json!({
+        "name": name,
+        "connect_timeout": "1s",
+        "type": "STATIC",
+        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
+            {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}
+        ]}]}
+    })
+}
+
+/// A prefix route to a cluster.
+pub fn route(name: &str, prefix: &str, cluster: &str) -> Value {
+    json!({"name": name, "match": {"prefix": prefix}, "route": {"cluster": cluster}})
+}
+
+/// The wasm HTTP filter entry for the HCM, configured like Istio does
+/// (a StringValue holding JSON).
+pub fn wasm_filter(filter: &str, plugin_config: &Value) -> Value {
+    json!({
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": filter,
+                "allow_on_headers_stop_iteration": true,
+                "configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": plugin_config.to_string()
+                },
+                "vm_config": {
+                    "vm_id": filter,
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": {"local": {"filename": wasm(filter).display().to_string()}}
+                }
+            }
+        }
+    })
+}
+
+/// A bootstrap with one listener whose HCM runs `http_filters` then the router.
+pub fn bootstrap(routes: Vec<Value>, http_filters: Vec<Value>, clusters: Vec<Value>) -> Value {
+    let mut filters = http_filters;
+    filters.push(json!({
+        "name": "envoy.filters.http.router",
+        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}
+    }));
+    json!({
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
+        "static_resources": {
+            "listeners": [{
+                "name": "main",
+                "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+                "per_connection_buffer_limit_bytes": 8 * 1024 * 1024,
+                "filter_chains": [{"filters": [{
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                        "stat_prefix": "ingress",
+                        "codec_type": "AUTO",
+                        "route_config": {"virtual_hosts": [{"name": "vh", "domains": ["*"], "routes": routes}]},
+                        "http_filters": filters
+                    }
+                }]}]
+            }],
+            "clusters": clusters
+        }
+    })
+}
+
+/// A running Envoy.
+pub struct Envoy {
+    child: Child,
+    dir: PathBuf,
+    pub port: u16,
+    pub admin_port: u16,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+impl Envoy {
+    /// Starts Envoy and waits until it is ready. `Err` carries Envoy's log
+    /// when it refused the config or exited.
+    pub fn start(bootstrap: &Value) -> Result<Envoy, String> {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("envoy-faas-test-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let config = dir.join("envoy.json");
+        std::fs::write(&config, bootstrap.to_string()).map_err(|e| e.to_string())?;
+        let admin_file = dir.join("admin-address");
+        let log = std::fs::File::create(dir.join("envoy.log")).map_err(|e| e.to_string())?;
+        let child = Command::new(envoy_bin())
+            .arg("-c")
+            .arg(&config)
+            .args(["--use-dynamic-base-id", "--concurrency", "1", "--log-level", "info"])
+            .arg("--admin-address-path")
+            .arg(&admin_file)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", envoy_bin().display()))?;
+        let mut envoy = Envoy { child, dir, port: 0, admin_port: 0 };
+        envoy.wait_ready(&admin_file)?;
+        Ok(envoy)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("envoy.log")).unwrap_or_default()
+    }
+
+    fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    fn wait_ready(&mut self, admin_file: &PathBuf) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let poll = Duration::from_millis(20);
+        let fail = |envoy: &Envoy, why: &str| Err(format!("{why}\n--- envoy log ---\n{}", envoy.log()));
+        // 1. Envoy writes its admin address once the admin listener is bound.
+        loop {
+            if let Some(port) = std::fs::read_to_string(admin_file)
+                .ok()
+                .and_then(|s| s.trim().rsplit(':').next().and_then(|p| p.parse().ok()))
+            {
+                self.admin_port = port;
+                break;
+            }
+            if self.exited() {
+                return fail(self, "envoy exited before binding its admin port");
+            }
+            if Instant::now() > deadline {
+                return fail(self, "envoy did not bind its admin port in time");
+            }
+            std::thread::sleep(poll);
+        }
+        // 2. `/ready` answers 200 once the listeners and the wasm VM are up.
+        loop {
+            if let Ok(r) = try_request(self.admin_port, b"GET /ready HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n") {
+                if r.status == 200 {
+                    break;
+                }
+            }
+            if self.exited() {
+                return fail(self, "envoy exited during start-up");
+            }
+            if Instant::now() > deadline {
+                return fail(self, "envoy did not become ready in time");
+            }
+            std::thread::sleep(poll);
+        }
+        // 3. The listener's bound port.
+        let r = try_request(
+            self.admin_port,
+            b"GET /listeners?format=json HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n",
+        )
+        .map_err(|e| e.to_string())?;
+        let v: Value = serde_json::from_slice(&r.body).map_err(|e| e.to_string())?;
+        self.port = v["listener_statuses"][0]["local_address"]["socket_address"]["port_value"]
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .ok_or("no listener port in /listeners")?;
+        Ok(())
+    }
+
+    /// A counter or gauge from the admin `/stats` endpoint.
+    pub fn stat(&self, name: &str) -> Option<u64> {
+        let req = format!("GET /stats?filter=^{name}$ HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n");
+        let r = try_request(self.admin_port, req.as_bytes()).ok()?;
+        let text = String::from_utf8_lossy(&r.body).to_string();
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")).and_then(|v| v.trim().parse().ok()))
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- envoy log ({}) ---\n{}", self.dir.display(), self.log());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A response as the client saw it.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn headers_named(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): status {} body {:?}", self.status, self.text()))
+    }
+    /// The emulator's echo document.
+    pub fn echo(&self) -> Echo {
+        let v = self.json();
+        Echo {
+            method: v["method"].as_str().unwrap_or_default().into(),
+            path: v["path"].as_str().unwrap_or_default().into(),
+            query: v["query"].as_str().map(String::from),
+            headers: v["headers"]
+                .as_array()
+                .map(|hs| {
+                    hs.iter()
+                        .map(|h| (h[0].as_str().unwrap_or_default().into(), h[1].as_str().unwrap_or_default().into()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            body: base64_decode(v["body_base64"].as_str().unwrap_or_default()),
+        }
+    }
+}
+
+/// What the emulator's echo function received.
+#[derive(Debug, Clone)]
+pub struct Echo {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Echo {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+    pub fn headers_named(&self, name: &str) -> Vec<&str> {
+        self.headers.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str()).collect()
+    }
+}
+
+pub fn base64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let sextets: Vec<u8> = s.bytes().filter_map(val).collect();
+    let mut out = Vec::with_capacity(sextets.len() * 3 / 4);
+    for c in sextets.chunks(4) {
+        let n = c.iter().enumerate().fold(0u32, |acc, (i, &v)| acc | (u32::from(v) << (18 - 6 * i)));
+        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&bytes[..c.len().saturating_sub(1)]);
+    }
+    out
+}
+
+/// Sends raw bytes on a new connection and reads one response.
+pub fn try_request(port: u16, raw: &[u8]) -> std::io::Result<Response> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    // A safety net against a hung test, not a synchronisation.
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.write_all(raw)?;
+    read_response(&mut stream)
+}
+
+fn read_response(stream: &mut TcpStream) -> std::io::Result<Response> {
+    let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    loop {
+        let mut slots = [httparse::EMPTY_HEADER; 128];
+        let mut resp = httparse::Response::new(&mut slots);
+        if let httparse::Status::Complete(n) = resp.parse(&buf).map_err(|e| bad(e.to_string()))? {
+            let status = resp.code.unwrap_or(0);
+            let headers: Vec<(String, String)> = resp
+                .headers
+                .iter()
+                .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned()))
+                .collect();
+            if status == 100 {
+                buf.drain(..n);
+                continue;
+            }
+            let mut rest = buf[n..].to_vec();
+            let find = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+            let body = if status == 204 || status == 304 {
+                Vec::new()
+            } else if let Some(len) = find("content-length").and_then(|v| v.parse::<usize>().ok()) {
+                while rest.len() < len {
+                    let k = stream.read(&mut chunk)?;
+                    if k == 0 {
+                        return Err(bad("truncated body".into()));
+                    }
+                    rest.extend_from_slice(&chunk[..k]);
+                }
+                rest.truncate(len);
+                rest
+            } else if find("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+                loop {
+                    if let Some(body) = dechunk(&rest) {
+                        break body;
+                    }
+                    let k = stream.read(&mut chunk)?;
+                    if k == 0 {
+                        return Err(bad("truncated chunked body".into()));
+                    }
+                    rest.extend_from_slice(&chunk[..k]);
+                }
+            } else {
+                stream.read_to_end(&mut rest)?;
+                rest
+            };
+            return Ok(Response { status, headers, body });
+        }
+        let k = stream.read(&mut chunk)?;
+        if k == 0 {
+            return Err(bad(format!("connection closed after {} bytes", buf.len())));
+        }
+        buf.extend_from_slice(&chunk[..k]);
+    }
+}
+
+/// A complete chunked body, or `None` if more bytes are needed.
+fn dechunk(data: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    loop {
+        let line_end = data[i..].windows(2).position(|w| w == b"\r\n")? + i;
+        let size = usize::from_str_radix(std::str::from_utf8(&data[i..line_end]).ok()?.split(';').next()?.trim(), 16).ok()?;
+        i = line_end + 2;
+        if size == 0 {
+            return Some(out);
+        }
+        if data.len() < i + size + 2 {
+            return None;
+        }
+        out.extend_from_slice(&data[i..i + size]);
+        i += size + 2;
+    }
+}
+
+/// An HTTP/1.1 request with the given headers and body (content-length framed).
+pub fn http1(port: u16, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+    let mut raw = format!("{method} {target} HTTP/1.1\r\nhost: gateway.test\r\nconnection: close\r\n").into_bytes();
+    for (n, v) in headers {
+        raw.extend_from_slice(format!("{n}: {v}\r\n").as_bytes());
+    }
+    if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
+        raw.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
+    }
+    raw.extend_from_slice(b"\r\n");
+    raw.extend_from_slice(body);
+    try_request(port, &raw).unwrap_or_else(|e| panic!("{method} {target}: {e}"))
+}
+
+pub fn get(port: u16, target: &str) -> Response {
+    http1(port, "GET", target, &[], b"")
+}
+
+/// An HTTP/2 request over cleartext with prior knowledge (h2c).
+pub fn http2(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+        let (client, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let mut client = client.ready().await.expect("h2 ready");
+        let mut builder = http::Request::builder()
+            .method(method)
+            .uri(format!("http://gateway.test{path}"));
+        for (n, v) in headers {
+            builder = builder.header(*n, *v);
+        }
+        let request = builder.body(()).expect("request");
+        let (response, mut send) = client.send_request(request, body.is_empty()).expect("send");
+        if !body.is_empty() {
+            send.send_data(bytes::Bytes::copy_from_slice(body), true).expect("send body");
+        }
+        let response = tokio::time::timeout(Duration::from_secs(30), response)
+            .await
+            .expect("h2 response in time")
+            .expect("h2 response");
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        let mut stream = response.into_body();
+        let mut body = Vec::new();
+        while let Some(chunk) = stream.data().await {
+            let chunk = chunk.expect("h2 data");
+            let _ = stream.flow_control().release_capacity(chunk.len());
+            body.extend_from_slice(&chunk);
+        }
+        Response { status, headers, body }
+    })
+}
