@@ -33,7 +33,11 @@ fn envoy_bin() -> PathBuf {
 /// The compiled filter, as `make build` leaves it.
 pub fn wasm(name: &str) -> PathBuf {
     let path = repo_root().join("dist").join(format!("{name}.wasm"));
-    assert!(path.exists(), "{} is missing: run `make build` first", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `make build` first",
+        path.display()
+    );
     path
 }
 
@@ -148,14 +152,25 @@ impl Envoy {
         let child = Command::new(envoy_bin())
             .arg("-c")
             .arg(&config)
-            .args(["--use-dynamic-base-id", "--concurrency", "1", "--log-level", "info"])
+            .args([
+                "--use-dynamic-base-id",
+                "--concurrency",
+                "1",
+                "--log-level",
+                "info",
+            ])
             .arg("--admin-address-path")
             .arg(&admin_file)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", envoy_bin().display()))?;
-        let mut envoy = Envoy { child, dir, port: 0, admin_port: 0 };
+        let mut envoy = Envoy {
+            child,
+            dir,
+            port: 0,
+            admin_port: 0,
+        };
         envoy.wait_ready(&admin_file)?;
         Ok(envoy)
     }
@@ -171,7 +186,8 @@ impl Envoy {
     fn wait_ready(&mut self, admin_file: &PathBuf) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(60);
         let poll = Duration::from_millis(20);
-        let fail = |envoy: &Envoy, why: &str| Err(format!("{why}\n--- envoy log ---\n{}", envoy.log()));
+        let fail =
+            |envoy: &Envoy, why: &str| Err(format!("{why}\n--- envoy log ---\n{}", envoy.log()));
         // 1. Envoy writes its admin address once the admin listener is bound.
         loop {
             if let Some(port) = std::fs::read_to_string(admin_file)
@@ -191,7 +207,10 @@ impl Envoy {
         }
         // 2. `/ready` answers 200 once the listeners and the wasm VM are up.
         loop {
-            if let Ok(r) = try_request(self.admin_port, b"GET /ready HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n") {
+            if let Ok(r) = try_request(
+                self.admin_port,
+                b"GET /ready HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n",
+            ) {
                 if r.status == 200 {
                     break;
                 }
@@ -220,11 +239,15 @@ impl Envoy {
 
     /// A counter or gauge from the admin `/stats` endpoint.
     pub fn stat(&self, name: &str) -> Option<u64> {
-        let req = format!("GET /stats?filter=^{name}$ HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n");
+        let req = format!(
+            "GET /stats?filter=^{name}$ HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n"
+        );
         let r = try_request(self.admin_port, req.as_bytes()).ok()?;
         let text = String::from_utf8_lossy(&r.body).to_string();
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}: ")).and_then(|v| v.trim().parse().ok()))
+        text.lines().find_map(|l| {
+            l.strip_prefix(&format!("{name}: "))
+                .and_then(|v| v.trim().parse().ok())
+        })
     }
 }
 
@@ -266,8 +289,13 @@ impl Response {
         String::from_utf8_lossy(&self.body).into_owned()
     }
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): status {} body {:?}", self.status, self.text()))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): status {} body {:?}",
+                self.status,
+                self.text()
+            )
+        })
     }
     /// The emulator's echo document.
     pub fn echo(&self) -> Echo {
@@ -280,7 +308,12 @@ impl Response {
                 .as_array()
                 .map(|hs| {
                     hs.iter()
-                        .map(|h| (h[0].as_str().unwrap_or_default().into(), h[1].as_str().unwrap_or_default().into()))
+                        .map(|h| {
+                            (
+                                h[0].as_str().unwrap_or_default().into(),
+                                h[1].as_str().unwrap_or_default().into(),
+                            )
+                        })
                         .collect()
                 })
                 .unwrap_or_default(),
@@ -301,10 +334,17 @@ pub struct Echo {
 
 impl Echo {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
     pub fn headers_named(&self, name: &str) -> Vec<&str> {
-        self.headers.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str()).collect()
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 }
 
@@ -320,7 +360,10 @@ pub fn base64_decode(s: &str) -> Vec<u8> {
     let sextets: Vec<u8> = s.bytes().filter_map(val).collect();
     let mut out = Vec::with_capacity(sextets.len() * 3 / 4);
     for c in sextets.chunks(4) {
-        let n = c.iter().enumerate().fold(0u32, |acc, (i, &v)| acc | (u32::from(v) << (18 - 6 * i)));
+        let n = c
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &v)| acc | (u32::from(v) << (18 - 6 * i)));
         let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
         out.extend_from_slice(&bytes[..c.len().saturating_sub(1)]);
     }
@@ -348,14 +391,24 @@ fn read_response(stream: &mut TcpStream) -> std::io::Result<Response> {
             let headers: Vec<(String, String)> = resp
                 .headers
                 .iter()
-                .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned()))
+                .map(|h| {
+                    (
+                        h.name.to_ascii_lowercase(),
+                        String::from_utf8_lossy(h.value).into_owned(),
+                    )
+                })
                 .collect();
             if status == 100 {
                 buf.drain(..n);
                 continue;
             }
             let mut rest = buf[n..].to_vec();
-            let find = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+            let find = |name: &str| {
+                headers
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+            };
             let body = if status == 204 || status == 304 {
                 Vec::new()
             } else if let Some(len) = find("content-length").and_then(|v| v.parse::<usize>().ok()) {
@@ -383,7 +436,11 @@ fn read_response(stream: &mut TcpStream) -> std::io::Result<Response> {
                 stream.read_to_end(&mut rest)?;
                 rest
             };
-            return Ok(Response { status, headers, body });
+            return Ok(Response {
+                status,
+                headers,
+                body,
+            });
         }
         let k = stream.read(&mut chunk)?;
         if k == 0 {
@@ -399,7 +456,15 @@ fn dechunk(data: &[u8]) -> Option<Vec<u8>> {
     let mut i = 0;
     loop {
         let line_end = data[i..].windows(2).position(|w| w == b"\r\n")? + i;
-        let size = usize::from_str_radix(std::str::from_utf8(&data[i..line_end]).ok()?.split(';').next()?.trim(), 16).ok()?;
+        let size = usize::from_str_radix(
+            std::str::from_utf8(&data[i..line_end])
+                .ok()?
+                .split(';')
+                .next()?
+                .trim(),
+            16,
+        )
+        .ok()?;
         i = line_end + 2;
         if size == 0 {
             return Some(out);
@@ -413,8 +478,16 @@ fn dechunk(data: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// An HTTP/1.1 request with the given headers and body (content-length framed).
-pub fn http1(port: u16, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
-    let mut raw = format!("{method} {target} HTTP/1.1\r\nhost: gateway.test\r\nconnection: close\r\n").into_bytes();
+pub fn http1(
+    port: u16,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut raw =
+        format!("{method} {target} HTTP/1.1\r\nhost: gateway.test\r\nconnection: close\r\n")
+            .into_bytes();
     for (n, v) in headers {
         raw.extend_from_slice(format!("{n}: {v}\r\n").as_bytes());
     }
@@ -431,13 +504,21 @@ pub fn get(port: u16, target: &str) -> Response {
 }
 
 /// An HTTP/2 request over cleartext with prior knowledge (h2c).
-pub fn http2(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+pub fn http2(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
         let (client, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
         tokio::spawn(async move {
             let _ = connection.await;
@@ -452,7 +533,8 @@ pub fn http2(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body
         let request = builder.body(()).expect("request");
         let (response, mut send) = client.send_request(request, body.is_empty()).expect("send");
         if !body.is_empty() {
-            send.send_data(bytes::Bytes::copy_from_slice(body), true).expect("send body");
+            send.send_data(bytes::Bytes::copy_from_slice(body), true)
+                .expect("send body");
         }
         let response = tokio::time::timeout(Duration::from_secs(30), response)
             .await
@@ -462,7 +544,12 @@ pub fn http2(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body
         let headers = response
             .headers()
             .iter()
-            .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect();
         let mut stream = response.into_body();
         let mut body = Vec::new();
@@ -471,6 +558,10 @@ pub fn http2(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body
             let _ = stream.flow_control().release_capacity(chunk.len());
             body.extend_from_slice(&chunk);
         }
-        Response { status, headers, body }
+        Response {
+            status,
+            headers,
+            body,
+        }
     })
 }

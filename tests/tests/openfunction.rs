@@ -16,13 +16,19 @@ fn start(plugin: Value, routes: &[(&str, &str)]) -> Envoy {
 }
 
 fn try_start(plugin: Value, routes: &[(&str, &str)]) -> Result<Envoy, String> {
-    let mut route_list: Vec<Value> = routes.iter().map(|(n, p)| route(n, p, "functions")).collect();
+    let mut route_list: Vec<Value> = routes
+        .iter()
+        .map(|(n, p)| route(n, p, "functions"))
+        .collect();
     route_list.push(json!({"name": "plain", "match": {"prefix": "/plain/"},
                            "route": {"cluster": "functions", "prefix_rewrite": "/echo/"}}));
     Envoy::start(&bootstrap(
         route_list,
         vec![wasm_filter("openfunction", &plugin)],
-        vec![cluster("functions", emulator().port()), cluster("dead", dead_port())],
+        vec![
+            cluster("functions", emulator().port()),
+            cluster("dead", dead_port()),
+        ],
     ))
 }
 
@@ -36,13 +42,25 @@ fn one_route(function_path: &str, extra: Value) -> Value {
 
 #[test]
 fn hello_function_answers_through_envoy() {
-    let envoy = start(one_route("/default/function-sample", json!({"strip_prefix": "/hello"})), &[("f", "/hello")]);
+    let envoy = start(
+        one_route(
+            "/default/function-sample",
+            json!({"strip_prefix": "/hello"}),
+        ),
+        &[("f", "/hello")],
+    );
     let r = get(envoy.port, "/hello/123");
     assert_eq!((r.status, r.text().as_str()), (200, "Hello, 123!"));
     assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
     let r = get(envoy.port, "/hello?name=Ada%20L");
     assert_eq!(r.text(), "Hello, Ada L!");
-    let r = http1(envoy.port, "POST", "/hello", &[("content-type", "application/json")], br#"{"name":"Grace"}"#);
+    let r = http1(
+        envoy.port,
+        "POST",
+        "/hello",
+        &[("content-type", "application/json")],
+        br#"{"name":"Grace"}"#,
+    );
     assert_eq!(r.text(), "Hello, Grace!");
 }
 
@@ -50,12 +68,28 @@ fn hello_function_answers_through_envoy() {
 fn get_and_post_forward_method_headers_and_body() {
     let envoy = start(one_route("/echo", json!({})), &[("f", "/api")]);
     let trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    let r = http1(envoy.port, "GET", "/api", &[("x-custom", "one"), ("x-custom", "two"), ("traceparent", trace)], b"");
+    let r = http1(
+        envoy.port,
+        "GET",
+        "/api",
+        &[
+            ("x-custom", "one"),
+            ("x-custom", "two"),
+            ("traceparent", trace),
+        ],
+        b"",
+    );
     assert_eq!(r.status, 200);
     let e = r.echo();
-    assert_eq!((e.method.as_str(), e.path.as_str(), e.query.as_deref()), ("GET", "/echo", None));
+    assert_eq!(
+        (e.method.as_str(), e.path.as_str(), e.query.as_deref()),
+        ("GET", "/echo", None)
+    );
     assert_eq!(e.headers_named("x-custom"), vec!["one", "two"]);
-    assert_eq!(e.header("host"), Some(format!("127.0.0.1:{}", emulator().port()).as_str()));
+    assert_eq!(
+        e.header("host"),
+        Some(format!("127.0.0.1:{}", emulator().port()).as_str())
+    );
     assert_eq!(e.header("x-forwarded-host"), Some("gateway.test"));
     assert_eq!(e.header("x-forwarded-for"), Some("127.0.0.1"));
     assert_eq!(e.header("x-forwarded-proto"), Some("http"));
@@ -63,28 +97,47 @@ fn get_and_post_forward_method_headers_and_body() {
     let rid = e.header("x-request-id").expect("x-request-id forwarded");
     assert_eq!(rid.len(), 36, "a UUID: {rid}");
     assert!(e.body.is_empty());
-    assert!(e.header("content-length").is_none(), "no body, no length: {:?}", e.headers);
+    assert!(
+        e.header("content-length").is_none(),
+        "no body, no length: {:?}",
+        e.headers
+    );
 
-    let r = http1(envoy.port, "POST", "/api", &[("content-type", "text/plain")], b"hello body");
+    let r = http1(
+        envoy.port,
+        "POST",
+        "/api",
+        &[("content-type", "text/plain")],
+        b"hello body",
+    );
     let e = r.echo();
     assert_eq!(e.method, "POST");
     assert_eq!(e.body, b"hello body");
     assert_eq!(e.header("content-type"), Some("text/plain"));
     assert_eq!(e.header("content-length"), Some("10"));
     for method in ["PUT", "DELETE", "PATCH", "OPTIONS"] {
-        assert_eq!(http1(envoy.port, method, "/api", &[], b"x").echo().method, method);
+        assert_eq!(
+            http1(envoy.port, method, "/api", &[], b"x").echo().method,
+            method
+        );
     }
 }
 
 #[test]
 fn path_forwarding_appends_the_remainder_safely() {
-    let envoy = start(one_route("/echo/base", json!({"strip_prefix": "/fwd"})), &[("f", "/fwd")]);
+    let envoy = start(
+        one_route("/echo/base", json!({"strip_prefix": "/fwd"})),
+        &[("f", "/fwd")],
+    );
     let cases = [
         ("/fwd", "/echo/base"),
         ("/fwd/", "/echo/base/"),
         ("/fwd/123", "/echo/base/123"),
         ("/fwd/a/b/c", "/echo/base/a/b/c"),
-        ("/fwd/a%2Fb/c%20d/caf%C3%A9", "/echo/base/a%2Fb/c%20d/caf%C3%A9"),
+        (
+            "/fwd/a%2Fb/c%20d/caf%C3%A9",
+            "/echo/base/a%2Fb/c%20d/caf%C3%A9",
+        ),
         ("/fwd/../../status/500", "/echo/base/status/500"),
         ("/fwd/x/%2e%2E/y", "/echo/base/y"),
         ("/fwd//a///b", "/echo/base/a/b"),
@@ -112,12 +165,18 @@ fn service_token_replaces_client_authorization_and_is_absent_otherwise() {
     let e = get(envoy.port, "/secured").echo();
     assert_eq!(e.headers_named("authorization"), vec!["Basic dGVzdDp0ZXN0"]);
     let e = http1(envoy.port, "GET", "/open", &client_auth, b"").echo();
-    assert_eq!(e.headers_named("authorization"), vec!["Bearer client-token"]);
+    assert_eq!(
+        e.headers_named("authorization"),
+        vec!["Bearer client-token"]
+    );
     let e = get(envoy.port, "/open").echo();
     assert!(e.headers_named("authorization").is_empty());
     // The token never shows up in Envoy's log.
     let log = envoy.log();
-    assert!(!log.contains("test:test") && !log.contains("dGVzdDp0ZXN0"), "secret in log");
+    assert!(
+        !log.contains("test:test") && !log.contains("dGVzdDp0ZXN0"),
+        "secret in log"
+    );
 }
 
 #[test]
@@ -164,8 +223,22 @@ fn hop_by_hop_headers_are_stripped_both_ways() {
         b"body",
     );
     let e = r.echo();
-    for name in ["connection", "x-hop-req", "keep-alive", "proxy-authorization", "proxy-foo", "trailer", "te", "transfer-encoding", "expect"] {
-        assert!(e.header(name).is_none(), "{name} was forwarded: {:?}", e.headers);
+    for name in [
+        "connection",
+        "x-hop-req",
+        "keep-alive",
+        "proxy-authorization",
+        "proxy-foo",
+        "trailer",
+        "te",
+        "transfer-encoding",
+        "expect",
+    ] {
+        assert!(
+            e.header(name).is_none(),
+            "{name} was forwarded: {:?}",
+            e.headers
+        );
     }
     assert_eq!(e.header("x-end-to-end"), Some("kept"));
     assert_eq!(e.body, b"body");
@@ -173,9 +246,17 @@ fn hop_by_hop_headers_are_stripped_both_ways() {
     let r = get(envoy.port, "/hop");
     assert_eq!((r.status, r.text().as_str()), (200, "hop"));
     for name in ["x-hop-resp", "keep-alive", "proxy-authenticate"] {
-        assert!(r.header(name).is_none(), "{name} reached the client: {:?}", r.headers);
+        assert!(
+            r.header(name).is_none(),
+            "{name} reached the client: {:?}",
+            r.headers
+        );
     }
-    assert_eq!(r.headers_named("connection"), vec!["close"], "only the client connection's own");
+    assert_eq!(
+        r.headers_named("connection"),
+        vec!["close"],
+        "only the client connection's own"
+    );
     assert_eq!(r.header("x-end-to-end"), Some("kept"));
 }
 
@@ -183,8 +264,14 @@ fn hop_by_hop_headers_are_stripped_both_ways() {
 fn repeated_set_cookie_headers_are_kept_in_order_over_http1_and_http2() {
     let envoy = start(one_route("/hop", json!({})), &[("f", "/hop")]);
     let expected = vec!["a=1; Path=/", "b=2; Path=/"];
-    assert_eq!(get(envoy.port, "/hop").headers_named("set-cookie"), expected);
-    assert_eq!(http2(envoy.port, "GET", "/hop", &[], b"").headers_named("set-cookie"), expected);
+    assert_eq!(
+        get(envoy.port, "/hop").headers_named("set-cookie"),
+        expected
+    );
+    assert_eq!(
+        http2(envoy.port, "GET", "/hop", &[], b"").headers_named("set-cookie"),
+        expected
+    );
 }
 
 #[test]
@@ -196,10 +283,20 @@ fn binary_bodies_are_byte_exact_in_both_directions() {
     let r = http1(envoy.port, "POST", "/mirror", &ct, &body);
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("application/octet-stream"));
-    assert!(r.body == body, "HTTP/1.1 body differs ({} vs {} bytes)", r.body.len(), body.len());
+    assert!(
+        r.body == body,
+        "HTTP/1.1 body differs ({} vs {} bytes)",
+        r.body.len(),
+        body.len()
+    );
     let r = http2(envoy.port, "POST", "/mirror", &ct, &body);
     assert_eq!(r.status, 200);
-    assert!(r.body == body, "HTTP/2 body differs ({} vs {} bytes)", r.body.len(), body.len());
+    assert!(
+        r.body == body,
+        "HTTP/2 body differs ({} vs {} bytes)",
+        r.body.len(),
+        body.len()
+    );
 }
 
 #[test]
@@ -211,9 +308,18 @@ fn http2_downstream_works_for_get_and_post() {
     let envoy = start(plugin, &[("hello", "/hello"), ("echo", "/echo")]);
     let r = http2(envoy.port, "GET", "/hello/h2", &[], b"");
     assert_eq!((r.status, r.text().as_str()), (200, "Hello, h2!"));
-    let r = http2(envoy.port, "POST", "/echo?x=1", &[("x-custom", "v")], b"h2 body");
+    let r = http2(
+        envoy.port,
+        "POST",
+        "/echo?x=1",
+        &[("x-custom", "v")],
+        b"h2 body",
+    );
     let e = r.echo();
-    assert_eq!((e.method.as_str(), e.query.as_deref(), e.body.as_slice()), ("POST", Some("x=1"), &b"h2 body"[..]));
+    assert_eq!(
+        (e.method.as_str(), e.query.as_deref(), e.body.as_slice()),
+        ("POST", Some("x=1"), &b"h2 body"[..])
+    );
     assert_eq!(e.header("x-custom"), Some("v"));
     assert_eq!(e.header("x-forwarded-host"), Some("gateway.test"));
 }
@@ -230,7 +336,10 @@ fn assert_error(r: &Response, status: u16, code: &str, route: &str) -> Value {
 
 #[test]
 fn a_slow_function_times_out_with_504() {
-    let envoy = start(one_route("/delay/3000", json!({"timeout": 200})), &[("f", "/slow")]);
+    let envoy = start(
+        one_route("/delay/3000", json!({"timeout": 200})),
+        &[("f", "/slow")],
+    );
     let started = Instant::now();
     let r = get(envoy.port, "/slow");
     let elapsed = started.elapsed();
@@ -247,11 +356,36 @@ fn an_unreachable_or_misbehaving_function_is_502() {
         "closes": {"function_uri": fn_url("/close"), "cluster": "functions"},
         "missing-cluster": {"function_uri": fn_url("/echo"), "cluster": "no-such-cluster"}
     }});
-    let envoy = start(plugin, &[("down", "/down"), ("closes", "/closes"), ("missing-cluster", "/missing")]);
-    assert_error(&get(envoy.port, "/down"), 502, "function_unreachable", "down");
-    assert_error(&get(envoy.port, "/closes"), 502, "function_unreachable", "closes");
-    let v = assert_error(&get(envoy.port, "/missing"), 500, "callout_failed", "missing-cluster");
-    assert!(v["message"].as_str().unwrap_or_default().contains("no-such-cluster"));
+    let envoy = start(
+        plugin,
+        &[
+            ("down", "/down"),
+            ("closes", "/closes"),
+            ("missing-cluster", "/missing"),
+        ],
+    );
+    assert_error(
+        &get(envoy.port, "/down"),
+        502,
+        "function_unreachable",
+        "down",
+    );
+    assert_error(
+        &get(envoy.port, "/closes"),
+        502,
+        "function_unreachable",
+        "closes",
+    );
+    let v = assert_error(
+        &get(envoy.port, "/missing"),
+        500,
+        "callout_failed",
+        "missing-cluster",
+    );
+    assert!(v["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("no-such-cluster"));
 }
 
 #[test]
@@ -262,13 +396,19 @@ fn a_functions_own_error_status_and_empty_body_pass_through() {
         let r = get(envoy.port, &format!("/s/{code}"));
         assert_eq!(r.status, code);
         assert!(r.body.is_empty(), "{code}: {:?}", r.text());
-        assert_eq!(r.header("x-emulator-status"), Some(code.to_string().as_str()));
+        assert_eq!(
+            r.header("x-emulator-status"),
+            Some(code.to_string().as_str())
+        );
     }
 }
 
 #[test]
 fn request_bodies_over_the_limit_get_413_before_being_read() {
-    let envoy = start(one_route("/echo", json!({"max_req_body_size": 1024})), &[("f", "/up")]);
+    let envoy = start(
+        one_route("/echo", json!({"max_req_body_size": 1024})),
+        &[("f", "/up")],
+    );
     let at_limit = vec![b'x'; 1024];
     let r = http1(envoy.port, "POST", "/up", &[], &at_limit);
     assert_eq!(r.status, 200);
@@ -283,35 +423,74 @@ fn request_bodies_over_the_limit_get_413_before_being_read() {
     raw.extend_from_slice(b"800\r\n");
     raw.extend_from_slice(&[b'y'; 0x800]);
     raw.extend_from_slice(b"\r\n0\r\n\r\n");
-    assert_error(&try_request(envoy.port, &raw).expect("response"), 413, "request_body_too_large", "f");
+    assert_error(
+        &try_request(envoy.port, &raw).expect("response"),
+        413,
+        "request_body_too_large",
+        "f",
+    );
     // Over HTTP/2 too.
-    assert_error(&http2(envoy.port, "POST", "/up", &[], &[b'z'; 4096]), 413, "request_body_too_large", "f");
+    assert_error(
+        &http2(envoy.port, "POST", "/up", &[], &[b'z'; 4096]),
+        413,
+        "request_body_too_large",
+        "f",
+    );
 }
 
 #[test]
 fn function_responses_over_the_cap_are_not_passed_on() {
-    let envoy = start(one_route("/bytes", json!({"strip_prefix": "/b", "max_resp_body_size": 1000})), &[("f", "/b")]);
+    let envoy = start(
+        one_route(
+            "/bytes",
+            json!({"strip_prefix": "/b", "max_resp_body_size": 1000}),
+        ),
+        &[("f", "/b")],
+    );
     let r = get(envoy.port, "/b/1000");
     assert_eq!((r.status, r.body.len()), (200, 1000));
-    let v = assert_error(&get(envoy.port, "/b/1001"), 502, "function_response_too_large", "f");
+    let v = assert_error(
+        &get(envoy.port, "/b/1001"),
+        502,
+        "function_response_too_large",
+        "f",
+    );
     assert!(v["message"].as_str().unwrap_or_default().contains("1001"));
 }
 
 #[test]
 fn invalid_configs_are_refused_with_the_field_named() {
     let cases = [
-        (json!({"function_uri": fn_url("/echo"), "timeout": 50}), "route \"*\": field \"timeout\": must be between 100"),
-        (json!({"routes": {"r1": {"function_uri": fn_url("/echo"), "tiemout": 500}}}), "route \"r1\": field \"tiemout\": unknown field"),
-        (json!({"function_uri": "localhost/x"}), "field \"function_uri\": must be an absolute http:// or https:// URL"),
-        (json!({"function_uri": fn_url("/echo"), "authorization": {"service_token": "no-colon-secret"}}), "field \"authorization.service_token\": must have the form"),
-        (json!({"function_uri": fn_url("/echo"), "authorization": "a:b"}), "field \"authorization\": must be an object, got string"),
+        (
+            json!({"function_uri": fn_url("/echo"), "timeout": 50}),
+            "route \"*\": field \"timeout\": must be between 100",
+        ),
+        (
+            json!({"routes": {"r1": {"function_uri": fn_url("/echo"), "tiemout": 500}}}),
+            "route \"r1\": field \"tiemout\": unknown field",
+        ),
+        (
+            json!({"function_uri": "localhost/x"}),
+            "field \"function_uri\": must be an absolute http:// or https:// URL",
+        ),
+        (
+            json!({"function_uri": fn_url("/echo"), "authorization": {"service_token": "no-colon-secret"}}),
+            "field \"authorization.service_token\": must have the form",
+        ),
+        (
+            json!({"function_uri": fn_url("/echo"), "authorization": "a:b"}),
+            "field \"authorization\": must be an object, got string",
+        ),
     ];
     for (plugin, expected) in cases {
         let log = match try_start(plugin.clone(), &[("f", "/f")]) {
             Ok(envoy) => panic!("envoy accepted {plugin}\n{}", envoy.log()),
             Err(log) => log,
         };
-        assert!(log.contains(expected), "expected {expected:?} in the log of a refused start:\n{log}");
+        assert!(
+            log.contains(expected),
+            "expected {expected:?} in the log of a refused start:\n{log}"
+        );
         assert!(!log.contains("no-colon-secret"), "a secret was logged");
     }
 }
@@ -322,8 +501,14 @@ fn routes_without_an_entry_pass_through_to_their_cluster() {
     let r = get(envoy.port, "/plain/abc?x=1");
     assert_eq!(r.status, 200);
     let e = r.echo();
-    assert_eq!((e.path.as_str(), e.query.as_deref()), ("/echo/abc", Some("x=1")));
-    assert!(e.header("x-forwarded-host").is_none(), "the filter must not touch this route");
+    assert_eq!(
+        (e.path.as_str(), e.query.as_deref()),
+        ("/echo/abc", Some("x=1"))
+    );
+    assert!(
+        e.header("x-forwarded-host").is_none(),
+        "the filter must not touch this route"
+    );
     assert_eq!(e.header("host"), Some("gateway.test"));
 }
 
@@ -359,5 +544,9 @@ fn nothing_a_client_sends_crashes_the_vm() {
     assert_eq!(r.echo().header("x-bin"), Some("\u{fffd}\u{fffd}\u{fffd}"));
     let r = get(envoy.port, "/f");
     assert_eq!(r.status, 200, "the VM survived: {}", r.text());
-    assert_eq!(envoy.stat("wasm.envoy.wasm.runtime.v8.created"), vms_before, "no VM was (re)created");
+    assert_eq!(
+        envoy.stat("wasm.envoy.wasm.runtime.v8.created"),
+        vms_before,
+        "no VM was (re)created"
+    );
 }

@@ -276,7 +276,10 @@ mod tests {
         if let (Value::Object(b), Value::Object(o)) = (&mut base, overlay) {
             deep_merge(b, o);
         }
-        assert_eq!(base, serde_json::json!({"authorization": {"a": 1, "b": 3}, "x": {"y": 1}}));
+        assert_eq!(
+            base,
+            serde_json::json!({"authorization": {"a": 1, "b": 3}, "x": {"y": 1}})
+        );
     }
 
     #[test]
@@ -297,7 +300,11 @@ mod tests {
             (r#"[1]"#, "route \"*\": plugin configuration must be a JSON object"),
         ];
         for (input, expected) in cases {
-            assert_eq!(compile_str(input).unwrap_err().to_string(), expected, "{input}");
+            assert_eq!(
+                compile_str(input).unwrap_err().to_string(),
+                expected,
+                "{input}"
+            );
         }
         let e = compile_str("{nope").unwrap_err().to_string();
         assert!(e.contains("not valid JSON"), "{e}");

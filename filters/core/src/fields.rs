@@ -101,10 +101,9 @@ impl Fields {
         match self.take(name) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
-            Some(other) => Err(self.error(
-                name,
-                format!("must be a string, got {}", type_name(&other)),
-            )),
+            Some(other) => {
+                Err(self.error(name, format!("must be a string, got {}", type_name(&other))))
+            }
         }
     }
 
@@ -153,10 +152,7 @@ impl Fields {
         };
         match number.as_u64() {
             Some(n) if n >= min && n <= max => Ok(Some(n)),
-            Some(n) => Err(self.error(
-                name,
-                format!("must be between {min} and {max}, got {n}"),
-            )),
+            Some(n) => Err(self.error(name, format!("must be between {min} and {max}, got {n}"))),
             None => Err(self.error(
                 name,
                 format!("must be a whole number between {min} and {max}, got {number}"),
@@ -212,7 +208,10 @@ mod tests {
     fn integer_range_and_type_errors_name_the_field() {
         let mut f = fields(json!({"timeout": 50, "pool": "x", "frac": 1.5}));
         let e = f.integer("timeout", 100, 1000).unwrap_err();
-        assert_eq!(e.to_string(), "route \"r1\": field \"timeout\": must be between 100 and 1000, got 50");
+        assert_eq!(
+            e.to_string(),
+            "route \"r1\": field \"timeout\": must be between 100 and 1000, got 50"
+        );
         let e = f.integer("pool", 1, 10).unwrap_err();
         assert_eq!(e.field, "pool");
         assert!(e.message.contains("got string"));

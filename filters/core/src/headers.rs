@@ -9,7 +9,13 @@ pub type HeaderList = Vec<(String, String)>;
 fn is_hop_by_hop(name: &str) -> bool {
     matches!(
         name,
-        "connection" | "keep-alive" | "te" | "trailer" | "trailers" | "transfer-encoding" | "upgrade"
+        "connection"
+            | "keep-alive"
+            | "te"
+            | "trailer"
+            | "trailers"
+            | "transfer-encoding"
+            | "upgrade"
     ) || name.starts_with("proxy-")
 }
 
@@ -102,7 +108,11 @@ mod tests {
 
     #[test]
     fn joined_and_set() {
-        let mut hs = h(&[("x-forwarded-for", "1.1.1.1"), ("a", "1"), ("x-forwarded-for", "2.2.2.2")]);
+        let mut hs = h(&[
+            ("x-forwarded-for", "1.1.1.1"),
+            ("a", "1"),
+            ("x-forwarded-for", "2.2.2.2"),
+        ]);
         assert_eq!(joined(&hs, "x-forwarded-for").unwrap(), "1.1.1.1, 2.2.2.2");
         assert_eq!(joined(&hs, "nope"), None);
         set(&mut hs, "x-forwarded-for", "3.3.3.3".into());

@@ -35,7 +35,11 @@ pub trait Integration: 'static {
     ) -> Result<Callout, LocalReply>;
 
     /// Maps the function's answer to the client's response.
-    fn map_response(_global: &Self::Global, _route: &Self::Route, response: CalloutResponse) -> LocalReply {
+    fn map_response(
+        _global: &Self::Global,
+        _route: &Self::Route,
+        response: CalloutResponse,
+    ) -> LocalReply {
         passthrough(response)
     }
 }

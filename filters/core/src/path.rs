@@ -131,19 +131,37 @@ mod tests {
     #[test]
     fn apisix_forwarding_examples() {
         let base = "/default/function-sample";
-        assert_eq!(t(base, Some("/hello"), "/hello/123"), "/default/function-sample/123");
-        assert_eq!(t("/api", Some("/azure"), "/azure/httptrigger"), "/api/httptrigger");
-        assert_eq!(t("/api", Some("/azure"), "/azure/http/trigger?x=1"), "/api/http/trigger?x=1");
-        assert_eq!(t("/api", Some("/azure"), "/azure///http////trigger"), "/api/http/trigger");
+        assert_eq!(
+            t(base, Some("/hello"), "/hello/123"),
+            "/default/function-sample/123"
+        );
+        assert_eq!(
+            t("/api", Some("/azure"), "/azure/httptrigger"),
+            "/api/httptrigger"
+        );
+        assert_eq!(
+            t("/api", Some("/azure"), "/azure/http/trigger?x=1"),
+            "/api/http/trigger?x=1"
+        );
+        assert_eq!(
+            t("/api", Some("/azure"), "/azure///http////trigger"),
+            "/api/http/trigger"
+        );
         assert_eq!(t("/api", Some("/azure"), "/azure/"), "/api/");
         assert_eq!(t("/api/", Some("/azure"), "/azure/x"), "/api/x");
-        assert_eq!(t("/", Some("/hello"), "/hello/openfunction"), "/openfunction");
+        assert_eq!(
+            t("/", Some("/hello"), "/hello/openfunction"),
+            "/openfunction"
+        );
         assert_eq!(t("/", None, "/hello"), "/");
     }
 
     #[test]
     fn empty_remainder_keeps_the_base_path() {
-        assert_eq!(t("/default/function-sample", Some("/hello"), "/hello"), "/default/function-sample");
+        assert_eq!(
+            t("/default/function-sample", Some("/hello"), "/hello"),
+            "/default/function-sample"
+        );
         assert_eq!(t("/f", Some("/hello/"), "/hello/"), "/f");
         assert_eq!(t("/f/", Some("/hello"), "/hello/"), "/f/");
     }
@@ -175,7 +193,10 @@ mod tests {
     fn queries_are_kept_byte_for_byte_and_merged() {
         let q = "b=2&a=1&a=0&flag&sp=x+y&e=&pct=%2B%26&u=%e2%9c%93";
         assert_eq!(t("/f", None, &format!("/x?{q}")), format!("/f?{q}"));
-        assert_eq!(function_target("/f", "code=k", None, "/x?a=1"), "/f?code=k&a=1");
+        assert_eq!(
+            function_target("/f", "code=k", None, "/x?a=1"),
+            "/f?code=k&a=1"
+        );
         assert_eq!(function_target("/f", "code=k", None, "/x"), "/f?code=k");
         assert_eq!(t("/f", None, "/x?"), "/f");
     }

@@ -172,7 +172,9 @@ mod tests {
 
     #[test]
     fn builds_the_forwarding_callout() {
-        let c = config(json!({"function_uri": "http://fn.local:8080/default/function-sample?k=v", "strip_prefix": "/hello", "timeout": 500}));
+        let c = config(
+            json!({"function_uri": "http://fn.local:8080/default/function-sample?k=v", "strip_prefix": "/hello", "timeout": 500}),
+        );
         let r = req(&[
             (":method", "POST"),
             (":path", "/hello/123?b=2&a=1"),
@@ -218,12 +220,21 @@ mod tests {
     fn xff_appends_the_peer_once() {
         let c = config(json!({"function_uri": "http://h/f"}));
         let mut r = req(&[(":path", "/"), ("x-forwarded-for", "1.2.3.4")]);
-        assert_eq!(forward(&c, &r).header("x-forwarded-for"), Some("1.2.3.4, 10.0.0.7"));
+        assert_eq!(
+            forward(&c, &r).header("x-forwarded-for"),
+            Some("1.2.3.4, 10.0.0.7")
+        );
         r.headers = vec![("x-forwarded-for".into(), "1.2.3.4, 10.0.0.7".into())];
-        assert_eq!(forward(&c, &r).header("x-forwarded-for"), Some("1.2.3.4, 10.0.0.7"));
+        assert_eq!(
+            forward(&c, &r).header("x-forwarded-for"),
+            Some("1.2.3.4, 10.0.0.7")
+        );
         r.peer_address = Some("[2001:db8::1]:443".into());
         r.headers.clear();
-        assert_eq!(forward(&c, &r).header("x-forwarded-for"), Some("2001:db8::1"));
+        assert_eq!(
+            forward(&c, &r).header("x-forwarded-for"),
+            Some("2001:db8::1")
+        );
         assert_eq!(forward(&c, &r).header("x-forwarded-proto"), Some("http"));
     }
 

@@ -51,7 +51,12 @@ impl Failure {
 }
 
 /// A JSON error reply. `message` must never contain a secret.
-pub fn error_reply(failure: Failure, message: &str, route: &str, request_id: Option<&str>) -> LocalReply {
+pub fn error_reply(
+    failure: Failure,
+    message: &str,
+    route: &str,
+    request_id: Option<&str>,
+) -> LocalReply {
     let mut body = serde_json::Map::new();
     body.insert("error".into(), failure.code().into());
     body.insert("message".into(), message.into());
@@ -94,7 +99,11 @@ pub fn classify(response: CalloutResponse) -> Outcome {
         if response.status == 504 && body == "upstream request timeout" {
             return Outcome::TimedOut;
         }
-        let envoy_503 = ["upstream connect error", "no healthy upstream", "upstream reset"];
+        let envoy_503 = [
+            "upstream connect error",
+            "no healthy upstream",
+            "upstream reset",
+        ];
         if response.status == 503 && envoy_503.iter().any(|p| body.starts_with(p)) {
             return Outcome::Unreachable(body.into_owned());
         }
@@ -125,7 +134,10 @@ mod tests {
     fn resp(status: u16, hs: &[(&str, &str)], body: &str) -> CalloutResponse {
         CalloutResponse {
             status,
-            headers: hs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+            headers: hs
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
             body: body.as_bytes().to_vec(),
         }
     }
@@ -134,17 +146,36 @@ mod tests {
 
     #[test]
     fn recognises_envoy_timeouts_and_connect_failures() {
-        assert_eq!(classify(resp(504, SYNTH, "upstream request timeout")), Outcome::TimedOut);
+        assert_eq!(
+            classify(resp(504, SYNTH, "upstream request timeout")),
+            Outcome::TimedOut
+        );
         let refused = "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure";
-        assert_eq!(classify(resp(503, SYNTH, refused)), Outcome::Unreachable(refused.into()));
-        assert!(matches!(classify(resp(503, SYNTH, "no healthy upstream")), Outcome::Unreachable(_)));
+        assert_eq!(
+            classify(resp(503, SYNTH, refused)),
+            Outcome::Unreachable(refused.into())
+        );
+        assert!(matches!(
+            classify(resp(503, SYNTH, "no healthy upstream")),
+            Outcome::Unreachable(_)
+        ));
     }
 
     #[test]
     fn a_functions_own_503_and_504_pass_through() {
-        let own = &[("content-type", "text/plain"), ("content-length", "24"), ("server", "fn")];
-        assert!(matches!(classify(resp(504, own, "upstream request timeout")), Outcome::Function(_)));
-        assert!(matches!(classify(resp(503, SYNTH, "busy")), Outcome::Function(_)));
+        let own = &[
+            ("content-type", "text/plain"),
+            ("content-length", "24"),
+            ("server", "fn"),
+        ];
+        assert!(matches!(
+            classify(resp(504, own, "upstream request timeout")),
+            Outcome::Function(_)
+        ));
+        assert!(matches!(
+            classify(resp(503, SYNTH, "busy")),
+            Outcome::Function(_)
+        ));
         assert!(matches!(classify(resp(503, &[], "")), Outcome::Function(_)));
     }
 
@@ -167,15 +198,26 @@ mod tests {
         assert_eq!(out.body, b"ok");
         assert_eq!(
             out.headers,
-            vec![("set-cookie".to_string(), "a=1".to_string()), ("set-cookie".into(), "b=2".into())]
+            vec![
+                ("set-cookie".to_string(), "a=1".to_string()),
+                ("set-cookie".into(), "b=2".into())
+            ]
         );
     }
 
     #[test]
     fn error_replies_are_json_with_code_route_and_request_id() {
-        let r = error_reply(Failure::FunctionTimeout, "no answer within 100 ms", "hello \"x\"", Some("rid"));
+        let r = error_reply(
+            Failure::FunctionTimeout,
+            "no answer within 100 ms",
+            "hello \"x\"",
+            Some("rid"),
+        );
         assert_eq!(r.status, 504);
-        assert_eq!(r.headers, vec![("content-type".to_string(), "application/json".to_string())]);
+        assert_eq!(
+            r.headers,
+            vec![("content-type".to_string(), "application/json".to_string())]
+        );
         let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(v["error"], "function_timeout");
         assert_eq!(v["route"], "hello \"x\"");

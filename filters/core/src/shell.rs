@@ -20,7 +20,9 @@ use std::time::SystemTime;
 /// Registers the root context of integration `I`; call from `proxy_wasm::main!`.
 pub fn install<I: Integration>() {
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::<I> { config: None }) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
+        Box::new(Root::<I> { config: None })
+    });
 }
 
 type Compiled<I> = PluginConfig<<I as Integration>::Global, <I as Integration>::Route>;
@@ -82,7 +84,10 @@ fn text(bytes: Vec<u8>) -> String {
 }
 
 fn property(path: &[&str]) -> Option<String> {
-    hostcalls::get_property(path.to_vec()).ok().flatten().map(text)
+    hostcalls::get_property(path.to_vec())
+        .ok()
+        .flatten()
+        .map(text)
 }
 
 fn header_map(map: MapType) -> HeaderList {
@@ -107,15 +112,26 @@ impl<I: Integration> Stream<I> {
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
-        if let Err(status) = hostcalls::send_http_response(u32::from(reply.status), headers, Some(&reply.body)) {
+        if let Err(status) =
+            hostcalls::send_http_response(u32::from(reply.status), headers, Some(&reply.body))
+        {
             log::error!("{}: could not send the response: {status:?}", I::NAME);
         }
     }
 
     fn fail(&self, failure: Failure, message: &str) {
         let route = self.route_label();
-        log::warn!("{}: route \"{route}\": {}: {message}", I::NAME, failure.code());
-        self.send(error_reply(failure, message, &route, self.request.header("x-request-id")));
+        log::warn!(
+            "{}: route \"{route}\": {}: {message}",
+            I::NAME,
+            failure.code()
+        );
+        self.send(error_reply(
+            failure,
+            message,
+            &route,
+            self.request.header("x-request-id"),
+        ));
     }
 
     fn body_too_large(&self, size: usize, limit: usize) {
@@ -132,23 +148,27 @@ impl<I: Integration> Stream<I> {
         };
         self.dispatched = true;
         if self.body_size > 0 {
-            self.request.body = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, self.body_size)
-                .ok()
-                .flatten()
-                .unwrap_or_default();
+            self.request.body =
+                hostcalls::get_buffer(BufferType::HttpRequestBody, 0, self.body_size)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
         }
         self.request.peer_address = property(&["source", "address"]);
-        let callout = match I::build_callout(&config.global, &route, &self.request, SystemTime::now()) {
-            Ok(c) => c,
-            Err(reply) => return self.send(reply),
-        };
+        let callout =
+            match I::build_callout(&config.global, &route, &self.request, SystemTime::now()) {
+                Ok(c) => c,
+                Err(reply) => return self.send(reply),
+            };
         let headers: Vec<(&str, &str)> = callout
             .headers
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
         let body = (!callout.body.is_empty()).then_some(callout.body.as_slice());
-        if let Err(status) = hostcalls::dispatch_http_call(&callout.cluster, headers, body, vec![], callout.timeout) {
+        if let Err(status) =
+            hostcalls::dispatch_http_call(&callout.cluster, headers, body, vec![], callout.timeout)
+        {
             self.fail(
                 Failure::CalloutFailed,
                 &format!(
@@ -225,7 +245,13 @@ impl<I: Integration> HttpContext for Stream<I> {
 }
 
 impl<I: Integration> Context for Stream<I> {
-    fn on_http_call_response(&mut self, _token: u32, _num_headers: usize, body_size: usize, _num_trailers: usize) {
+    fn on_http_call_response(
+        &mut self,
+        _token: u32,
+        _num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
         let (Some(config), Some(route)) = (self.config.clone(), self.route.clone()) else {
             return;
         };
@@ -247,18 +273,33 @@ impl<I: Integration> Context for Stream<I> {
             .flatten()
             .unwrap_or_default();
         let Some(status) = status else {
-            return self.fail(Failure::FunctionUnreachable, "the function's response had no valid status");
+            return self.fail(
+                Failure::FunctionUnreachable,
+                "the function's response had no valid status",
+            );
         };
-        match classify(CalloutResponse { status, headers, body }) {
+        match classify(CalloutResponse {
+            status,
+            headers,
+            body,
+        }) {
             Outcome::TimedOut => self.fail(
                 Failure::FunctionTimeout,
-                &format!("the function did not answer within {} ms", common.timeout.as_millis()),
+                &format!(
+                    "the function did not answer within {} ms",
+                    common.timeout.as_millis()
+                ),
             ),
             Outcome::Unreachable(why) => self.fail(
                 Failure::FunctionUnreachable,
-                &format!("could not reach the function on cluster \"{}\": {why}", common.cluster),
+                &format!(
+                    "could not reach the function on cluster \"{}\": {why}",
+                    common.cluster
+                ),
             ),
-            Outcome::Function(response) => self.send(I::map_response(&config.global, &route, response)),
+            Outcome::Function(response) => {
+                self.send(I::map_response(&config.global, &route, response))
+            }
         }
     }
 }

@@ -71,7 +71,11 @@ impl FunctionUri {
             scheme,
             host: host.to_ascii_lowercase(),
             port,
-            path: if path.is_empty() { "/".into() } else { path.into() },
+            path: if path.is_empty() {
+                "/".into()
+            } else {
+                path.into()
+            },
             query: query.to_string(),
         })
     }

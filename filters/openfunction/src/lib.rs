@@ -8,7 +8,9 @@
 
 use faas_core::config::read_function_uri;
 use faas_core::request::forward;
-use faas_core::{base64, Callout, ClientRequest, CommonConfig, ConfigError, Fields, Integration, LocalReply};
+use faas_core::{
+    base64, Callout, ClientRequest, CommonConfig, ConfigError, Fields, Integration, LocalReply,
+};
 use std::time::SystemTime;
 
 pub struct OpenFunction;
@@ -53,14 +55,22 @@ impl Integration for OpenFunction {
         let uri = read_function_uri(fields, "function_uri")?;
         let authorization = read_authorization(fields)?;
         let common = CommonConfig::read(fields, uri)?;
-        Ok(Route { common, authorization })
+        Ok(Route {
+            common,
+            authorization,
+        })
     }
 
     fn common(route: &Route) -> &CommonConfig {
         &route.common
     }
 
-    fn build_callout(_: &(), route: &Route, request: &ClientRequest, _now: SystemTime) -> Result<Callout, LocalReply> {
+    fn build_callout(
+        _: &(),
+        route: &Route,
+        request: &ClientRequest,
+        _now: SystemTime,
+    ) -> Result<Callout, LocalReply> {
         let mut callout = forward(&route.common, request);
         if let Some(value) = &route.authorization {
             callout.set_header("authorization", value.clone());
@@ -79,21 +89,33 @@ mod tests {
     use faas_core::config::{compile, PluginConfig};
 
     fn compiled(json: &str) -> Result<PluginConfig<(), Route>, ConfigError> {
-        compile(json.as_bytes(), OpenFunction::read_global, OpenFunction::read_route)
+        compile(
+            json.as_bytes(),
+            OpenFunction::read_global,
+            OpenFunction::read_route,
+        )
     }
 
     fn request(auth: Option<&str>) -> ClientRequest {
-        let mut headers = vec![(":method".to_string(), "GET".to_string()), (":path".into(), "/hello/x".into())];
+        let mut headers = vec![
+            (":method".to_string(), "GET".to_string()),
+            (":path".into(), "/hello/x".into()),
+        ];
         if let Some(a) = auth {
             headers.push(("authorization".into(), a.into()));
         }
-        ClientRequest { headers, ..Default::default() }
+        ClientRequest {
+            headers,
+            ..Default::default()
+        }
     }
 
     fn authorization_sent(json: &str, client: Option<&str>) -> Vec<String> {
         let c = compiled(json).unwrap();
         let route = c.routes.lookup(None).unwrap();
-        let call = OpenFunction::build_callout(&(), &route, &request(client), SystemTime::UNIX_EPOCH).unwrap();
+        let call =
+            OpenFunction::build_callout(&(), &route, &request(client), SystemTime::UNIX_EPOCH)
+                .unwrap();
         call.headers
             .iter()
             .filter(|(n, _)| n == "authorization")
@@ -103,34 +125,72 @@ mod tests {
 
     #[test]
     fn service_token_replaces_the_clients_authorization() {
-        let cfg = r#"{"function_uri": "http://h/f", "authorization": {"service_token": "test:test"}}"#;
-        assert_eq!(authorization_sent(cfg, Some("Bearer client")), vec!["Basic dGVzdDp0ZXN0"]);
+        let cfg =
+            r#"{"function_uri": "http://h/f", "authorization": {"service_token": "test:test"}}"#;
+        assert_eq!(
+            authorization_sent(cfg, Some("Bearer client")),
+            vec!["Basic dGVzdDp0ZXN0"]
+        );
         assert_eq!(authorization_sent(cfg, None), vec!["Basic dGVzdDp0ZXN0"]);
     }
 
     #[test]
     fn without_a_token_the_clients_authorization_passes() {
         let cfg = r#"{"function_uri": "http://h/f"}"#;
-        assert_eq!(authorization_sent(cfg, Some("Bearer client")), vec!["Bearer client"]);
+        assert_eq!(
+            authorization_sent(cfg, Some("Bearer client")),
+            vec!["Bearer client"]
+        );
         assert!(authorization_sent(cfg, None).is_empty());
         let cfg = r#"{"function_uri": "http://h/f", "authorization": {}}"#;
-        assert_eq!(authorization_sent(cfg, Some("Bearer client")), vec!["Bearer client"]);
+        assert_eq!(
+            authorization_sent(cfg, Some("Bearer client")),
+            vec!["Bearer client"]
+        );
     }
 
     #[test]
     fn malformed_authorization_is_refused_naming_the_field() {
         let cases = [
-            (r#""test:test""#, "authorization", "must be an object, got string"),
-            (r#"{"service_token": 1}"#, "authorization.service_token", "must be a string, got number"),
-            (r#"{"service_token": "nocolon"}"#, "authorization.service_token", "must have the form \"user:password\""),
-            (r#"{"service_token": "a:b\n"}"#, "authorization.service_token", "must not contain control characters"),
-            (r#"{"service_token": ""}"#, "authorization.service_token", "must not be empty"),
-            (r#"{"token": "a:b"}"#, "authorization.token", "unknown field"),
+            (
+                r#""test:test""#,
+                "authorization",
+                "must be an object, got string",
+            ),
+            (
+                r#"{"service_token": 1}"#,
+                "authorization.service_token",
+                "must be a string, got number",
+            ),
+            (
+                r#"{"service_token": "nocolon"}"#,
+                "authorization.service_token",
+                "must have the form \"user:password\"",
+            ),
+            (
+                r#"{"service_token": "a:b\n"}"#,
+                "authorization.service_token",
+                "must not contain control characters",
+            ),
+            (
+                r#"{"service_token": ""}"#,
+                "authorization.service_token",
+                "must not be empty",
+            ),
+            (
+                r#"{"token": "a:b"}"#,
+                "authorization.token",
+                "unknown field",
+            ),
         ];
         for (auth, field, message) in cases {
             let json = format!(r#"{{"function_uri": "http://h/f", "authorization": {auth}}}"#);
             let e = compiled(&json).unwrap_err();
-            assert_eq!((e.field.as_str(), e.message.as_str()), (field, message), "{auth}");
+            assert_eq!(
+                (e.field.as_str(), e.message.as_str()),
+                (field, message),
+                "{auth}"
+            );
             assert!(!e.to_string().contains("nocolon"));
         }
     }
@@ -138,6 +198,9 @@ mod tests {
     #[test]
     fn function_uri_is_required() {
         let e = compiled(r#"{"authorization": {"service_token": "a:b"}}"#).unwrap_err();
-        assert_eq!(e.to_string(), "route \"*\": field \"function_uri\": is required");
+        assert_eq!(
+            e.to_string(),
+            "route \"*\": field \"function_uri\": is required"
+        );
     }
 }

@@ -22,7 +22,9 @@ pub struct Request {
 
 impl Request {
     pub fn path(&self) -> &str {
-        self.target.split_once('?').map_or(self.target.as_str(), |(p, _)| p)
+        self.target
+            .split_once('?')
+            .map_or(self.target.as_str(), |(p, _)| p)
     }
     pub fn query(&self) -> Option<&str> {
         self.target.split_once('?').map(|(_, q)| q)
@@ -62,7 +64,8 @@ impl Response {
     }
 }
 
-pub type Handler = Arc<dyn Fn(Request) -> Pin<Box<dyn Future<Output = Reply> + Send>> + Send + Sync>;
+pub type Handler =
+    Arc<dyn Fn(Request) -> Pin<Box<dyn Future<Output = Reply> + Send>> + Send + Sync>;
 
 pub async fn serve(listener: TcpListener, handler: Handler) {
     loop {
@@ -138,7 +141,10 @@ async fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<bool
 }
 
 /// Reads one request; `None` on a clean close between requests.
-async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<Option<Request>> {
+async fn read_request(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<Option<Request>> {
     let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
     let (head_len, method, target, headers) = loop {
         let mut slots = [httparse::EMPTY_HEADER; 128];
@@ -162,7 +168,11 @@ async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Res
                     return Err(bad("request head too large"));
                 }
                 if !fill(stream, buf).await? {
-                    return if buf.is_empty() { Ok(None) } else { Err(bad("truncated request")) };
+                    return if buf.is_empty() {
+                        Ok(None)
+                    } else {
+                        Err(bad("truncated request"))
+                    };
                 }
             }
         }
@@ -177,7 +187,9 @@ async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Res
     let body = if find("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
         read_chunked(stream, buf).await?
     } else {
-        let len: usize = find("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let len: usize = find("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         while buf.len() < len {
             if !fill(stream, buf).await? {
                 return Err(bad("truncated body"));
@@ -185,7 +197,12 @@ async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Res
         }
         buf.drain(..len).collect()
     };
-    Ok(Some(Request { method, target, headers, body }))
+    Ok(Some(Request {
+        method,
+        target,
+        headers,
+        body,
+    }))
 }
 
 async fn read_chunked(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<Vec<u8>> {

@@ -28,7 +28,10 @@ pub fn percent_decode(s: &str, plus: bool) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                match u8::from_str_radix(
+                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
+                    16,
+                ) {
                     Ok(b) => {
                         out.push(b);
                         i += 3;
@@ -56,11 +59,21 @@ fn b64(input: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for c in input.chunks(3) {
-        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
         out.push(A[(n >> 18) as usize & 63] as char);
         out.push(A[(n >> 12) as usize & 63] as char);
-        out.push(if c.len() > 1 { A[(n >> 6) as usize & 63] as char } else { '=' });
-        out.push(if c.len() > 2 { A[n as usize & 63] as char } else { '=' });
+        out.push(if c.len() > 1 {
+            A[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if c.len() > 2 {
+            A[n as usize & 63] as char
+        } else {
+            '='
+        });
     }
     out
 }
@@ -107,8 +120,13 @@ fn function_of(path: &str) -> (&str, &str) {
         return ("hello", rest);
     }
     let trimmed = path.trim_start_matches('/');
-    let (name, rest) = trimmed.split_once('/').map_or((trimmed, ""), |(n, r)| (n, r));
-    (name, &path[path.len() - rest.len() - usize::from(!rest.is_empty())..])
+    let (name, rest) = trimmed
+        .split_once('/')
+        .map_or((trimmed, ""), |(n, r)| (n, r));
+    (
+        name,
+        &path[path.len() - rest.len() - usize::from(!rest.is_empty())..],
+    )
 }
 
 fn first_segment(rest: &str) -> &str {
@@ -121,7 +139,9 @@ async fn handle(req: Request) -> Reply {
         "hello" => hello(&req, rest),
         "echo" => echo(&req),
         "mirror" => {
-            let ct = req.header("content-type").unwrap_or_else(|| "application/octet-stream".into());
+            let ct = req
+                .header("content-type")
+                .unwrap_or_else(|| "application/octet-stream".into());
             Response::new(200, &ct, req.body.clone())
         }
         "delay" => {
@@ -188,7 +208,10 @@ mod tests {
 
     #[test]
     fn function_routing() {
-        assert_eq!(function_of("/default/function-sample/123"), ("hello", "/123"));
+        assert_eq!(
+            function_of("/default/function-sample/123"),
+            ("hello", "/123")
+        );
         assert_eq!(function_of("/delay/50/x"), ("delay", "/50/x"));
         assert_eq!(function_of("/echo"), ("echo", ""));
         assert_eq!(function_of("/hello/a/b"), ("hello", "/a/b"));

