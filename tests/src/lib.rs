@@ -97,6 +97,33 @@ pub fn wasm_filter(filter: &str, plugin_config: &Value) -> Value {
     })
 }
 
+/// An HTTP filter whose config comes from a watched ECDS file (how Istio
+/// delivers WasmPlugins); write the file with [`write_ecds`].
+pub fn ecds_filter(name: &str, dir: &std::path::Path) -> Value {
+    json!({
+        "name": name,
+        "config_discovery": {
+            "config_source": {"path_config_source": {
+                "path": dir.join("ecds.json").display().to_string(),
+                "watched_directory": {"path": dir.display().to_string()}
+            }},
+            "type_urls": ["type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"]
+        }
+    })
+}
+
+/// Atomically replaces the ECDS file with `filter`'s config (a [`wasm_filter`] value).
+pub fn write_ecds(dir: &std::path::Path, name: &str, filter: &Value) {
+    let doc = json!({"resources": [{
+        "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
+        "name": name,
+        "typed_config": filter["typed_config"]
+    }]});
+    let tmp = dir.join(".ecds.json.tmp");
+    std::fs::write(&tmp, doc.to_string()).expect("write ecds");
+    std::fs::rename(&tmp, dir.join("ecds.json")).expect("move ecds into place");
+}
+
 /// A bootstrap with one listener whose HCM runs `http_filters` then the router.
 pub fn bootstrap(routes: Vec<Value>, http_filters: Vec<Value>, clusters: Vec<Value>) -> Value {
     let mut filters = http_filters;
@@ -105,6 +132,7 @@ pub fn bootstrap(routes: Vec<Value>, http_filters: Vec<Value>, clusters: Vec<Val
         "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}
     }));
     json!({
+        "node": {"id": "envoy-faas-test", "cluster": "envoy-faas-test"},
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
         "static_resources": {
             "listeners": [{
@@ -237,17 +265,44 @@ impl Envoy {
         Ok(())
     }
 
-    /// A counter or gauge from the admin `/stats` endpoint.
+    /// A counter or gauge from the admin `/stats` endpoint, by exact name.
     pub fn stat(&self, name: &str) -> Option<u64> {
+        self.stat_ending(name)
+            .filter(|(full, _)| full == name)
+            .map(|(_, v)| v)
+    }
+
+    /// The first stat whose name ends with `suffix`, as `(name, value)`.
+    pub fn stat_ending(&self, suffix: &str) -> Option<(String, u64)> {
         let req = format!(
-            "GET /stats?filter=^{name}$ HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n"
+            "GET /stats?filter={suffix}$ HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n"
         );
         let r = try_request(self.admin_port, req.as_bytes()).ok()?;
         let text = String::from_utf8_lossy(&r.body).to_string();
-        text.lines().find_map(|l| {
-            l.strip_prefix(&format!("{name}: "))
-                .and_then(|v| v.trim().parse().ok())
+        text.lines().find_map(|line| {
+            let (name, value) = line.split_once(": ")?;
+            let value = value.trim().parse().ok()?;
+            name.ends_with(suffix).then(|| (name.to_string(), value))
         })
+    }
+
+    /// Polls a stat until it reaches `at_least`: Envoy applies file updates
+    /// asynchronously, and the stat is its own signal that it did.
+    pub fn wait_stat(&self, suffix: &str, at_least: u64) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let value = self.stat_ending(suffix).map_or(0, |(_, v)| v);
+            if value >= at_least {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "stat *{suffix} stayed at {value} (< {at_least})\n{}",
+                    self.log()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
