@@ -207,57 +207,58 @@ impl Envoy {
         std::fs::read_to_string(self.dir.join("envoy.log")).unwrap_or_default()
     }
 
-    fn exited(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(Some(_)))
+    /// Polls `probe` until it yields a value. Fails with Envoy's log when
+    /// Envoy exits first or `within` passes. Polling reads Envoy's own
+    /// signals (admin file, `/ready`, stats); it never stands in for them.
+    fn poll<T>(
+        &mut self,
+        what: &str,
+        within: Duration,
+        mut probe: impl FnMut(&Envoy) -> Option<T>,
+    ) -> Result<T, String> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(value) = probe(self) {
+                return Ok(value);
+            }
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return Err(format!(
+                    "envoy exited while waiting for {what}\n--- envoy log ---\n{}",
+                    self.log()
+                ));
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "timed out waiting for {what}\n--- envoy log ---\n{}",
+                    self.log()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// GET on the admin interface.
+    fn admin(&self, path: &str) -> Option<Response> {
+        let req = format!("GET {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n");
+        try_request(self.admin_port, req.as_bytes()).ok()
     }
 
     fn wait_ready(&mut self, admin_file: &PathBuf) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let poll = Duration::from_millis(20);
-        let fail =
-            |envoy: &Envoy, why: &str| Err(format!("{why}\n--- envoy log ---\n{}", envoy.log()));
+        let start_up = Duration::from_secs(60);
         // 1. Envoy writes its admin address once the admin listener is bound.
-        loop {
-            if let Some(port) = std::fs::read_to_string(admin_file)
-                .ok()
-                .and_then(|s| s.trim().rsplit(':').next().and_then(|p| p.parse().ok()))
-            {
-                self.admin_port = port;
-                break;
-            }
-            if self.exited() {
-                return fail(self, "envoy exited before binding its admin port");
-            }
-            if Instant::now() > deadline {
-                return fail(self, "envoy did not bind its admin port in time");
-            }
-            std::thread::sleep(poll);
-        }
+        self.admin_port = self.poll("the admin address file", start_up, |_| {
+            let text = std::fs::read_to_string(admin_file).ok()?;
+            text.trim().rsplit(':').next()?.parse().ok()
+        })?;
         // 2. `/ready` answers 200 once the listeners and the wasm VM are up.
-        loop {
-            if let Ok(r) = try_request(
-                self.admin_port,
-                b"GET /ready HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n",
-            ) {
-                if r.status == 200 {
-                    break;
-                }
-            }
-            if self.exited() {
-                return fail(self, "envoy exited during start-up");
-            }
-            if Instant::now() > deadline {
-                return fail(self, "envoy did not become ready in time");
-            }
-            std::thread::sleep(poll);
-        }
+        self.poll("/ready", start_up, |e| {
+            e.admin("/ready").filter(|r| r.status == 200).map(|_| ())
+        })?;
         // 3. The listener's bound port.
-        let r = try_request(
-            self.admin_port,
-            b"GET /listeners?format=json HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n",
-        )
-        .map_err(|e| e.to_string())?;
-        let v: Value = serde_json::from_slice(&r.body).map_err(|e| e.to_string())?;
+        let listeners = self
+            .admin("/listeners?format=json")
+            .ok_or("no /listeners")?;
+        let v: Value = serde_json::from_slice(&listeners.body).map_err(|e| e.to_string())?;
         self.port = v["listener_statuses"][0]["local_address"]["socket_address"]["port_value"]
             .as_u64()
             .and_then(|p| u16::try_from(p).ok())
@@ -274,35 +275,23 @@ impl Envoy {
 
     /// The first stat whose name ends with `suffix`, as `(name, value)`.
     pub fn stat_ending(&self, suffix: &str) -> Option<(String, u64)> {
-        let req = format!(
-            "GET /stats?filter={suffix}$ HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n"
-        );
-        let r = try_request(self.admin_port, req.as_bytes()).ok()?;
-        let text = String::from_utf8_lossy(&r.body).to_string();
-        text.lines().find_map(|line| {
+        let r = self.admin(&format!("/stats?filter={suffix}$"))?;
+        String::from_utf8_lossy(&r.body).lines().find_map(|line| {
             let (name, value) = line.split_once(": ")?;
             let value = value.trim().parse().ok()?;
             name.ends_with(suffix).then(|| (name.to_string(), value))
         })
     }
 
-    /// Polls a stat until it reaches `at_least`: Envoy applies file updates
+    /// Waits until a stat reaches `at_least`: Envoy applies file updates
     /// asynchronously, and the stat is its own signal that it did.
-    pub fn wait_stat(&self, suffix: &str, at_least: u64) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let value = self.stat_ending(suffix).map_or(0, |(_, v)| v);
-            if value >= at_least {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "stat *{suffix} stayed at {value} (< {at_least})\n{}",
-                    self.log()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    pub fn wait_stat(&mut self, suffix: &str, at_least: u64) -> Result<(), String> {
+        let what = format!("stat *{suffix} to reach {at_least}");
+        self.poll(&what, Duration::from_secs(20), |e| {
+            e.stat_ending(suffix)
+                .filter(|(_, v)| *v >= at_least)
+                .map(|_| ())
+        })
     }
 }
 
@@ -318,6 +307,20 @@ impl Drop for Envoy {
     }
 }
 
+/// The first value of a header (names compared case-insensitively).
+pub fn header_in<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers_in(headers, name).into_iter().next()
+}
+
+/// Every value of a header, in order.
+pub fn headers_in<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+    headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
 /// A response as the client saw it.
 #[derive(Debug, Clone)]
 pub struct Response {
@@ -328,17 +331,10 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        header_in(&self.headers, name)
     }
     pub fn headers_named(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
+        headers_in(&self.headers, name)
     }
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
@@ -389,17 +385,10 @@ pub struct Echo {
 
 impl Echo {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        header_in(&self.headers, name)
     }
     pub fn headers_named(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
+        headers_in(&self.headers, name)
     }
 }
 

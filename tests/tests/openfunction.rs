@@ -564,7 +564,7 @@ fn a_bad_hot_update_is_refused_and_the_last_good_config_keeps_serving() {
         )
     };
     write_ecds(&dir, "faas", &version("/echo/v1", 1000));
-    let envoy = Envoy::start(&bootstrap(
+    let mut envoy = Envoy::start(&bootstrap(
         vec![route("f", "/f", "functions")],
         vec![ecds_filter("faas", &dir)],
         vec![cluster("functions", emulator().port())],

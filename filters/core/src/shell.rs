@@ -60,7 +60,7 @@ impl<I: Integration> RootContext for Root<I> {
             route: None,
             request: ClientRequest::default(),
             body_size: 0,
-            dispatched: false,
+            answered: false,
         }))
     }
 
@@ -76,7 +76,9 @@ struct Stream<I: Integration> {
     request: ClientRequest,
     /// Body bytes Envoy has buffered so far.
     body_size: usize,
-    dispatched: bool,
+    /// The call was dispatched or the client already answered: later body
+    /// or trailer callbacks must not act again.
+    answered: bool,
 }
 
 fn text(bytes: Vec<u8>) -> String {
@@ -134,7 +136,8 @@ impl<I: Integration> Stream<I> {
         ));
     }
 
-    fn body_too_large(&self, size: usize, limit: usize) {
+    fn body_too_large(&mut self, size: usize, limit: usize) {
+        self.answered = true;
         self.fail(
             Failure::RequestBodyTooLarge,
             &format!("request body of {size} bytes exceeds max_req_body_size ({limit} bytes)"),
@@ -146,7 +149,7 @@ impl<I: Integration> Stream<I> {
         let (Some(config), Some(route)) = (self.config.clone(), self.route.clone()) else {
             return;
         };
-        self.dispatched = true;
+        self.answered = true;
         if self.body_size > 0 {
             self.request.body =
                 hostcalls::get_buffer(BufferType::HttpRequestBody, 0, self.body_size)
@@ -217,13 +220,12 @@ impl<I: Integration> HttpContext for Stream<I> {
         let Some(route) = self.route.clone() else {
             return Action::Continue;
         };
-        if self.dispatched {
+        if self.answered {
             return Action::Pause;
         }
         self.body_size = body_size;
         let limit = I::common(&route).max_req_body_size;
         if body_size > limit {
-            self.dispatched = true;
             self.body_too_large(body_size, limit);
             return Action::Pause;
         }
@@ -237,7 +239,7 @@ impl<I: Integration> HttpContext for Stream<I> {
         if self.route.is_none() {
             return Action::Continue;
         }
-        if !self.dispatched {
+        if !self.answered {
             self.dispatch();
         }
         Action::Pause
