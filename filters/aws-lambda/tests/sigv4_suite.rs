@@ -1,3 +1,9 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test code, not filter code
 //! Our signer against the AWS SigV4 test suite (vendored from botocore, see
 //! tests/data/sigv4/SOURCE.md) and the botocore-generated Lambda vectors.
 
