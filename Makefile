@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-FILTERS       := openfunction
+FILTERS       := openfunction aws-lambda
 WASM_TARGET   := wasm32-wasip1
 ENVOY_VERSION := 1.40.0
 VENV          := .venv

@@ -76,6 +76,16 @@ pub fn route(name: &str, prefix: &str, cluster: &str) -> Value {
 /// The wasm HTTP filter entry for the HCM, configured like Istio does
 /// (a StringValue holding JSON).
 pub fn wasm_filter(filter: &str, plugin_config: &Value) -> Value {
+    wasm_filter_with_env(filter, plugin_config, &[])
+}
+
+/// [`wasm_filter`] with `vm_config.environment_variables` (Istio: `vmConfig.env`).
+pub fn wasm_filter_with_env(filter: &str, plugin_config: &Value, env: &[(&str, &str)]) -> Value {
+    let module = wasm(&filter.replace('-', "_"));
+    let key_values: serde_json::Map<String, Value> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+        .collect();
     json!({
         "name": "envoy.filters.http.wasm",
         "typed_config": {
@@ -90,11 +100,37 @@ pub fn wasm_filter(filter: &str, plugin_config: &Value) -> Value {
                 "vm_config": {
                     "vm_id": filter,
                     "runtime": "envoy.wasm.runtime.v8",
-                    "code": {"local": {"filename": wasm(filter).display().to_string()}}
+                    "code": {"local": {"filename": module.display().to_string()}},
+                    "environment_variables": {"key_values": key_values}
                 }
             }
         }
     })
+}
+
+/// Envoy with `filter` in front of a prefix route per `(route name, prefix)`
+/// to the `functions` cluster (the emulator), a `dead` cluster (nothing
+/// listening), and `/plain/` routed straight to the emulator's echo.
+pub fn start_filter(
+    filter: &str,
+    plugin: &Value,
+    routes: &[(&str, &str)],
+    env: &[(&str, &str)],
+) -> Result<Envoy, String> {
+    let mut route_list: Vec<Value> = routes
+        .iter()
+        .map(|(n, p)| route(n, p, "functions"))
+        .collect();
+    route_list.push(json!({"name": "plain", "match": {"prefix": "/plain/"},
+                           "route": {"cluster": "functions", "prefix_rewrite": "/echo/"}}));
+    Envoy::start(&bootstrap(
+        route_list,
+        vec![wasm_filter_with_env(filter, plugin, env)],
+        vec![
+            cluster("functions", emulator().port()),
+            cluster("dead", dead_port()),
+        ],
+    ))
 }
 
 /// An HTTP filter whose config comes from a watched ECDS file (how Istio

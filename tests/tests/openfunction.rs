@@ -9,27 +9,13 @@ fn fn_url(path: &str) -> String {
     format!("http://127.0.0.1:{}{path}", emulator().port())
 }
 
-/// Envoy with the openfunction filter and a prefix route per `(name, prefix)`,
-/// plus `/plain/` routed straight to the emulator's echo (no plugin entry).
+/// Envoy with the openfunction filter (see [`start_filter`]).
 fn start(plugin: Value, routes: &[(&str, &str)]) -> Envoy {
     try_start(plugin, routes).unwrap_or_else(|log| panic!("envoy did not start: {log}"))
 }
 
 fn try_start(plugin: Value, routes: &[(&str, &str)]) -> Result<Envoy, String> {
-    let mut route_list: Vec<Value> = routes
-        .iter()
-        .map(|(n, p)| route(n, p, "functions"))
-        .collect();
-    route_list.push(json!({"name": "plain", "match": {"prefix": "/plain/"},
-                           "route": {"cluster": "functions", "prefix_rewrite": "/echo/"}}));
-    Envoy::start(&bootstrap(
-        route_list,
-        vec![wasm_filter("openfunction", &plugin)],
-        vec![
-            cluster("functions", emulator().port()),
-            cluster("dead", dead_port()),
-        ],
-    ))
+    start_filter("openfunction", &plugin, routes, &[])
 }
 
 fn one_route(function_path: &str, extra: Value) -> Value {

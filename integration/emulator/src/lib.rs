@@ -11,7 +11,11 @@
 //! | `/bytes/<n>` | `n` bytes of body |
 //! | `/close` | closes the connection without answering |
 //! | `/hop` | a response carrying hop-by-hop headers and two `set-cookie` |
+//!
+//! AWS front doors (selected by the Host header, see [`aws`]) verify
+//! `x-api-key` and SigV4 and then run the same functions.
 
+pub mod aws;
 pub mod http;
 
 use http::{Handler, Reply, Request, Response};
@@ -134,7 +138,15 @@ fn first_segment(rest: &str) -> &str {
 }
 
 async fn handle(req: Request) -> Reply {
-    let (function, rest) = function_of(req.path());
+    // AWS front doors check credentials first, then run the function behind them.
+    let function_path = match req.header("host").as_deref().and_then(aws::endpoint) {
+        Some(endpoint) => match aws::admit(&req, &endpoint) {
+            Ok(path) => path,
+            Err(denied) => return Reply::Response(denied),
+        },
+        None => req.path().to_string(),
+    };
+    let (function, rest) = function_of(&function_path);
     let response = match function {
         "hello" => hello(&req, rest),
         "echo" => echo(&req),

@@ -1,0 +1,327 @@
+//! `aws-lambda` configuration (APISIX field names), compiled once.
+
+use crate::sigv4::{Credentials, Signer};
+use faas_core::config::read_function_uri;
+use faas_core::uri::FunctionUri;
+use faas_core::{CommonConfig, ConfigError, Fields};
+
+/// Credentials and region handed to the VM with
+/// `vm_config.environment_variables` (Istio: `WasmPlugin.vmConfig.env`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Environment {
+    pub credentials: Option<Credentials>,
+    pub region: Option<String>,
+}
+
+impl Environment {
+    /// Reads `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_SESSION_TOKEN` and `AWS_REGION` through `get`.
+    pub fn read(get: impl Fn(&str) -> Option<String>) -> Environment {
+        let non_empty = |name: &str| get(name).filter(|v| !v.is_empty());
+        let credentials = match (
+            non_empty("AWS_ACCESS_KEY_ID"),
+            non_empty("AWS_SECRET_ACCESS_KEY"),
+        ) {
+            (Some(access_key_id), Some(secret_access_key)) => Some(Credentials {
+                access_key_id,
+                secret_access_key,
+                session_token: non_empty("AWS_SESSION_TOKEN"),
+            }),
+            _ => None,
+        };
+        Environment {
+            credentials,
+            region: non_empty("AWS_REGION").or_else(|| non_empty("AWS_DEFAULT_REGION")),
+        }
+    }
+}
+
+/// IAM (SigV4) signing for one route.
+#[derive(Debug)]
+pub struct Iam {
+    pub signer: Signer,
+    /// Also send (and sign) `x-amz-content-sha256`.
+    pub content_sha256: bool,
+}
+
+/// One route's compiled settings.
+#[derive(Debug)]
+pub struct Route {
+    pub common: CommonConfig,
+    /// Sent as `x-api-key` unless the client sent one.
+    pub apikey: Option<String>,
+    pub iam: Option<Iam>,
+}
+
+/// The region of a Lambda Function URL host (`<id>.lambda-url.<region>.on.aws`).
+pub fn function_url_region(host: &str) -> Option<&str> {
+    let rest = host.strip_suffix(".on.aws")?;
+    let (_, region) = rest.split_once(".lambda-url.")?;
+    (!region.is_empty() && !region.contains('.')).then_some(region)
+}
+
+/// The region of an API Gateway host (`<id>.execute-api.<region>.amazonaws.com[.cn]`).
+pub fn execute_api_region(host: &str) -> Option<&str> {
+    let rest = host
+        .strip_suffix(".amazonaws.com")
+        .or_else(|| host.strip_suffix(".amazonaws.com.cn"))?;
+    let (_, region) = rest.split_once(".execute-api.")?;
+    (!region.is_empty() && !region.contains('.')).then_some(region)
+}
+
+fn is_aws_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+fn secret_field(fields: &mut Fields, name: &str) -> Result<Option<String>, ConfigError> {
+    let value = fields.non_empty_string(name)?;
+    if value
+        .as_deref()
+        .is_some_and(|v| v.bytes().any(|b| b.is_ascii_control()))
+    {
+        return Err(fields.error(name, "must not contain control characters"));
+    }
+    Ok(value)
+}
+
+fn read_iam(mut iam: Fields, uri: &FunctionUri, env: &Environment) -> Result<Iam, ConfigError> {
+    let access = secret_field(&mut iam, "accesskey")?;
+    let secret = secret_field(&mut iam, "secretkey")?;
+    let token = secret_field(&mut iam, "session_token")?;
+    let credentials = match (access, secret) {
+        (Some(access_key_id), Some(secret_access_key)) => Credentials {
+            access_key_id,
+            secret_access_key,
+            session_token: token,
+        },
+        (Some(_), None) => return Err(iam.error("secretkey", "is required when accesskey is set")),
+        (None, Some(_)) => return Err(iam.error("accesskey", "is required when secretkey is set")),
+        (None, None) if token.is_some() => {
+            return Err(iam.error("session_token", "needs accesskey and secretkey in the same object"))
+        }
+        (None, None) => env.credentials.clone().ok_or_else(|| {
+            ConfigError::new(
+                iam.route(),
+                "authorization.iam",
+                "IAM signing is configured but there are no credentials: set accesskey and secretkey, \
+                 or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in vm_config.environment_variables",
+            )
+        })?,
+    };
+    let host_region = function_url_region(&uri.host).or_else(|| execute_api_region(&uri.host));
+    let region = match iam.non_empty_string("aws_region")? {
+        Some(r) => r,
+        None => host_region
+            .map(String::from)
+            .or_else(|| env.region.clone())
+            .unwrap_or_else(|| "us-east-1".into()),
+    };
+    if !is_aws_name(&region) {
+        return Err(iam.error("aws_region", "must be a region name such as us-east-1"));
+    }
+    // Function URLs are signed for `lambda`; AWS refuses `execute-api` there
+    // ("Credential should be scoped to correct service: 'lambda'").
+    let default_service = if function_url_region(&uri.host).is_some() {
+        "lambda"
+    } else {
+        "execute-api"
+    };
+    let service = iam
+        .non_empty_string("service")?
+        .unwrap_or_else(|| default_service.into());
+    if !is_aws_name(&service) {
+        return Err(iam.error(
+            "service",
+            "must be a service signing name such as execute-api or lambda",
+        ));
+    }
+    let content_sha256 = iam.bool("content_sha256")?.unwrap_or(false);
+    iam.finish()?;
+    Ok(Iam {
+        signer: Signer::new(credentials, &region, &service),
+        content_sha256,
+    })
+}
+
+pub fn read_route(fields: &mut Fields, env: &Environment) -> Result<Route, ConfigError> {
+    let uri = read_function_uri(fields, "function_uri")?;
+    let (apikey, iam) = match fields.object("authorization")? {
+        None => (None, None),
+        Some(mut auth) => {
+            let apikey = secret_field(&mut auth, "apikey")?;
+            let iam = match auth.object("iam")? {
+                Some(iam) => Some(read_iam(iam, &uri, env)?),
+                None => None,
+            };
+            auth.finish()?;
+            (apikey, iam)
+        }
+    };
+    let common = CommonConfig::read(fields, uri)?;
+    Ok(Route {
+        common,
+        apikey,
+        iam,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faas_core::config::{compile, PluginConfig};
+
+    fn compiled(
+        json: &str,
+        env: Environment,
+    ) -> Result<PluginConfig<Environment, Route>, ConfigError> {
+        compile(json.as_bytes(), move |_| Ok(env), read_route)
+    }
+
+    fn route(json: &str) -> std::rc::Rc<Route> {
+        let c = compiled(json, Environment::default()).unwrap();
+        c.routes.lookup(None).unwrap()
+    }
+
+    const KEYS: &str = r#""accesskey": "AK", "secretkey": "SK""#;
+
+    #[test]
+    fn regions_and_services_default_from_the_host() {
+        let r = route(&format!(
+            r#"{{"function_uri": "https://abc.lambda-url.eu-west-3.on.aws/", "authorization": {{"iam": {{{KEYS}}}}}}}"#
+        ));
+        let s = &r.iam.as_ref().unwrap().signer;
+        assert_eq!(
+            (s.region.as_str(), s.service.as_str()),
+            ("eu-west-3", "lambda")
+        );
+        let r = route(&format!(
+            r#"{{"function_uri": "https://x1.execute-api.ap-south-1.amazonaws.com/prod/f", "authorization": {{"iam": {{{KEYS}}}}}}}"#
+        ));
+        let s = &r.iam.as_ref().unwrap().signer;
+        assert_eq!(
+            (s.region.as_str(), s.service.as_str()),
+            ("ap-south-1", "execute-api")
+        );
+        let r = route(&format!(
+            r#"{{"function_uri": "http://127.0.0.1:9/f", "authorization": {{"iam": {{{KEYS}}}}}}}"#
+        ));
+        let s = &r.iam.as_ref().unwrap().signer;
+        assert_eq!(
+            (s.region.as_str(), s.service.as_str()),
+            ("us-east-1", "execute-api")
+        );
+        let r = route(&format!(
+            r#"{{"function_uri": "https://abc.lambda-url.eu-west-3.on.aws/", "authorization": {{"iam": {{{KEYS}, "aws_region": "us-west-2", "service": "execute-api"}}}}}}"#
+        ));
+        let s = &r.iam.as_ref().unwrap().signer;
+        assert_eq!(
+            (s.region.as_str(), s.service.as_str()),
+            ("us-west-2", "execute-api")
+        );
+    }
+
+    #[test]
+    fn environment_credentials_and_region_are_used_when_the_config_has_none() {
+        let env = Environment::read(|k| match k {
+            "AWS_ACCESS_KEY_ID" => Some("ENVAK".into()),
+            "AWS_SECRET_ACCESS_KEY" => Some("ENVSK".into()),
+            "AWS_SESSION_TOKEN" => Some("ENVTOKEN".into()),
+            "AWS_REGION" => Some("sa-east-1".into()),
+            _ => None,
+        });
+        let c = compiled(
+            r#"{"function_uri": "http://127.0.0.1:9/f", "authorization": {"iam": {}}}"#,
+            env,
+        )
+        .unwrap();
+        let r = c.routes.lookup(None).unwrap();
+        let s = &r.iam.as_ref().unwrap().signer;
+        assert_eq!(s.credentials.access_key_id, "ENVAK");
+        assert_eq!(s.credentials.session_token.as_deref(), Some("ENVTOKEN"));
+        assert_eq!(s.region, "sa-east-1");
+    }
+
+    #[test]
+    fn iam_without_any_credentials_is_refused_at_load() {
+        let e = compiled(r#"{"function_uri": "http://h/f", "authorization": {"iam": {"aws_region": "us-east-1"}}}"#, Environment::default()).unwrap_err();
+        assert_eq!(e.field, "authorization.iam");
+        assert!(e.message.contains("no credentials"), "{e}");
+    }
+
+    #[test]
+    fn invalid_authorization_names_the_field_and_hides_values() {
+        let cases = [
+            (
+                r#"{"iam": {"accesskey": "AKSECRETISH"}}"#,
+                "authorization.iam.secretkey",
+                "is required when accesskey is set",
+            ),
+            (
+                r#"{"iam": {"secretkey": "S3CR3T"}}"#,
+                "authorization.iam.accesskey",
+                "is required when secretkey is set",
+            ),
+            (
+                r#"{"iam": {"session_token": "TOK"}}"#,
+                "authorization.iam.session_token",
+                "needs accesskey and secretkey in the same object",
+            ),
+            (
+                r#"{"iam": {"accesskey": "A", "secretkey": "S3CR3T", "aws_region": "Bad Region"}}"#,
+                "authorization.iam.aws_region",
+                "must be a region name such as us-east-1",
+            ),
+            (
+                r#"{"iam": {"accesskey": "A", "secretkey": "S3CR3T", "secret_key": "x"}}"#,
+                "authorization.iam.secret_key",
+                "unknown field",
+            ),
+            (
+                r#"{"apikey": 5}"#,
+                "authorization.apikey",
+                "must be a string, got number",
+            ),
+            (
+                r#"{"apikey": "k\n"}"#,
+                "authorization.apikey",
+                "must not contain control characters",
+            ),
+            (
+                r#"{"iam": "yes"}"#,
+                "authorization.iam",
+                "must be an object, got string",
+            ),
+        ];
+        for (auth, field, message) in cases {
+            let json = format!(r#"{{"function_uri": "http://h/f", "authorization": {auth}}}"#);
+            let e = compiled(&json, Environment::default()).unwrap_err();
+            assert_eq!(
+                (e.field.as_str(), e.message.as_str()),
+                (field, message),
+                "{auth}"
+            );
+            assert!(!e.to_string().contains("S3CR3T") && !e.to_string().contains("AKSECRETISH"));
+        }
+    }
+
+    #[test]
+    fn host_region_parsing() {
+        assert_eq!(
+            function_url_region("abc.lambda-url.us-east-1.on.aws"),
+            Some("us-east-1")
+        );
+        assert_eq!(function_url_region("lambda-url.us-east-1.on.aws"), None);
+        assert_eq!(function_url_region("a.lambda-url.x.y.on.aws"), None);
+        assert_eq!(
+            execute_api_region("a1.execute-api.eu-west-1.amazonaws.com"),
+            Some("eu-west-1")
+        );
+        assert_eq!(
+            execute_api_region("a1.execute-api.cn-north-1.amazonaws.com.cn"),
+            Some("cn-north-1")
+        );
+        assert_eq!(execute_api_region("example.com"), None);
+    }
+}
