@@ -6,7 +6,9 @@
 //! `faas-core`: [`config`] compiles the route, [`signing`] adds
 //! `x-api-key` and/or SigV4 to the callout, [`sigv4`] is the signer.
 
+pub mod clock;
 pub mod config;
+pub mod events;
 pub mod signing;
 pub mod sigv4;
 

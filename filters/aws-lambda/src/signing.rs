@@ -99,6 +99,7 @@ mod tests {
                 .map(|(n, v)| (n.to_string(), v.to_string()))
                 .collect(),
             peer_address: Some("10.1.2.3:4".into()),
+            protocol: None,
             body: body.to_vec(),
         };
         let mut call = forward(&route.common, &request);

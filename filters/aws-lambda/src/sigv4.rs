@@ -12,6 +12,7 @@
 //! - Headers: lower-case names, values trimmed with runs of spaces
 //!   collapsed, repeats joined with `,`, sorted by name.
 
+use faas_core::path::form_decode;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
@@ -113,36 +114,6 @@ pub fn canonical_uri(wire_path: &str) -> String {
     let mut out = String::with_capacity(normalized.len() + 16);
     uri_encode(normalized.as_bytes(), true, &mut out);
     out
-}
-
-/// `application/x-www-form-urlencoded` decoding: `+` is a space, `%XX` a
-/// byte, a malformed escape stays literal; invalid UTF-8 becomes U+FFFD
-/// (what AWS's SDKs and `aws-sigv4` do).
-fn form_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok());
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(v) if hex.is_some_and(|h| h.bytes().all(|c| c.is_ascii_hexdigit())) => {
-                        out.push(v);
-                        i += 3;
-                        continue;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            other => out.push(other),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The canonical query string of a raw query (without `?`).
@@ -256,27 +227,7 @@ pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8
     hmac(&k_service, b"aws4_request")
 }
 
-/// `YYYYMMDDTHHMMSSZ` for a Unix time (UTC, proleptic Gregorian).
-pub fn amz_date(unix_seconds: u64) -> String {
-    let days = i64::try_from(unix_seconds / 86_400).unwrap_or(0);
-    let secs = unix_seconds % 86_400;
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
-        secs / 3_600,
-        (secs % 3_600) / 60,
-        secs % 60
-    )
-}
+pub use crate::clock::amz_date;
 
 /// What signing adds to a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -355,15 +306,6 @@ pub fn amz_date_at(now: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates() {
-        assert_eq!(amz_date(1_440_938_160), "20150830T123600Z");
-        assert_eq!(amz_date(0), "19700101T000000Z");
-        assert_eq!(amz_date(951_782_400), "20000229T000000Z");
-        assert_eq!(amz_date(4_102_444_799), "20991231T235959Z");
-        assert_eq!(amz_date(1_709_164_800), "20240229T000000Z");
-    }
 
     #[test]
     fn uri_double_encodes_the_wire_path() {

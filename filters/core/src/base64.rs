@@ -23,9 +23,58 @@ pub fn encode(input: &[u8]) -> String {
     out
 }
 
+fn value(c: u8) -> Option<u32> {
+    match c {
+        b'A'..=b'Z' => Some(u32::from(c - b'A')),
+        b'a'..=b'z' => Some(u32::from(c - b'a') + 26),
+        b'0'..=b'9' => Some(u32::from(c - b'0') + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    }
+}
+
+/// Strict standard base64 decoding; padding is optional, anything else
+/// (whitespace, URL-safe alphabet, misplaced `=`) is an error.
+pub fn decode(input: &str) -> Option<Vec<u8>> {
+    let trimmed = input.trim_end_matches('=');
+    if input.len() - trimmed.len() > 2 || trimmed.len() % 4 == 1 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(trimmed.len() * 3 / 4);
+    for chunk in trimmed.as_bytes().chunks(4) {
+        let mut n: u32 = 0;
+        for (i, &c) in chunk.iter().enumerate() {
+            n |= value(c)? << (18 - 6 * i);
+        }
+        let bytes = n.to_be_bytes();
+        out.extend_from_slice(bytes.get(1..chunk.len())?);
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::encode;
+    use super::{decode, encode};
+
+    #[test]
+    fn decoding_round_trips_and_rejects_garbage() {
+        for input in [
+            &b""[..],
+            b"f",
+            b"fo",
+            b"foo",
+            b"foob",
+            &[0xff, 0x00, 0xfe, 0x80],
+        ] {
+            assert_eq!(decode(&encode(input)).unwrap(), input);
+        }
+        assert_eq!(decode("Zm9v").unwrap(), b"foo");
+        assert_eq!(decode("Zm8").unwrap(), b"fo");
+        for bad in ["Zm9v!", "Z", "Zm9v====", "Zm 9v", "Zm9v-_"] {
+            assert!(decode(bad).is_none(), "{bad}");
+        }
+    }
 
     #[test]
     fn rfc4648_vectors() {

@@ -120,6 +120,33 @@ pub fn function_target(
     target
 }
 
+/// `application/x-www-form-urlencoded` decoding of one query component:
+/// `+` is a space, `%XX` a byte, a malformed escape stays literal, and
+/// invalid UTF-8 becomes U+FFFD (what AWS's SDKs do).
+pub fn form_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b, hex) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+            (b'+', _) => out.push(b' '),
+            (other, _) => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,6 +214,13 @@ mod tests {
         assert_eq!(t("/fn/a", Some("/h"), "/h/./x/."), "/fn/a/x/");
         assert_eq!(t("/fn/a", Some("/h"), "/h/x/.."), "/fn/a/");
         assert_eq!(t("/fn/a", Some("/h"), "/h/..."), "/fn/a/...");
+    }
+
+    #[test]
+    fn form_decoding() {
+        assert_eq!(form_decode("a+b%20c%2F%zz%4"), "a b c/%zz%4");
+        assert_eq!(form_decode("%E2%9c%93"), "✓");
+        assert_eq!(form_decode("%ff"), "\u{fffd}");
     }
 
     #[test]

@@ -12,6 +12,8 @@ pub struct ClientRequest {
     pub headers: HeaderList,
     /// The downstream peer, `ip:port` or `[ip6]:port` (Envoy's `source.address`).
     pub peer_address: Option<String>,
+    /// The downstream protocol (`HTTP/1.1`, `HTTP/2`, ...; Envoy's `request.protocol`).
+    pub protocol: Option<String>,
     pub body: Vec<u8>,
 }
 
@@ -166,6 +168,7 @@ mod tests {
                 .map(|(n, v)| (n.to_string(), v.to_string()))
                 .collect(),
             peer_address: Some("10.0.0.7:5555".into()),
+            protocol: None,
             body: b"payload".to_vec(),
         }
     }
