@@ -15,7 +15,7 @@ pub mod sigv4;
 use config::{Environment, Route};
 use faas_core::request::forward;
 use faas_core::{
-    Callout, ClientRequest, CommonConfig, ConfigError, Fields, Integration, LocalReply,
+    Callout, ClientRequest, CommonConfig, ConfigError, ErrorReply, Fields, Integration,
 };
 use std::time::SystemTime;
 
@@ -44,7 +44,7 @@ impl Integration for AwsLambda {
         route: &Route,
         request: &ClientRequest,
         now: SystemTime,
-    ) -> Result<Callout, LocalReply> {
+    ) -> Result<Callout, ErrorReply> {
         let mut callout = forward(&route.common, request);
         signing::authorize(route, &mut callout, now);
         Ok(callout)

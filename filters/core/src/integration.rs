@@ -4,7 +4,7 @@
 use crate::config::CommonConfig;
 use crate::fields::{ConfigError, Fields};
 use crate::request::{Callout, ClientRequest};
-use crate::response::{passthrough, CalloutResponse, LocalReply};
+use crate::response::{passthrough, CalloutResponse, ErrorReply, LocalReply};
 use std::time::SystemTime;
 
 pub trait Integration: 'static {
@@ -32,14 +32,14 @@ pub trait Integration: 'static {
         route: &Self::Route,
         request: &ClientRequest,
         now: SystemTime,
-    ) -> Result<Callout, LocalReply>;
+    ) -> Result<Callout, ErrorReply>;
 
     /// Maps the function's answer to the client's response.
     fn map_response(
         _global: &Self::Global,
         _route: &Self::Route,
         response: CalloutResponse,
-    ) -> LocalReply {
-        passthrough(response)
+    ) -> Result<LocalReply, ErrorReply> {
+        Ok(passthrough(response))
     }
 }

@@ -20,4 +20,4 @@ pub use config::CommonConfig;
 pub use fields::{ConfigError, Fields};
 pub use integration::Integration;
 pub use request::{Callout, ClientRequest};
-pub use response::{CalloutResponse, LocalReply};
+pub use response::{CalloutResponse, ErrorReply, LocalReply};

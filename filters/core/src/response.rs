@@ -50,25 +50,64 @@ impl Failure {
     }
 }
 
-/// A JSON error reply. `message` must never contain a secret.
+/// A deliberate error answer, before the shell adds route and request id.
+/// `message` and `details` must never contain a secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorReply {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+    /// Extra fields of the JSON body (e.g. the upstream's error type).
+    pub details: Vec<(&'static str, serde_json::Value)>,
+}
+
+impl ErrorReply {
+    pub fn new(failure: Failure, message: impl Into<String>) -> ErrorReply {
+        ErrorReply::custom(failure.status(), failure.code(), message)
+    }
+
+    pub fn custom(status: u16, code: &'static str, message: impl Into<String>) -> ErrorReply {
+        ErrorReply {
+            status,
+            code,
+            message: message.into(),
+            details: Vec::new(),
+        }
+    }
+
+    pub fn with(mut self, key: &'static str, value: impl Into<serde_json::Value>) -> ErrorReply {
+        self.details.push((key, value.into()));
+        self
+    }
+
+    /// The JSON reply: `{"error", "message", "route", "request_id", ...details}`.
+    pub fn render(&self, route: &str, request_id: Option<&str>) -> LocalReply {
+        let mut body = serde_json::Map::new();
+        body.insert("error".into(), self.code.into());
+        body.insert("message".into(), self.message.clone().into());
+        body.insert("route".into(), route.into());
+        if let Some(id) = request_id {
+            body.insert("request_id".into(), id.into());
+        }
+        for (k, v) in &self.details {
+            body.insert((*k).into(), v.clone());
+        }
+        LocalReply {
+            status: self.status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: serde_json::Value::Object(body).to_string().into_bytes(),
+        }
+    }
+}
+
+/// A JSON error reply for one of the shared failures.
 pub fn error_reply(
     failure: Failure,
     message: &str,
     route: &str,
     request_id: Option<&str>,
 ) -> LocalReply {
-    let mut body = serde_json::Map::new();
-    body.insert("error".into(), failure.code().into());
-    body.insert("message".into(), message.into());
-    body.insert("route".into(), route.into());
-    if let Some(id) = request_id {
-        body.insert("request_id".into(), id.into());
-    }
-    LocalReply {
-        status: failure.status(),
-        headers: vec![("content-type".into(), "application/json".into())],
-        body: serde_json::Value::Object(body).to_string().into_bytes(),
-    }
+    ErrorReply::new(failure, message).render(route, request_id)
 }
 
 /// How a callout ended, telling Envoy's synthesised failures apart from a

@@ -10,7 +10,7 @@ use crate::config::{compile, PluginConfig};
 use crate::headers::HeaderList;
 use crate::integration::Integration;
 use crate::request::ClientRequest;
-use crate::response::{classify, error_reply, CalloutResponse, Failure, LocalReply, Outcome};
+use crate::response::{classify, CalloutResponse, ErrorReply, Failure, LocalReply, Outcome};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
@@ -122,18 +122,19 @@ impl<I: Integration> Stream<I> {
     }
 
     fn fail(&self, failure: Failure, message: &str) {
+        self.reject(&ErrorReply::new(failure, message));
+    }
+
+    /// Answers with a JSON error and logs it (messages carry no secrets).
+    fn reject(&self, error: &ErrorReply) {
         let route = self.route_label();
         log::warn!(
-            "{}: route \"{route}\": {}: {message}",
+            "{}: route \"{route}\": {}: {}",
             I::NAME,
-            failure.code()
+            error.code,
+            error.message
         );
-        self.send(error_reply(
-            failure,
-            message,
-            &route,
-            self.request.header("x-request-id"),
-        ));
+        self.send(error.render(&route, self.request.header("x-request-id")));
     }
 
     fn body_too_large(&mut self, size: usize, limit: usize) {
@@ -162,7 +163,7 @@ impl<I: Integration> Stream<I> {
         let callout =
             match I::build_callout(&config.global, &route, &self.request, SystemTime::now()) {
                 Ok(c) => c,
-                Err(reply) => return self.send(reply),
+                Err(error) => return self.reject(&error),
             };
         let headers: Vec<(&str, &str)> = callout
             .headers
@@ -301,7 +302,10 @@ impl<I: Integration> Context for Stream<I> {
                 ),
             ),
             Outcome::Function(response) => {
-                self.send(I::map_response(&config.global, &route, response))
+                match I::map_response(&config.global, &route, response) {
+                    Ok(reply) => self.send(reply),
+                    Err(error) => self.reject(&error),
+                }
             }
         }
     }

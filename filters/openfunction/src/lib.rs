@@ -9,7 +9,7 @@
 use faas_core::config::read_function_uri;
 use faas_core::request::forward;
 use faas_core::{
-    base64, Callout, ClientRequest, CommonConfig, ConfigError, Fields, Integration, LocalReply,
+    base64, Callout, ClientRequest, CommonConfig, ConfigError, ErrorReply, Fields, Integration,
 };
 use std::time::SystemTime;
 
@@ -70,7 +70,7 @@ impl Integration for OpenFunction {
         route: &Route,
         request: &ClientRequest,
         _now: SystemTime,
-    ) -> Result<Callout, LocalReply> {
+    ) -> Result<Callout, ErrorReply> {
         let mut callout = forward(&route.common, request);
         if let Some(value) = &route.authorization {
             callout.set_header("authorization", value.clone());
