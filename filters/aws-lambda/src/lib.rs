@@ -9,6 +9,7 @@
 pub mod clock;
 pub mod config;
 pub mod events;
+pub mod invoke_response;
 pub mod signing;
 pub mod sigv4;
 
