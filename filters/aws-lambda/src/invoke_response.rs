@@ -69,14 +69,14 @@ pub fn api_error_status(aws_status: u16, preserve: bool) -> u16 {
 
 fn invoke_api_error(r: &CalloutResponse, preserve: bool) -> ErrorReply {
     let body: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
-    let text = |v: &Value| v.as_str().map(String::from);
+    let text = |key: &str| body.get(key).and_then(Value::as_str).map(String::from);
     let error_type = headers::get(&r.headers, "x-amzn-errortype")
         .map(|t| t.split(':').next().unwrap_or(t).to_string())
-        .or_else(|| text(&body["Type"]))
-        .or_else(|| text(&body["__type"]))
+        .or_else(|| text("Type"))
+        .or_else(|| text("__type"))
         .unwrap_or_else(|| "Unknown".into());
-    let aws_message = text(&body["Message"])
-        .or_else(|| text(&body["message"]))
+    let aws_message = text("Message")
+        .or_else(|| text("message"))
         .unwrap_or_else(|| format!("HTTP {}", r.status));
     ErrorReply::custom(
         api_error_status(r.status, preserve),
@@ -94,10 +94,10 @@ fn function_error(r: &CalloutResponse, kind: &str, status: Option<u16>) -> Error
         "function_error",
         format!("the function failed ({kind})"),
     );
-    if let Some(t) = payload["errorType"].as_str() {
+    if let Some(t) = payload.get("errorType").and_then(Value::as_str) {
         e = e.with("error_type", t);
     }
-    if let Some(m) = payload["errorMessage"].as_str() {
+    if let Some(m) = payload.get("errorMessage").and_then(Value::as_str) {
         e = e.with("error_message", m);
     }
     e
