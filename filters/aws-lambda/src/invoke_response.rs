@@ -373,7 +373,8 @@ mod tests {
         let v1 = ResultFormat::Proxy { v2: false };
         let v2 = ResultFormat::Proxy { v2: true };
         // (format, payload, status, headers, body)
-        let cases: Vec<(ResultFormat, &str, u16, Vec<(&str, &str)>, Vec<u8>)> = vec![
+        type Case<'a> = (ResultFormat, &'a str, u16, Vec<(&'a str, &'a str)>, Vec<u8>);
+        let cases: Vec<Case> = vec![
             (
                 v1,
                 r#"{"statusCode":201,"headers":{"X-A":"1","content-type":"text/plain"},"body":"made"}"#,
