@@ -1,5 +1,6 @@
 //! `aws-lambda` configuration (APISIX field names), compiled once.
 
+use crate::invoke::Invoke;
 use crate::sigv4::{Credentials, Signer};
 use faas_core::config::read_function_uri;
 use faas_core::uri::FunctionUri;
@@ -44,13 +45,26 @@ pub struct Iam {
     pub content_sha256: bool,
 }
 
+/// `function_uri` mode: API Gateway or a Function URL, called over HTTP.
+#[derive(Debug)]
+pub struct UrlMode {
+    /// Sent as `x-api-key` unless the client sent one.
+    pub apikey: Option<String>,
+    pub iam: Option<Iam>,
+}
+
+/// How the route calls its function.
+#[derive(Debug)]
+pub enum Mode {
+    Url(UrlMode),
+    Invoke(Invoke),
+}
+
 /// One route's compiled settings.
 #[derive(Debug)]
 pub struct Route {
     pub common: CommonConfig,
-    /// Sent as `x-api-key` unless the client sent one.
-    pub apikey: Option<String>,
-    pub iam: Option<Iam>,
+    pub mode: Mode,
 }
 
 /// The region of a Lambda Function URL host (`<id>.lambda-url.<region>.on.aws`).
@@ -69,13 +83,13 @@ pub fn execute_api_region(host: &str) -> Option<&str> {
     (!region.is_empty() && !region.contains('.')).then_some(region)
 }
 
-fn is_aws_name(s: &str) -> bool {
+pub fn is_aws_name(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-fn secret_field(fields: &mut Fields, name: &str) -> Result<Option<String>, ConfigError> {
+pub fn secret_field(fields: &mut Fields, name: &str) -> Result<Option<String>, ConfigError> {
     let value = fields.non_empty_string(name)?;
     if value
         .as_deref()
@@ -86,7 +100,17 @@ fn secret_field(fields: &mut Fields, name: &str) -> Result<Option<String>, Confi
     Ok(value)
 }
 
-fn read_iam(mut iam: Fields, uri: &FunctionUri, env: &Environment) -> Result<Iam, ConfigError> {
+/// `authorization.iam` as written; defaults that depend on the mode are
+/// applied by the caller.
+#[derive(Debug)]
+pub struct IamFields {
+    pub credentials: Credentials,
+    pub region: Option<String>,
+    pub service: Option<String>,
+    pub content_sha256: bool,
+}
+
+pub fn read_iam_fields(mut iam: Fields, env: &Environment) -> Result<IamFields, ConfigError> {
     let access = secret_field(&mut iam, "accesskey")?;
     let secret = secret_field(&mut iam, "secretkey")?;
     let token = secret_field(&mut iam, "session_token")?;
@@ -99,39 +123,22 @@ fn read_iam(mut iam: Fields, uri: &FunctionUri, env: &Environment) -> Result<Iam
         (Some(_), None) => return Err(iam.error("secretkey", "is required when accesskey is set")),
         (None, Some(_)) => return Err(iam.error("accesskey", "is required when secretkey is set")),
         (None, None) if token.is_some() => {
-            return Err(iam.error("session_token", "needs accesskey and secretkey in the same object"))
+            return Err(iam.error(
+                "session_token",
+                "needs accesskey and secretkey in the same object",
+            ))
         }
-        (None, None) => env.credentials.clone().ok_or_else(|| {
-            ConfigError::new(
-                iam.route(),
-                "authorization.iam",
-                "IAM signing is configured but there are no credentials: set accesskey and secretkey, \
-                 or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in vm_config.environment_variables",
-            )
-        })?,
+        (None, None) => env
+            .credentials
+            .clone()
+            .ok_or_else(|| no_credentials(iam.route(), "authorization.iam"))?,
     };
-    let host_region = function_url_region(&uri.host).or_else(|| execute_api_region(&uri.host));
-    let region = match iam.non_empty_string("aws_region")? {
-        Some(r) => r,
-        None => host_region
-            .map(String::from)
-            .or_else(|| env.region.clone())
-            .unwrap_or_else(|| "us-east-1".into()),
-    };
-    if !is_aws_name(&region) {
+    let region = iam.non_empty_string("aws_region")?;
+    if region.as_deref().is_some_and(|r| !is_aws_name(r)) {
         return Err(iam.error("aws_region", "must be a region name such as us-east-1"));
     }
-    // Function URLs are signed for `lambda`; AWS refuses `execute-api` there
-    // ("Credential should be scoped to correct service: 'lambda'").
-    let default_service = if function_url_region(&uri.host).is_some() {
-        "lambda"
-    } else {
-        "execute-api"
-    };
-    let service = iam
-        .non_empty_string("service")?
-        .unwrap_or_else(|| default_service.into());
-    if !is_aws_name(&service) {
+    let service = iam.non_empty_string("service")?;
+    if service.as_deref().is_some_and(|s| !is_aws_name(s)) {
         return Err(iam.error(
             "service",
             "must be a service signing name such as execute-api or lambda",
@@ -139,31 +146,85 @@ fn read_iam(mut iam: Fields, uri: &FunctionUri, env: &Environment) -> Result<Iam
     }
     let content_sha256 = iam.bool("content_sha256")?.unwrap_or(false);
     iam.finish()?;
-    Ok(Iam {
-        signer: Signer::new(credentials, &region, &service),
+    Ok(IamFields {
+        credentials,
+        region,
+        service,
         content_sha256,
     })
 }
 
-pub fn read_route(fields: &mut Fields, env: &Environment) -> Result<Route, ConfigError> {
-    let uri = read_function_uri(fields, "function_uri")?;
-    let (apikey, iam) = match fields.object("authorization")? {
-        None => (None, None),
-        Some(mut auth) => {
-            let apikey = secret_field(&mut auth, "apikey")?;
-            let iam = match auth.object("iam")? {
-                Some(iam) => Some(read_iam(iam, &uri, env)?),
-                None => None,
+pub fn no_credentials(route: &str, field: &str) -> ConfigError {
+    ConfigError::new(
+        route,
+        field,
+        "IAM signing is configured but there are no credentials: set accesskey and secretkey, \
+         or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in vm_config.environment_variables",
+    )
+}
+
+fn read_url_mode(
+    fields: &mut Fields,
+    uri: &FunctionUri,
+    env: &Environment,
+) -> Result<UrlMode, ConfigError> {
+    let Some(mut auth) = fields.object("authorization")? else {
+        return Ok(UrlMode {
+            apikey: None,
+            iam: None,
+        });
+    };
+    let apikey = secret_field(&mut auth, "apikey")?;
+    let iam = match auth.object("iam")? {
+        None => None,
+        Some(iam) => {
+            let f = read_iam_fields(iam, env)?;
+            let host_region =
+                function_url_region(&uri.host).or_else(|| execute_api_region(&uri.host));
+            let region = f
+                .region
+                .or_else(|| host_region.map(String::from))
+                .or_else(|| env.region.clone())
+                .unwrap_or_else(|| "us-east-1".into());
+            // Function URLs are signed for `lambda`; AWS refuses `execute-api`
+            // there ("Credential should be scoped to correct service: 'lambda'").
+            let default_service = if function_url_region(&uri.host).is_some() {
+                "lambda"
+            } else {
+                "execute-api"
             };
-            auth.finish()?;
-            (apikey, iam)
+            let service = f.service.unwrap_or_else(|| default_service.into());
+            Some(Iam {
+                signer: Signer::new(f.credentials, &region, &service),
+                content_sha256: f.content_sha256,
+            })
         }
     };
+    auth.finish()?;
+    Ok(UrlMode { apikey, iam })
+}
+
+pub fn read_route(fields: &mut Fields, env: &Environment) -> Result<Route, ConfigError> {
+    if fields.has("function_name") {
+        if fields.has("function_uri") {
+            return Err(fields.error(
+                "function_uri",
+                "cannot be combined with function_name (Invoke API mode)",
+            ));
+        }
+        let (invoke, endpoint) = crate::invoke::read(fields, env)?;
+        let common = CommonConfig::read(fields, endpoint)?;
+        return Ok(Route {
+            common,
+            mode: Mode::Invoke(invoke),
+        });
+    }
+    let uri = read_function_uri(fields, "function_uri")?;
+    let mode = read_url_mode(fields, &uri, env)?;
     let common = CommonConfig::read(fields, uri)?;
     Ok(Route {
         common,
-        apikey,
-        iam,
+        mode: Mode::Url(mode),
     })
 }
 
@@ -179,6 +240,13 @@ mod tests {
         compile(json.as_bytes(), move |_| Ok(env), read_route)
     }
 
+    fn url(r: &Route) -> &UrlMode {
+        match &r.mode {
+            Mode::Url(u) => u,
+            Mode::Invoke(_) => panic!("not url mode"),
+        }
+    }
+
     fn route(json: &str) -> std::rc::Rc<Route> {
         let c = compiled(json, Environment::default()).unwrap();
         c.routes.lookup(None).unwrap()
@@ -191,7 +259,7 @@ mod tests {
         let r = route(&format!(
             r#"{{"function_uri": "https://abc.lambda-url.eu-west-3.on.aws/", "authorization": {{"iam": {{{KEYS}}}}}}}"#
         ));
-        let s = &r.iam.as_ref().unwrap().signer;
+        let s = &url(&r).iam.as_ref().unwrap().signer;
         assert_eq!(
             (s.region.as_str(), s.service.as_str()),
             ("eu-west-3", "lambda")
@@ -199,7 +267,7 @@ mod tests {
         let r = route(&format!(
             r#"{{"function_uri": "https://x1.execute-api.ap-south-1.amazonaws.com/prod/f", "authorization": {{"iam": {{{KEYS}}}}}}}"#
         ));
-        let s = &r.iam.as_ref().unwrap().signer;
+        let s = &url(&r).iam.as_ref().unwrap().signer;
         assert_eq!(
             (s.region.as_str(), s.service.as_str()),
             ("ap-south-1", "execute-api")
@@ -207,7 +275,7 @@ mod tests {
         let r = route(&format!(
             r#"{{"function_uri": "http://127.0.0.1:9/f", "authorization": {{"iam": {{{KEYS}}}}}}}"#
         ));
-        let s = &r.iam.as_ref().unwrap().signer;
+        let s = &url(&r).iam.as_ref().unwrap().signer;
         assert_eq!(
             (s.region.as_str(), s.service.as_str()),
             ("us-east-1", "execute-api")
@@ -215,7 +283,7 @@ mod tests {
         let r = route(&format!(
             r#"{{"function_uri": "https://abc.lambda-url.eu-west-3.on.aws/", "authorization": {{"iam": {{{KEYS}, "aws_region": "us-west-2", "service": "execute-api"}}}}}}"#
         ));
-        let s = &r.iam.as_ref().unwrap().signer;
+        let s = &url(&r).iam.as_ref().unwrap().signer;
         assert_eq!(
             (s.region.as_str(), s.service.as_str()),
             ("us-west-2", "execute-api")
@@ -237,7 +305,7 @@ mod tests {
         )
         .unwrap();
         let r = c.routes.lookup(None).unwrap();
-        let s = &r.iam.as_ref().unwrap().signer;
+        let s = &url(&r).iam.as_ref().unwrap().signer;
         assert_eq!(s.credentials.access_key_id, "ENVAK");
         assert_eq!(s.credentials.session_token.as_deref(), Some("ENVTOKEN"));
         assert_eq!(s.region, "sa-east-1");

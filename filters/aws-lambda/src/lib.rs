@@ -1,6 +1,10 @@
-//! `aws-lambda`: an Envoy route becomes a call to an AWS Lambda function
-//! through API Gateway or a Lambda Function URL (APISIX `aws-lambda`
-//! parity), with our own SigV4 signer.
+//! `aws-lambda`: an Envoy route becomes a call to an AWS Lambda function,
+//! signed with our own SigV4 signer, in one of two modes:
+//! - `function_uri`: through API Gateway or a Lambda Function URL (APISIX
+//!   `aws-lambda` parity): the request is forwarded as HTTP;
+//! - `function_name`: the Lambda Invoke API (Kong `aws-lambda` parity): the
+//!   request becomes an event ([`events`]) and the result a response
+//!   ([`invoke_response`]).
 //!
 //! Everything but credentials is the shared forwarding behaviour of
 //! `faas-core`: [`config`] compiles the route, [`signing`] adds
@@ -9,14 +13,17 @@
 pub mod clock;
 pub mod config;
 pub mod events;
+pub mod invoke;
 pub mod invoke_response;
 pub mod signing;
 pub mod sigv4;
 
-use config::{Environment, Route};
+use config::{Environment, Mode, Route};
 use faas_core::request::forward;
+use faas_core::response::passthrough;
 use faas_core::{
-    Callout, ClientRequest, CommonConfig, ConfigError, ErrorReply, Fields, Integration,
+    Callout, CalloutResponse, ClientRequest, CommonConfig, ConfigError, ErrorReply, Fields,
+    Integration, LocalReply,
 };
 use std::time::SystemTime;
 
@@ -46,9 +53,29 @@ impl Integration for AwsLambda {
         request: &ClientRequest,
         now: SystemTime,
     ) -> Result<Callout, ErrorReply> {
-        let mut callout = forward(&route.common, request);
-        signing::authorize(route, &mut callout, now);
-        Ok(callout)
+        Ok(match &route.mode {
+            Mode::Url(mode) => {
+                let mut callout = forward(&route.common, request);
+                signing::authorize(mode, &mut callout, now);
+                callout
+            }
+            Mode::Invoke(invoke) => {
+                let mut callout = invoke::callout(&route.common, invoke, request, now);
+                signing::sign(&invoke.iam, &mut callout, now);
+                callout
+            }
+        })
+    }
+
+    fn map_response(
+        _: &Environment,
+        route: &Route,
+        response: CalloutResponse,
+    ) -> Result<LocalReply, ErrorReply> {
+        match &route.mode {
+            Mode::Url(_) => Ok(passthrough(response)),
+            Mode::Invoke(invoke) => invoke_response::map(response, &invoke.response),
+        }
     }
 }
 

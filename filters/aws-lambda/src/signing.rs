@@ -1,6 +1,6 @@
 //! Adds credentials to the forwarding callout: `x-api-key` and SigV4.
 
-use crate::config::Route;
+use crate::config::{Iam, UrlMode};
 use crate::sigv4::{amz_date_at, hex_sha256, Request};
 use faas_core::path::split_path_query;
 use faas_core::Callout;
@@ -19,16 +19,21 @@ fn signed(name: &str) -> bool {
     matches!(name, ":authority" | "content-type" | "x-api-key") || name.starts_with("x-amz-")
 }
 
-pub fn authorize(route: &Route, callout: &mut Callout, now: SystemTime) {
-    if let Some(key) = &route.apikey {
+/// `function_uri` mode: the API key (unless the client sent one) and SigV4.
+pub fn authorize(mode: &UrlMode, callout: &mut Callout, now: SystemTime) {
+    if let Some(key) = &mode.apikey {
         // APISIX parity: a key the client sent (its own usage plan) wins.
         if callout.header("x-api-key").is_none() {
             callout.set_header("x-api-key", key.clone());
         }
     }
-    let Some(iam) = &route.iam else {
-        return;
-    };
+    if let Some(iam) = &mode.iam {
+        sign(iam, callout, now);
+    }
+}
+
+/// Signs a callout with SigV4, replacing any client AWS headers.
+pub fn sign(iam: &Iam, callout: &mut Callout, now: SystemTime) {
     callout.headers.retain(|(n, _)| !client_aws_header(n));
     let amz_date = amz_date_at(now);
     let payload_hash = hex_sha256(&callout.body);
@@ -79,7 +84,7 @@ pub fn authorize(route: &Route, callout: &mut Callout, now: SystemTime) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{read_route, Environment};
+    use crate::config::{read_route, Environment, Mode};
     use faas_core::config::compile;
     use faas_core::request::forward;
     use faas_core::ClientRequest;
@@ -103,8 +108,11 @@ mod tests {
             body: body.to_vec(),
         };
         let mut call = forward(&route.common, &request);
+        let Mode::Url(mode) = &route.mode else {
+            panic!("url mode")
+        };
         authorize(
-            &route,
+            mode,
             &mut call,
             UNIX_EPOCH + Duration::from_secs(1_440_938_160),
         );

@@ -90,11 +90,34 @@ impl CommonConfig {
                 ));
             }
         }
+        // APISIX: `keepalive` is a boolean; Kong: the idle timeout in ms.
+        let (keepalive, kong_idle_ms) = match fields.take("keepalive") {
+            None => (true, None),
+            Some(serde_json::Value::Bool(b)) => (b, None),
+            Some(serde_json::Value::Number(n)) => match n.as_u64() {
+                Some(ms) => (true, Some(ms)),
+                None => {
+                    return Err(
+                        fields.error("keepalive", "must be a boolean or a whole number of ms")
+                    )
+                }
+            },
+            Some(other) => {
+                return Err(fields.error(
+                    "keepalive",
+                    format!(
+                        "must be a boolean or a whole number of ms, got {}",
+                        crate::fields::type_name(&other)
+                    ),
+                ))
+            }
+        };
         let cluster_hints = ClusterHints {
             ssl_verify: fields.bool("ssl_verify")?.unwrap_or(true),
-            keepalive: fields.bool("keepalive")?.unwrap_or(true),
+            keepalive,
             keepalive_timeout_ms: fields
                 .integer("keepalive_timeout", 1_000, u64::from(u32::MAX))?
+                .or(kong_idle_ms)
                 .unwrap_or(60_000),
             keepalive_pool: fields
                 .integer("keepalive_pool", 1, u64::from(u32::MAX))?
@@ -249,6 +272,15 @@ mod tests {
         assert_eq!(r.timeout, Duration::from_millis(3000));
         assert_eq!(r.max_req_body_size, 6 * 1024 * 1024);
         assert!(r.cluster_hints.ssl_verify && r.cluster_hints.keepalive);
+        let kong = compile_str(r#"{"function_uri": "http://h/f", "keepalive": 30000}"#).unwrap();
+        let k = kong.routes.lookup(None).unwrap();
+        assert_eq!(
+            (
+                k.cluster_hints.keepalive,
+                k.cluster_hints.keepalive_timeout_ms
+            ),
+            (true, 30000)
+        );
         assert!(!c.routes.needs_route_name());
     }
 
@@ -297,6 +329,7 @@ mod tests {
             (r#"{"routes": []}"#, "route \"*\": field \"routes\": must be an object keyed by route name, got array"),
             (r#"{"function_uri": "http://h/f", "strip_prefix": "hello"}"#, "route \"*\": field \"strip_prefix\": must be a path starting with \"/\", without query or fragment"),
             (r#"{"function_uri": "http://h/f", "max_req_body_size": 0}"#, "route \"*\": field \"max_req_body_size\": must be between 1 and 268435456, got 0"),
+            (r#"{"function_uri": "http://h/f", "keepalive": "yes"}"#, "route \"*\": field \"keepalive\": must be a boolean or a whole number of ms, got string"),
             (r#"[1]"#, "route \"*\": plugin configuration must be a JSON object"),
         ];
         for (input, expected) in cases {
