@@ -28,13 +28,14 @@ pub fn authorize(mode: &UrlMode, callout: &mut Callout, now: SystemTime) {
         }
     }
     if let Some(iam) = &mode.iam {
+        callout.headers.retain(|(n, _)| !client_aws_header(n));
         sign(iam, callout, now);
     }
 }
 
-/// Signs a callout with SigV4, replacing any client AWS headers.
+/// Signs a callout with SigV4. Every `x-amz-*` header already on the
+/// callout is signed, so callers remove ones they did not set themselves.
 pub fn sign(iam: &Iam, callout: &mut Callout, now: SystemTime) {
-    callout.headers.retain(|(n, _)| !client_aws_header(n));
     let amz_date = amz_date_at(now);
     let payload_hash = hex_sha256(&callout.body);
     callout

@@ -34,8 +34,16 @@ pub const API_KEY: &str = "emulator-api-key";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
-    FunctionUrl { region: String },
-    ApiGateway { region: String },
+    FunctionUrl {
+        region: String,
+    },
+    ApiGateway {
+        region: String,
+    },
+    /// The Lambda Invoke API, `lambda.<region>.amazonaws.com`.
+    Lambda {
+        region: String,
+    },
 }
 
 pub fn endpoint(host: &str) -> Option<Endpoint> {
@@ -48,6 +56,14 @@ pub fn endpoint(host: &str) -> Option<Endpoint> {
             region: region.into(),
         });
     }
+    if let Some(region) = host
+        .strip_prefix("lambda.")
+        .and_then(|r| r.strip_suffix(".amazonaws.com"))
+    {
+        return Some(Endpoint::Lambda {
+            region: region.into(),
+        });
+    }
     host.strip_suffix(".amazonaws.com")
         .and_then(|r| r.split_once(".execute-api."))
         .map(|(_, region)| Endpoint::ApiGateway {
@@ -57,7 +73,7 @@ pub fn endpoint(host: &str) -> Option<Endpoint> {
 
 fn forbidden(endpoint: &Endpoint, error_type: &str, message: &str) -> Response {
     let body = match endpoint {
-        Endpoint::FunctionUrl { .. } => json!({"Message": message}),
+        Endpoint::FunctionUrl { .. } | Endpoint::Lambda { .. } => json!({"Message": message}),
         Endpoint::ApiGateway { .. } => json!({"message": message}),
     };
     Response::new(403, "application/json", body.to_string()).header("x-amzn-errortype", error_type)
@@ -233,6 +249,10 @@ pub fn verify_sigv4(
 /// Checks the front door's auth. `Ok` carries the function path behind it.
 pub fn admit(req: &Request, endpoint: &Endpoint) -> Result<String, Response> {
     match endpoint {
+        Endpoint::Lambda { region } => {
+            verify_sigv4(req, endpoint, region, "lambda")?;
+            Ok(req.path().to_string())
+        }
         Endpoint::FunctionUrl { region } => {
             verify_sigv4(req, endpoint, region, "lambda")?;
             Ok(req.path().to_string())
@@ -279,6 +299,12 @@ mod tests {
         assert_eq!(
             endpoint("x.execute-api.eu-west-1.amazonaws.com:80"),
             Some(Endpoint::ApiGateway {
+                region: "eu-west-1".into()
+            })
+        );
+        assert_eq!(
+            endpoint("lambda.eu-west-1.amazonaws.com"),
+            Some(Endpoint::Lambda {
                 region: "eu-west-1".into()
             })
         );

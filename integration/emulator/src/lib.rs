@@ -17,6 +17,7 @@
 
 pub mod aws;
 pub mod http;
+pub mod lambda;
 
 use http::{Handler, Reply, Request, Response};
 use serde_json::json;
@@ -141,6 +142,9 @@ async fn handle(req: Request) -> Reply {
     // AWS front doors check credentials first, then run the function behind them.
     let function_path = match req.header("host").as_deref().and_then(aws::endpoint) {
         Some(endpoint) => match aws::admit(&req, &endpoint) {
+            Ok(_) if matches!(endpoint, aws::Endpoint::Lambda { .. }) => {
+                return Reply::Response(lambda::invoke(&req).await)
+            }
             Ok(path) => path,
             Err(denied) => return Reply::Response(denied),
         },
