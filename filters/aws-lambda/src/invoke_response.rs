@@ -67,16 +67,28 @@ pub fn api_error_status(aws_status: u16, preserve: bool) -> u16 {
     }
 }
 
+/// The text of the first `<name>` element of an XML error body (AWS query
+/// protocol errors, and what moto answers).
+fn xml_element(body: &[u8], name: &str) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    let start = text.find(&format!("<{name}>"))? + name.len() + 2;
+    let end = start + text.get(start..)?.find(&format!("</{name}>"))?;
+    text.get(start..end)
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
 fn invoke_api_error(r: &CalloutResponse, preserve: bool) -> ErrorReply {
     let body: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
     let text = |key: &str| body.get(key).and_then(Value::as_str).map(String::from);
     let error_type = headers::get(&r.headers, "x-amzn-errortype")
         .map(|t| t.split(':').next().unwrap_or(t).to_string())
-        .or_else(|| text("Type"))
         .or_else(|| text("__type"))
+        .or_else(|| xml_element(&r.body, "Code"))
         .unwrap_or_else(|| "Unknown".into());
     let aws_message = text("Message")
         .or_else(|| text("message"))
+        .or_else(|| xml_element(&r.body, "Message"))
         .unwrap_or_else(|| format!("HTTP {}", r.status));
     ErrorReply::custom(
         api_error_status(r.status, preserve),
@@ -574,6 +586,13 @@ mod tests {
             (500, "ServiceException", 502),
             (502, "EC2UnexpectedException", 502),
         ];
+        let xml = "<ErrorResponse><Errors><Error><Type>Sender</Type><Code>SignatureDoesNotMatch</Code><Message>The request signature does not match</Message></Error></Errors></ErrorResponse>";
+        let e = map(
+            invoke(403, &[("content-type", "text/xml")], xml),
+            &settings(ResultFormat::Raw),
+        )
+        .unwrap_err();
+        assert_eq!(e.message, "the Lambda Invoke API refused the call: SignatureDoesNotMatch: The request signature does not match");
         for (aws, kind, expected) in cases {
             let body = format!(r#"{{"Type":"User","Message":"msg for {kind}"}}"#);
             let hs = [
