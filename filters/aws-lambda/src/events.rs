@@ -382,10 +382,7 @@ mod tests {
 
     fn request(pairs: &[(&str, &str)], body: &[u8], protocol: &str) -> ClientRequest {
         ClientRequest {
-            headers: pairs
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.to_string()))
-                .collect(),
+            headers: faas_core::headers::owned(pairs),
             peer_address: Some("203.0.113.9:51234".into()),
             protocol: Some(protocol.into()),
             body: body.to_vec(),

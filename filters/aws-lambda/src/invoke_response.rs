@@ -300,10 +300,7 @@ mod tests {
     fn invoke(status: u16, hs: &[(&str, &str)], body: &str) -> CalloutResponse {
         CalloutResponse {
             status,
-            headers: hs
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.to_string()))
-                .collect(),
+            headers: faas_core::headers::owned(hs),
             body: body.as_bytes().to_vec(),
         }
     }

@@ -100,10 +100,7 @@ mod tests {
         .unwrap();
         let route = c.routes.lookup(None).unwrap();
         let request = ClientRequest {
-            headers: client
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.to_string()))
-                .collect(),
+            headers: faas_core::headers::owned(client),
             peer_address: Some("10.1.2.3:4".into()),
             protocol: None,
             body: body.to_vec(),

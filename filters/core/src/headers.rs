@@ -4,6 +4,14 @@
 /// them), repeated names are separate entries.
 pub type HeaderList = Vec<(String, String)>;
 
+/// An owned header list from borrowed pairs.
+pub fn owned(pairs: &[(&str, &str)]) -> HeaderList {
+    pairs
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect()
+}
+
 /// Hop-by-hop headers (RFC 9110 §7.6.1 plus the legacy `keep-alive`,
 /// `proxy-*` and `trailer` spellings). `proxy-*` is matched by prefix.
 fn is_hop_by_hop(name: &str) -> bool {

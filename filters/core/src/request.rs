@@ -163,10 +163,7 @@ mod tests {
 
     fn req(pairs: &[(&str, &str)]) -> ClientRequest {
         ClientRequest {
-            headers: pairs
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.to_string()))
-                .collect(),
+            headers: crate::headers::owned(pairs),
             peer_address: Some("10.0.0.7:5555".into()),
             protocol: None,
             body: b"payload".to_vec(),
