@@ -13,9 +13,11 @@
 //! | `/hop` | a response carrying hop-by-hop headers and two `set-cookie` |
 //!
 //! AWS front doors (selected by the Host header, see [`aws`]) verify
-//! `x-api-key` and SigV4 and then run the same functions.
+//! `x-api-key` and SigV4 and then run the same functions; so does an Azure
+//! Functions host ([`azure`]) with function keys.
 
 pub mod aws;
+pub mod azure;
 pub mod http;
 pub mod lambda;
 
@@ -148,6 +150,17 @@ async fn handle(req: Request) -> Reply {
             Ok(path) => path,
             Err(denied) => return Reply::Response(denied),
         },
+        None if req
+            .header("host")
+            .as_deref()
+            .is_some_and(azure::is_azure_host) =>
+        {
+            match azure::admit(&req) {
+                Ok(path) if path == "/greet" => return Reply::Response(azure::greet(&req)),
+                Ok(path) => path,
+                Err(denied) => return Reply::Response(denied),
+            }
+        }
         None => req.path().to_string(),
     };
     let (function, rest) = function_of(&function_path);
