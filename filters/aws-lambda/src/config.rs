@@ -89,17 +89,6 @@ pub fn is_aws_name(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-pub fn secret_field(fields: &mut Fields, name: &str) -> Result<Option<String>, ConfigError> {
-    let value = fields.non_empty_string(name)?;
-    if value
-        .as_deref()
-        .is_some_and(|v| v.bytes().any(|b| b.is_ascii_control()))
-    {
-        return Err(fields.error(name, "must not contain control characters"));
-    }
-    Ok(value)
-}
-
 /// `authorization.iam` as written; defaults that depend on the mode are
 /// applied by the caller.
 #[derive(Debug)]
@@ -111,9 +100,9 @@ pub struct IamFields {
 }
 
 pub fn read_iam_fields(mut iam: Fields, env: &Environment) -> Result<IamFields, ConfigError> {
-    let access = secret_field(&mut iam, "accesskey")?;
-    let secret = secret_field(&mut iam, "secretkey")?;
-    let token = secret_field(&mut iam, "session_token")?;
+    let access = iam.header_value("accesskey")?;
+    let secret = iam.header_value("secretkey")?;
+    let token = iam.header_value("session_token")?;
     let credentials = match (access, secret) {
         (Some(access_key_id), Some(secret_access_key)) => Credentials {
             access_key_id,
@@ -174,7 +163,7 @@ fn read_url_mode(
             iam: None,
         });
     };
-    let apikey = secret_field(&mut auth, "apikey")?;
+    let apikey = auth.header_value("apikey")?;
     let iam = match auth.object("iam")? {
         None => None,
         Some(iam) => {

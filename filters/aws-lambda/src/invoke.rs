@@ -1,7 +1,7 @@
 //! Invoke API mode: `POST /2015-03-31/functions/<name>/invocations`, with
 //! the client's request turned into a Lambda event (Kong `aws-lambda` parity).
 
-use crate::config::{is_aws_name, no_credentials, read_iam_fields, secret_field, Environment, Iam};
+use crate::config::{is_aws_name, no_credentials, read_iam_fields, Environment, Iam};
 use crate::events::{self, EventContext, Forward};
 use crate::invoke_response::{InvocationType, ResponseSettings, ResultFormat};
 use crate::sigv4::{uri_encode, Credentials, Signer};
@@ -175,8 +175,8 @@ fn read_credentials(
     fields: &mut Fields,
     env: &Environment,
 ) -> Result<(Credentials, Option<String>, Option<String>, bool), ConfigError> {
-    let key = secret_field(fields, "aws_key")?;
-    let secret = secret_field(fields, "aws_secret")?;
+    let key = fields.header_value("aws_key")?;
+    let secret = fields.header_value("aws_secret")?;
     let iam = match fields.object("authorization")? {
         None => None,
         Some(mut auth) => {

@@ -50,17 +50,6 @@ const KONG_FIELDS: &[&str] = &[
     "clientid",
 ];
 
-fn key_field(fields: &mut Fields, name: &str) -> Result<Option<String>, ConfigError> {
-    let value = fields.non_empty_string(name)?;
-    if value
-        .as_deref()
-        .is_some_and(|v| v.bytes().any(|b| b.is_ascii_control()))
-    {
-        return Err(fields.error(name, "must not contain control characters"));
-    }
-    Ok(value)
-}
-
 fn dns_label_ok(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
@@ -112,8 +101,8 @@ fn read_kong_form(
         .map_err(|why| fields.error("functionname", format!("gives an invalid URL: {why}")))?;
     Ok((
         uri,
-        key_field(fields, "apikey")?,
-        key_field(fields, "clientid")?,
+        fields.header_value("apikey")?,
+        fields.header_value("clientid")?,
     ))
 }
 
@@ -124,10 +113,7 @@ fn read_apisix_form(
     let (apikey, clientid) = match fields.object("authorization")? {
         None => (None, None),
         Some(mut auth) => {
-            let keys = (
-                key_field(&mut auth, "apikey")?,
-                key_field(&mut auth, "clientid")?,
-            );
+            let keys = (auth.header_value("apikey")?, auth.header_value("clientid")?);
             auth.finish()?;
             keys
         }
@@ -164,8 +150,8 @@ pub fn read_route(fields: &mut Fields) -> Result<Route, ConfigError> {
 
 pub fn read_master_keys(fields: &mut Fields) -> Result<MasterKeys, ConfigError> {
     Ok(MasterKeys {
-        apikey: key_field(fields, "master_apikey")?,
-        clientid: key_field(fields, "master_clientid")?,
+        apikey: fields.header_value("master_apikey")?,
+        clientid: fields.header_value("master_clientid")?,
     })
 }
 

@@ -124,6 +124,20 @@ impl Fields {
         }
     }
 
+    /// An optional non-empty string that will be sent as a header value
+    /// (a key, token or secret): control characters are refused, since
+    /// they could split or corrupt the header.
+    pub fn header_value(&mut self, name: &str) -> Result<Option<String>, ConfigError> {
+        let value = self.non_empty_string(name)?;
+        if value
+            .as_deref()
+            .is_some_and(|v| v.bytes().any(|b| b.is_ascii_control()))
+        {
+            return Err(self.error(name, "must not contain control characters"));
+        }
+        Ok(value)
+    }
+
     pub fn bool(&mut self, name: &str) -> Result<Option<bool>, ConfigError> {
         match self.take(name) {
             None => Ok(None),
@@ -240,6 +254,22 @@ mod tests {
         assert_eq!(e.field, "authorization.extra");
         assert_eq!(e.message, "unknown field");
         assert!(f.finish().is_ok());
+    }
+
+    #[test]
+    fn header_values_refuse_control_characters() {
+        let mut f = fields(json!({"key": "a\r\nInjected: 1", "ok": "k-1", "empty": ""}));
+        let e = f.header_value("key").unwrap_err();
+        assert_eq!(
+            (e.field.as_str(), e.message.as_str()),
+            ("key", "must not contain control characters")
+        );
+        assert_eq!(f.header_value("ok").unwrap().as_deref(), Some("k-1"));
+        assert_eq!(
+            f.header_value("empty").unwrap_err().message,
+            "must not be empty"
+        );
+        assert_eq!(f.header_value("absent").unwrap(), None);
     }
 
     #[test]

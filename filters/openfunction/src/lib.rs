@@ -29,14 +29,9 @@ fn read_authorization(fields: &mut Fields) -> Result<Option<String>, ConfigError
     let Some(mut auth) = fields.object("authorization")? else {
         return Ok(None);
     };
-    let token = auth.non_empty_string("service_token")?;
-    if let Some(t) = &token {
-        if !t.contains(':') {
-            return Err(auth.error("service_token", "must have the form \"user:password\""));
-        }
-        if t.bytes().any(|b| b.is_ascii_control()) {
-            return Err(auth.error("service_token", "must not contain control characters"));
-        }
+    let token = auth.header_value("service_token")?;
+    if token.as_deref().is_some_and(|t| !t.contains(':')) {
+        return Err(auth.error("service_token", "must have the form \"user:password\""));
     }
     auth.finish()?;
     Ok(token.map(|t| format!("Basic {}", base64::encode(t.as_bytes()))))
