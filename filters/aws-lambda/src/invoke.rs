@@ -28,7 +28,6 @@ pub struct Invoke {
     pub iam: Iam,
     pub payload: Payload,
     pub base64_encode_body: bool,
-    pub log_tail: bool,
     pub response: ResponseSettings,
 }
 
@@ -344,7 +343,6 @@ pub fn read(fields: &mut Fields, env: &Environment) -> Result<(Invoke, FunctionU
             iam,
             payload,
             base64_encode_body,
-            log_tail,
             response,
         },
         endpoint,
@@ -392,7 +390,7 @@ pub fn callout(
             invoke.response.invocation_type.as_str().to_string(),
         ),
     ];
-    if invoke.log_tail {
+    if invoke.response.log_tail {
         headers.push(("x-amz-log-type".into(), "Tail".into()));
     }
     if let Some(id) = request.header("x-request-id") {
@@ -519,7 +517,7 @@ mod tests {
         assert_eq!(
             (
                 i.response.invocation_type,
-                i.log_tail,
+                i.response.log_tail,
                 i.response.unhandled_status
             ),
             (InvocationType::Event, true, Some(500))

@@ -12,6 +12,14 @@ pub fn owned(pairs: &[(&str, &str)]) -> HeaderList {
         .collect()
 }
 
+/// Borrowed pairs of a header list, as the host-call API takes them.
+pub fn borrowed(headers: &[(String, String)]) -> Vec<(&str, &str)> {
+    headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect()
+}
+
 /// Hop-by-hop headers (RFC 9110 §7.6.1 plus the legacy `keep-alive`,
 /// `proxy-*` and `trailer` spellings). `proxy-*` is matched by prefix.
 fn is_hop_by_hop(name: &str) -> bool {

@@ -100,16 +100,6 @@ impl ErrorReply {
     }
 }
 
-/// A JSON error reply for one of the shared failures.
-pub fn error_reply(
-    failure: Failure,
-    message: &str,
-    route: &str,
-    request_id: Option<&str>,
-) -> LocalReply {
-    ErrorReply::new(failure, message).render(route, request_id)
-}
-
 /// How a callout ended, telling Envoy's synthesised failures apart from a
 /// function's own 503/504.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,12 +233,8 @@ mod tests {
 
     #[test]
     fn error_replies_are_json_with_code_route_and_request_id() {
-        let r = error_reply(
-            Failure::FunctionTimeout,
-            "no answer within 100 ms",
-            "hello \"x\"",
-            Some("rid"),
-        );
+        let r = ErrorReply::new(Failure::FunctionTimeout, "no answer within 100 ms")
+            .render("hello \"x\"", Some("rid"));
         assert_eq!(r.status, 504);
         assert_eq!(
             r.headers,

@@ -109,11 +109,7 @@ impl<I: Integration> Stream<I> {
     }
 
     fn send(&self, reply: LocalReply) {
-        let headers: Vec<(&str, &str)> = reply
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
+        let headers = crate::headers::borrowed(&reply.headers);
         if let Err(status) =
             hostcalls::send_http_response(u32::from(reply.status), headers, Some(&reply.body))
         {
@@ -165,11 +161,7 @@ impl<I: Integration> Stream<I> {
                 Ok(c) => c,
                 Err(error) => return self.reject(&error),
             };
-        let headers: Vec<(&str, &str)> = callout
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
+        let headers = crate::headers::borrowed(&callout.headers);
         let body = (!callout.body.is_empty()).then_some(callout.body.as_slice());
         if let Err(status) =
             hostcalls::dispatch_http_call(&callout.cluster, headers, body, vec![], callout.timeout)
