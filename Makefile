@@ -11,10 +11,13 @@ ENVOY         := $(VENV)/bin/envoy
 ENVOY_STAMP   := $(VENV)/.envoy-$(ENVOY_VERSION)
 MOTO_VERSION  := 5.2.5
 MOTO_STAMP    := $(VENV)/.moto-$(MOTO_VERSION)
+MATPLOTLIB_VERSION := 3.11.2
+BENCH_STAMP   := $(VENV)/.bench-tools-$(MATPLOTLIB_VERSION)
+SUDO          := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTHON        ?= python3
 CARGO         ?= cargo
 
-.PHONY: help build envoy moto emulator run test fmt-check lint unit validate integration fmt clean
+.PHONY: help build envoy moto emulator run test fmt-check lint unit validate integration fmt clean bench bench-tools
 
 help:
 	@echo "make build   compile the filters to dist/<name>.wasm"
@@ -22,6 +25,7 @@ help:
 	@echo "make moto    install moto[server] $(MOTO_VERSION) into $(VENV) (SigV4-verifying Lambda endpoint for tests)"
 	@echo "make run     demo: emulator + Envoy with envoy/demo.yaml (Ctrl-C stops)"
 	@echo "make test    fmt, clippy, unit tests, config validation, real-Envoy suite"
+	@echo "make bench   benchmarks vs plain Envoy and Envoy's native aws_lambda (~25 min; writes BENCHMARKS.md)"
 
 build:
 	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
@@ -74,6 +78,24 @@ validate: build envoy
 
 integration: build envoy moto
 	ENVOY_BIN=$(abspath $(ENVOY)) $(CARGO) test -p integration-tests
+
+# Load generator (h2load, HTTP/1.1 and h2c) from Debian; matplotlib for the plot.
+bench-tools: $(BENCH_STAMP)
+
+$(BENCH_STAMP): $(ENVOY_STAMP)
+	@command -v h2load >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nghttp2-client; }
+	@command -v taskset >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq util-linux; }
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check matplotlib==$(MATPLOTLIB_VERSION)
+	@touch $@
+
+# BENCH_DURATION, BENCH_REPS, BENCH_SCENARIOS, BENCH_MEMORY_REQUESTS tune it
+# (see bench/run.py). Not part of `make test`: benchmarks assert nothing.
+bench: build envoy emulator bench-tools
+	$(CARGO) build --release --target $(WASM_TARGET) -p bench-probe
+	cp target/$(WASM_TARGET)/release/bench_probe.wasm dist/
+	@mkdir -p bench/results
+	$(CARGO) run --quiet --release -p faas-micro-bench -- bench/results/micro.json
+	$(VENV)/bin/python bench/run.py $(abspath $(ENVOY)) target/release/faas-emulator bench/results/micro.json
 
 fmt:
 	$(CARGO) fmt --all

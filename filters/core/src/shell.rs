@@ -13,7 +13,8 @@ use crate::request::ClientRequest;
 use crate::response::{classify, CalloutResponse, ErrorReply, Failure, LocalReply, Outcome};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
+use std::cell::Cell;
 use std::rc::Rc;
 use std::time::SystemTime;
 
@@ -21,20 +22,60 @@ use std::time::SystemTime;
 pub fn install<I: Integration>() {
     proxy_wasm::set_log_level(LogLevel::Info);
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
-        Box::new(Root::<I> { config: None })
+        Box::new(Root::<I> {
+            config: None,
+            memory_gauge: None,
+            memory_pages: Cell::new(0),
+        })
     });
+}
+
+/// The module's linear memory in 64 KiB pages (0 off wasm, for host tests).
+fn memory_pages() -> usize {
+    #[cfg(target_arch = "wasm32")]
+    {
+        core::arch::wasm32::memory_size(0)
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        0
+    }
 }
 
 type Compiled<I> = PluginConfig<<I as Integration>::Global, <I as Integration>::Route>;
 
 struct Root<I: Integration> {
     config: Option<Rc<Compiled<I>>>,
+    /// Gauge `envoy_faas.<filter>.wasm_memory_bytes`: the VM's linear
+    /// memory, which only grows; a leak shows up here first.
+    memory_gauge: Option<u32>,
+    /// Last value recorded, so the gauge costs a host call only on growth.
+    memory_pages: Cell<usize>,
+}
+
+impl<I: Integration> Root<I> {
+    fn record_memory(&self) {
+        let pages = memory_pages();
+        if let Some(gauge) = self
+            .memory_gauge
+            .filter(|_| pages != self.memory_pages.get())
+        {
+            self.memory_pages.set(pages);
+            let _ = hostcalls::record_metric(gauge, (pages * 65536) as u64);
+        }
+    }
 }
 
 impl<I: Integration> Context for Root<I> {}
 
 impl<I: Integration> RootContext for Root<I> {
     fn on_configure(&mut self, size: usize) -> bool {
+        if self.memory_gauge.is_none() {
+            let name = format!("envoy_faas.{}.wasm_memory_bytes", I::NAME);
+            self.memory_gauge = hostcalls::define_metric(MetricType::Gauge, &name).ok();
+        }
+        self.memory_pages.set(0);
+        self.record_memory();
         let bytes = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, size)
             .ok()
             .flatten()
@@ -55,6 +96,7 @@ impl<I: Integration> RootContext for Root<I> {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        self.record_memory();
         Some(Box::new(Stream::<I> {
             config: self.config.clone(),
             route: None,

@@ -74,6 +74,9 @@ impl Integration for OpenFunction {
     }
 }
 
+// The module entry point exists only in the wasm build: on the host three
+// filters can link into one binary (micro-benchmarks) without clashing.
+#[cfg(target_arch = "wasm32")]
 proxy_wasm::main! {{
     faas_core::shell::install::<OpenFunction>();
 }}

@@ -212,6 +212,13 @@ pub fn handler() -> Handler {
     Arc::new(|req| Box::pin(handle(req)))
 }
 
+/// The benchmark endpoint's one answer: a Lambda proxy result, so the same
+/// bytes serve a plain route (passed through), Envoy's native `aws_lambda`
+/// filter and our Invoke mode with `is_proxy_integration` (both transform it).
+pub const FIXED_BODY: &str = r#"{"statusCode":200,"headers":{"content-type":"text/plain"},"body":"hello from the function"}"#;
+
+pub mod fixed;
+
 /// Serves on an already bound listener, on a runtime of its own in a
 /// background thread (for tests). Returns the bound address.
 pub fn start_background(listener: std::net::TcpListener) -> std::io::Result<SocketAddr> {

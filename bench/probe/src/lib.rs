@@ -1,0 +1,179 @@
+//! A benchmark probe, never shipped. Its plugin configuration is one line,
+//! `<mode> <cluster> <authority>`, and it does the least a function gateway
+//! filter can do in each of two designs, so `make bench` can tell Envoy's
+//! cost from ours:
+//!
+//! - `callout`: buffer the request, `dispatch_http_call` it to the cluster
+//!   and answer the client with the callout's status and body. This is the
+//!   envoy-faas design (a local reply), minus config lookup, request
+//!   building, signing and response mapping.
+//! - `forward`: buffer the request, rewrite `:authority`, add one header,
+//!   and let the router send it upstream, as Envoy's native `aws_lambda`
+//!   filter does. The alternative design.
+//!
+//! Failures answer 500 instead of panicking, like the real filters.
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, BufferType, ContextType, MapType};
+use std::rc::Rc;
+use std::time::Duration;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { plan: None }) });
+}}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Callout,
+    Forward,
+}
+
+struct Plan {
+    mode: Mode,
+    cluster: String,
+    authority: String,
+}
+
+struct Root {
+    plan: Option<Rc<Plan>>,
+}
+
+impl Context for Root {}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, size: usize) -> bool {
+        let bytes = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, size)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let (mode, cluster, authority) = match words.as_slice() {
+            ["callout", c, a] => (Mode::Callout, c, a),
+            ["forward", c, a] => (Mode::Forward, c, a),
+            _ => return false,
+        };
+        self.plan = Some(Rc::new(Plan {
+            mode,
+            cluster: cluster.to_string(),
+            authority: authority.to_string(),
+        }));
+        true
+    }
+
+    fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Stream {
+            plan: self.plan.clone(),
+            body_size: 0,
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct Stream {
+    plan: Option<Rc<Plan>>,
+    body_size: usize,
+}
+
+fn internal_error() {
+    let _ = hostcalls::send_http_response(500, vec![], Some(b"probe failed"));
+}
+
+impl Stream {
+    /// The whole request is buffered: act on it.
+    fn complete(&mut self) -> Action {
+        let Some(plan) = self.plan.clone() else {
+            return Action::Continue;
+        };
+        match plan.mode {
+            Mode::Forward => {
+                let ok = hostcalls::set_map_value(
+                    MapType::HttpRequestHeaders,
+                    ":authority",
+                    Some(&plan.authority),
+                )
+                .and(hostcalls::add_map_value(
+                    MapType::HttpRequestHeaders,
+                    "x-probe",
+                    "forward",
+                ));
+                if ok.is_err() {
+                    internal_error();
+                    return Action::Pause;
+                }
+                Action::Continue
+            }
+            Mode::Callout => {
+                let body = if self.body_size > 0 {
+                    hostcalls::get_buffer(BufferType::HttpRequestBody, 0, self.body_size)
+                        .ok()
+                        .flatten()
+                } else {
+                    None
+                };
+                let headers = vec![
+                    (":method", "POST"),
+                    (":path", "/"),
+                    (":authority", plan.authority.as_str()),
+                ];
+                if hostcalls::dispatch_http_call(
+                    &plan.cluster,
+                    headers,
+                    body.as_deref(),
+                    vec![],
+                    Duration::from_secs(10),
+                )
+                .is_err()
+                {
+                    internal_error();
+                }
+                Action::Pause
+            }
+        }
+    }
+}
+
+impl HttpContext for Stream {
+    fn on_http_request_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
+        if end_of_stream {
+            return self.complete();
+        }
+        Action::Pause
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        self.body_size = body_size;
+        if end_of_stream {
+            return self.complete();
+        }
+        Action::Pause
+    }
+}
+
+impl Context for Stream {
+    fn on_http_call_response(&mut self, _token: u32, _headers: usize, body_size: usize, _t: usize) {
+        let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
+            .ok()
+            .flatten()
+            .and_then(|s| String::from_utf8(s).ok())
+            .and_then(|s| s.parse::<u32>().ok());
+        let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        match status {
+            Some(status) => {
+                let _ = hostcalls::send_http_response(
+                    status,
+                    vec![("content-type", "application/json")],
+                    Some(&body),
+                );
+            }
+            None => internal_error(),
+        }
+    }
+}
