@@ -79,12 +79,14 @@ validate: build envoy
 integration: build envoy moto
 	ENVOY_BIN=$(abspath $(ENVOY)) $(CARGO) test -p integration-tests
 
-# Load generator (h2load, HTTP/1.1 and h2c) from Debian; matplotlib for the plot.
+# Load generator (h2load, HTTP/1.1 and h2c) and Node (V8, to time the pure
+# code as wasm) from Debian; matplotlib for the plot.
 bench-tools: $(BENCH_STAMP)
 
 $(BENCH_STAMP): $(ENVOY_STAMP)
 	@command -v h2load >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nghttp2-client; }
 	@command -v taskset >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq util-linux; }
+	@command -v node >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nodejs; }
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check matplotlib==$(MATPLOTLIB_VERSION)
 	@touch $@
 
@@ -94,8 +96,10 @@ bench: build envoy emulator bench-tools
 	$(CARGO) build --release --target $(WASM_TARGET) -p bench-probe
 	cp target/$(WASM_TARGET)/release/bench_probe.wasm dist/
 	@mkdir -p bench/results
-	$(CARGO) run --quiet --release -p faas-micro-bench -- bench/results/micro.json
-	$(VENV)/bin/python bench/run.py $(abspath $(ENVOY)) target/release/faas-emulator bench/results/micro.json
+	$(CARGO) run --quiet --release -p faas-micro-bench -- --json > bench/results/micro-native.json
+	$(CARGO) build --quiet --release --target $(WASM_TARGET) -p faas-micro-bench
+	node --no-warnings bench/run-wasi.mjs target/$(WASM_TARGET)/release/faas-micro-bench.wasm --json > bench/results/micro-wasm.json
+	$(VENV)/bin/python bench/run.py $(abspath $(ENVOY)) target/release/faas-emulator bench/results
 
 fmt:
 	$(CARGO) fmt --all

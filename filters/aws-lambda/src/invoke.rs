@@ -21,6 +21,12 @@ pub enum Payload {
     KongForward(Forward),
 }
 
+impl Payload {
+    pub fn is_api_gateway(&self) -> bool {
+        matches!(self, Payload::ApiGatewayV1 | Payload::ApiGatewayV2)
+    }
+}
+
 #[derive(Debug)]
 pub struct Invoke {
     /// `/2015-03-31/functions/<name>/invocations[?Qualifier=..]`.
@@ -374,7 +380,9 @@ pub fn callout(
         }
     };
     let body = match event {
-        Some(e) => e.to_string().into_bytes(),
+        // to_vec writes bytes directly; Value's Display (to_string) goes
+        // through fmt::Formatter and was measurably slower on large bodies.
+        Some(e) => serde_json::to_vec(&e).unwrap_or_default(),
         None => request.body.clone(),
     };
     let mut headers = vec![

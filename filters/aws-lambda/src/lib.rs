@@ -47,6 +47,11 @@ impl Integration for AwsLambda {
         &route.common
     }
 
+    /// Only API Gateway events carry the protocol (`requestContext`).
+    fn uses_protocol(route: &Route) -> bool {
+        matches!(&route.mode, Mode::Invoke(invoke) if invoke.payload.is_api_gateway())
+    }
+
     fn build_callout(
         _: &Environment,
         route: &Route,
@@ -79,9 +84,10 @@ impl Integration for AwsLambda {
     }
 }
 
-// The module entry point exists only in the wasm build: on the host three
-// filters can link into one binary (micro-benchmarks) without clashing.
-#[cfg(target_arch = "wasm32")]
+// The module entry point exists only in the filter build: with `lib-only`
+// (or on the host) several filters link into one program, the
+// micro-benchmarks, without clashing entry points.
+#[cfg(all(target_arch = "wasm32", not(feature = "lib-only")))]
 proxy_wasm::main! {{
     faas_core::shell::install::<AwsLambda>();
 }}

@@ -44,16 +44,26 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// Hex SHA-256 of the empty payload (every GET): no need to hash it.
+pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
 pub fn hex_sha256(data: &[u8]) -> String {
+    if data.is_empty() {
+        return EMPTY_SHA256.to_string();
+    }
     hex::encode(Sha256::digest(data))
 }
 
+type HmacSha256 = Hmac<Sha256>;
+
+fn keyed(key: &[u8]) -> HmacSha256 {
+    // HMAC accepts keys of any length, so `new_from_slice` cannot fail;
+    // the fallback (an empty key) only keeps this free of panics.
+    HmacSha256::new_from_slice(key).unwrap_or_else(|_| HmacSha256::new(&Default::default()))
+}
+
 fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
-    // HMAC accepts keys of any length, so `new_from_slice` cannot fail.
-    let mut mac = match Hmac::<Sha256>::new_from_slice(key) {
-        Ok(m) => m,
-        Err(_) => return [0; 32],
-    };
+    let mut mac = keyed(key);
     mac.update(data);
     mac.finalize().into_bytes().into()
 }
@@ -240,13 +250,14 @@ pub struct Signature {
 }
 
 /// Signs for one credential, region and service, caching the derived key
-/// per date (one derivation per day instead of four HMACs per request).
+/// per date (one derivation per day instead of four HMACs per request) as
+/// a keyed HMAC state, so each signature also skips hashing the key pads.
 #[derive(Debug)]
 pub struct Signer {
     pub credentials: Credentials,
     pub region: String,
     pub service: String,
-    key_cache: RefCell<Option<(String, [u8; 32])>>,
+    key_cache: RefCell<Option<(String, HmacSha256)>>,
 }
 
 impl Signer {
@@ -259,10 +270,10 @@ impl Signer {
         }
     }
 
-    fn key_for(&self, date: &str) -> [u8; 32] {
-        if let Some((cached_date, key)) = self.key_cache.borrow().as_ref() {
+    fn mac_for(&self, date: &str) -> HmacSha256 {
+        if let Some((cached_date, mac)) = self.key_cache.borrow().as_ref() {
             if cached_date == date {
-                return *key;
+                return mac.clone();
             }
         }
         let key = signing_key(
@@ -271,8 +282,9 @@ impl Signer {
             &self.region,
             &self.service,
         );
-        *self.key_cache.borrow_mut() = Some((date.to_string(), key));
-        key
+        let mac = keyed(&key);
+        *self.key_cache.borrow_mut() = Some((date.to_string(), mac.clone()));
+        mac
     }
 
     /// Signs `req` at `amz_date` (`YYYYMMDDTHHMMSSZ`). The request's
@@ -283,7 +295,9 @@ impl Signer {
         let scope = format!("{date}/{}/{}/aws4_request", self.region, self.service);
         let (creq, signed_headers) = canonical_request(req);
         let sts = string_to_sign(amz_date, &scope, &creq);
-        let signature = hex::encode(hmac(&self.key_for(date), sts.as_bytes()));
+        let mut mac = self.mac_for(date);
+        mac.update(sts.as_bytes());
+        let signature = hex::encode(mac.finalize().into_bytes());
         let authorization = format!(
             "{ALGORITHM} Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={signature}",
             self.credentials.access_key_id

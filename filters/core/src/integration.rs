@@ -25,6 +25,13 @@ pub trait Integration: 'static {
     /// The shared settings of a compiled route.
     fn common(route: &Self::Route) -> &CommonConfig;
 
+    /// Whether `build_callout` reads [`ClientRequest::protocol`] for this
+    /// route. The shell fetches the property only then: it is a host call
+    /// (and a property evaluation in Envoy) on every request otherwise.
+    fn uses_protocol(_route: &Self::Route) -> bool {
+        false
+    }
+
     /// Builds the function call for a complete client request. `now` is
     /// the wall clock (request signing needs it).
     fn build_callout(

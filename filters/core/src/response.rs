@@ -95,7 +95,7 @@ impl ErrorReply {
         LocalReply {
             status: self.status,
             headers: vec![("content-type".into(), "application/json".into())],
-            body: serde_json::Value::Object(body).to_string().into_bytes(),
+            body: serde_json::to_vec(&serde_json::Value::Object(body)).unwrap_or_default(),
         }
     }
 }

@@ -197,7 +197,9 @@ impl<I: Integration> Stream<I> {
                     .unwrap_or_default();
         }
         self.request.peer_address = property(&["source", "address"]);
-        self.request.protocol = property(&["request", "protocol"]);
+        if I::uses_protocol(&route) {
+            self.request.protocol = property(&["request", "protocol"]);
+        }
         let callout =
             match I::build_callout(&config.global, &route, &self.request, SystemTime::now()) {
                 Ok(c) => c,

@@ -74,9 +74,10 @@ impl Integration for OpenFunction {
     }
 }
 
-// The module entry point exists only in the wasm build: on the host three
-// filters can link into one binary (micro-benchmarks) without clashing.
-#[cfg(target_arch = "wasm32")]
+// The module entry point exists only in the filter build: with `lib-only`
+// (or on the host) several filters link into one program, the
+// micro-benchmarks, without clashing entry points.
+#[cfg(all(target_arch = "wasm32", not(feature = "lib-only")))]
 proxy_wasm::main! {{
     faas_core::shell::install::<OpenFunction>();
 }}
