@@ -581,3 +581,35 @@ fn a_bad_hot_update_is_refused_and_the_last_good_config_keeps_serving() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The shell's `wasm_memory_bytes` gauge is defined at load and holds the
+/// VM's linear memory (a whole number of 64 KiB pages). Linear memory never
+/// shrinks: it climbs to the allocator's high-water mark while the first
+/// requests run, and after that it must stay put (a leak would not).
+#[test]
+fn wasm_memory_gauge_reports_linear_memory_without_growth() {
+    let envoy = start(one_route("/echo", json!({})), &[("f", "/api")]);
+    let body = vec![b'x'; 64 * 1024];
+    let request = || {
+        let r = http1(envoy.port, "POST", "/api", &[], &body);
+        assert_eq!(r.status, 200, "{}", r.text());
+    };
+    let gauge = "envoy_faas.openfunction.wasm_memory_bytes";
+    request();
+    let (name, first) = envoy.stat_ending(gauge).expect("gauge exported");
+    assert!(name.ends_with(gauge), "{name}");
+    assert!(first >= 65536 && first % 65536 == 0, "{first}");
+    for _ in 0..100 {
+        request(); // warm-up to the high-water mark
+    }
+    let (_, warm) = envoy.stat_ending(gauge).expect("gauge exported");
+    assert!(warm >= first, "{warm} < {first}");
+    for _ in 0..300 {
+        request();
+    }
+    let (_, after) = envoy.stat_ending(gauge).expect("gauge exported");
+    assert_eq!(
+        after, warm,
+        "linear memory grew over 300 requests after warm-up"
+    );
+}
