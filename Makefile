@@ -15,6 +15,7 @@ BINARYEN_VERSION := 132.0.0
 WASM_OPT_STAMP := .tools/.binaryen-$(BINARYEN_VERSION)
 WASM_OPT      := node .tools/node_modules/binaryen/bin/wasm-opt
 WASM_FEATURES := --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals
+WASM_OPT_Z    := $(WASM_OPT) -Oz $(WASM_FEATURES)
 MATPLOTLIB_VERSION := 3.11.2
 BENCH_STAMP   := $(VENV)/.bench-tools-$(MATPLOTLIB_VERSION)
 SUDO          := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -37,7 +38,7 @@ build: $(WASM_OPT_STAMP)
 	$(CARGO) build --release --target $(WASM_TARGET) $(addprefix -p ,$(FILTERS))
 	@mkdir -p dist
 	@for f in $(FILTERS); do m=$${f//-/_}.wasm; \
-	  $(WASM_OPT) -Oz $(WASM_FEATURES) --strip-debug --strip-producers target/$(WASM_TARGET)/release/$$m -o dist/$$m || exit 1; done
+	  $(WASM_OPT_Z) --strip-debug --strip-producers target/$(WASM_TARGET)/release/$$m -o dist/$$m || exit 1; done
 	@ls -l dist/*.wasm
 
 # binaryen from the npm registry (Node is on the machine; else Debian's).
@@ -108,11 +109,11 @@ $(BENCH_STAMP): $(ENVOY_STAMP)
 # (see bench/run.py). Not part of `make test`: benchmarks assert nothing.
 bench: build envoy emulator bench-tools
 	$(CARGO) build --release --target $(WASM_TARGET) -p bench-probe
-	$(WASM_OPT) -Oz $(WASM_FEATURES) target/$(WASM_TARGET)/release/bench_probe.wasm -o dist/bench_probe.wasm
+	$(WASM_OPT_Z) target/$(WASM_TARGET)/release/bench_probe.wasm -o dist/bench_probe.wasm
 	@mkdir -p bench/results
 	$(CARGO) run --quiet --release -p faas-micro-bench -- --json > bench/results/micro-native.json
 	$(CARGO) build --quiet --release --target $(WASM_TARGET) -p faas-micro-bench
-	$(WASM_OPT) -Oz $(WASM_FEATURES) target/$(WASM_TARGET)/release/faas-micro-bench.wasm -o target/faas-micro-bench.wasm
+	$(WASM_OPT_Z) target/$(WASM_TARGET)/release/faas-micro-bench.wasm -o target/faas-micro-bench.wasm
 	node --no-warnings bench/run-wasi.mjs target/faas-micro-bench.wasm --json > bench/results/micro-wasm.json
 	$(VENV)/bin/python bench/run.py $(abspath $(ENVOY)) target/release/faas-emulator bench/results
 

@@ -13,17 +13,13 @@ import sys
 from pathlib import Path
 
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+# The filters held to the targets; scenario labels come from the report
+# itself (bench/run.py's SCENARIOS).
 OURS = ["aws-url", "aws-invoke", "azure", "openfunction"]
-LABELS = {
-    "plain": "plain Envoy route (ceiling)",
-    "native": "Envoy native aws_lambda (C++)",
-    "aws-url": "aws_lambda.wasm function_uri + IAM",
-    "aws-invoke": "aws_lambda.wasm Invoke, API GW 2.0 + proxy",
-    "azure": "azure_functions.wasm",
-    "openfunction": "openfunction.wasm",
-    "probe-callout": "probe: bare wasm callout",
-    "probe-forward": "probe: bare wasm in-place forward",
-}
+
+
+def label(report, name):
+    return report.get("labels", {}).get(name, name)
 
 
 def ms(us):
@@ -55,7 +51,7 @@ def results_table(report):
         for name, by_case in s.items():
             m = by_case[case]
             lines.append(
-                f"| {LABELS.get(name, name)} | {m['rps']:.0f} | {ms(m['p50_us'])} | {ms(m['p99_us'])} | "
+                f"| {label(report, name)} | {m['rps']:.0f} | {ms(m['p50_us'])} | {ms(m['p99_us'])} | "
                 f"{ms(m['p999_us'])} | {m['cpu_us_per_req']:.1f} | {m['envoy_cpu_util']:.0%}{'' if m['envoy_cpu_util'] >= 0.85 else ' †'} | "
                 f"{ratio(m['rps'], plain['rps']) if plain else 'n/a'} | "
                 f"{ratio(m['rps'], native['rps']) if native else 'n/a'} | "
@@ -85,7 +81,7 @@ def targets_table(report):
         p99 = [(s[name][c]["p99_us"] / s["native"][c]["p99_us"], c) for c in cases(report)]
         worst_rps, worst_p99 = min(rps), max(p99)
         lines.append(
-            f"| {LABELS[name]} | {worst_rps[0]:.2f} ({worst_rps[1].replace('|', ', ')}) | "
+            f"| {label(report, name)} | {worst_rps[0]:.2f} ({worst_rps[1].replace('|', ', ')}) | "
             f"{'met' if worst_rps[0] >= 0.9 else 'missed'} | {worst_p99[0]:.2f} ({worst_p99[1].replace('|', ', ')}) | "
             f"{'met' if worst_p99[0] <= 1.2 else 'missed'} |"
         )
@@ -103,7 +99,7 @@ def memory_table(report):
         (n0, rss0, w0), (_, rss1, _), (n2, rss2, w2) = points
         wasm = f"{w0 / 1024:.0f} → {w2 / 1024:.0f}" if w0 is not None and w2 is not None else "n/a"
         lines.append(
-            f"| {LABELS.get(name, name)} | {n2 - n0} | {rss0 / 2**20:.1f} → {rss2 / 2**20:.1f} | "
+            f"| {label(report, name)} | {n2 - n0} | {rss0 / 2**20:.1f} → {rss2 / 2**20:.1f} | "
             f"{(rss2 - rss1) / 2**20:+.1f} | {wasm} |"
         )
     return lines + [""]
@@ -138,7 +134,7 @@ def before_after(report, baseline):
             if not b:
                 continue
             lines.append(
-                f"| {LABELS.get(name, name)} | {case.replace('|', ', ')} | {b['rps']:.0f} → {m['rps']:.0f} "
+                f"| {label(report, name)} | {case.replace('|', ', ')} | {b['rps']:.0f} → {m['rps']:.0f} "
                 f"({m['rps'] / b['rps'] - 1:+.0%}) | {ms(b['p99_us'])} → {ms(m['p99_us'])} | "
                 f"{b['cpu_us_per_req']:.1f} → {m['cpu_us_per_req']:.1f} |"
             )
@@ -173,7 +169,7 @@ def plot(report, png):
     width = 0.8 / max(len(names), 1)
     for i, name in enumerate(names):
         xs = [c + i * width for c in range(len(case_list))]
-        axes[0].bar(xs, [s[name][c]["rps"] for c in case_list], width, label=LABELS.get(name, name))
+        axes[0].bar(xs, [s[name][c]["rps"] for c in case_list], width, label=label(report, name))
         axes[1].bar(xs, [s[name][c]["p99_us"] / 1000 for c in case_list], width)
     ticks = [c + width * (len(names) - 1) / 2 for c in range(len(case_list))]
     for ax, title in ((axes[0], "requests/s (higher is better)"), (axes[1], "p99 latency, ms (lower is better, log scale)")):

@@ -176,7 +176,6 @@ SCENARIOS = {
         None,
     ),
 }
-OUR_FILTERS = ["aws-url", "aws-invoke", "azure", "openfunction"]
 
 
 def free_port():
@@ -551,7 +550,7 @@ def main():
     endpoint, endpoint_port = start_endpoint(emulator_bin)
     runs = {s: {} for s in selected}
     try:
-        print(f"bench: endpoint alone ...", flush=True)
+        print("bench: endpoint alone ...", flush=True)
         ceiling = endpoint_ceiling(endpoint_port, workdir)
         for rep in range(REPS):
             for scenario in selected:
@@ -607,6 +606,7 @@ def main():
         },
         "machine": versions(envoy_bin),
         "endpoint_alone_rps": ceiling,
+        "labels": {s: SCENARIOS[s][0] for s in selected},
         "summary": summary,
         "runs": runs,
         "memory": memory,

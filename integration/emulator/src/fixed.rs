@@ -84,21 +84,7 @@ async fn connection(mut stream: TcpStream, answer: &[u8]) -> std::io::Result<()>
         buf.copy_within(head..filled, 0);
         filled -= head;
         match body {
-            Body::Length(mut remaining) => {
-                // Discard what is buffered, then read the rest in place.
-                let here = remaining.min(filled);
-                buf.copy_within(here..filled, 0);
-                filled -= here;
-                remaining -= here;
-                while remaining > 0 {
-                    let want = remaining.min(buf.len());
-                    let n = stream.read(&mut buf[..want]).await?;
-                    if n == 0 {
-                        return Err(invalid("truncated body"));
-                    }
-                    remaining -= n;
-                }
-            }
+            Body::Length(length) => discard(&mut stream, &mut buf, &mut filled, length).await?,
             Body::Chunked => skip_chunked(&mut stream, &mut buf, &mut filled).await?,
         }
         stream.write_all(answer).await?;
@@ -149,20 +135,31 @@ async fn skip_chunked(
                 }
             }
         }
-        let mut remaining = size + 2; // data and its CRLF
-        let here = remaining.min(*filled);
-        buf.copy_within(here..*filled, 0);
-        *filled -= here;
-        remaining -= here;
-        while remaining > 0 {
-            let want = remaining.min(buf.len());
-            let n = stream.read(&mut buf[..want]).await?;
-            if n == 0 {
-                return Err(invalid("truncated chunk data"));
-            }
-            remaining -= n;
-        }
+        discard(stream, buf, filled, size + 2).await?; // data and its CRLF
     }
+}
+
+/// Drops the next `count` bytes of the stream: first what `buf` already
+/// holds (keeping anything after them), then reads of the rest, in place.
+async fn discard(
+    stream: &mut TcpStream,
+    buf: &mut [u8],
+    filled: &mut usize,
+    count: usize,
+) -> std::io::Result<()> {
+    let here = count.min(*filled);
+    buf.copy_within(here..*filled, 0);
+    *filled -= here;
+    let mut remaining = count - here;
+    while remaining > 0 {
+        let want = remaining.min(buf.len());
+        let n = stream.read(&mut buf[..want]).await?;
+        if n == 0 {
+            return Err(invalid("truncated body"));
+        }
+        remaining -= n;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
