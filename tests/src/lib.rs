@@ -731,3 +731,167 @@ impl Drop for Moto {
         let _ = std::fs::remove_file(&self.log);
     }
 }
+
+/// A loopback TCP server that accepts and counts connections, then closes
+/// them: the route's own cluster, which a function route must never reach.
+pub struct RecordingUpstream {
+    pub port: u16,
+    connections: std::sync::Arc<AtomicUsize>,
+}
+
+impl RecordingUpstream {
+    pub fn start() -> RecordingUpstream {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind recording upstream");
+        let port = listener.local_addr().expect("addr").port();
+        let connections = std::sync::Arc::new(AtomicUsize::new(0));
+        let seen = std::sync::Arc::clone(&connections);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                seen.fetch_add(1, Ordering::SeqCst);
+                drop(stream);
+            }
+        });
+        RecordingUpstream { port, connections }
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+/// The documents of a shipped manifest (`deploy/...`), as JSON values.
+pub fn manifest(path: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(repo_root().join(path))
+        .unwrap_or_else(|e| panic!("read {path}: {e}"));
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| {
+            let yaml: serde_yaml::Value =
+                serde::Deserialize::deserialize(doc).expect("YAML document");
+            serde_json::to_value(yaml).expect("YAML as JSON")
+        })
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+/// The shipped manifest document of `kind` (the first one).
+pub fn manifest_kind(path: &str, kind: &str) -> Value {
+    manifest(path)
+        .into_iter()
+        .find(|d| d["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} in {path}"))
+}
+
+/// Where Istio's agent puts a fetched module:
+/// `<data dir>/<sha256(url without tag)>/<checksum>.wasm`. The module is
+/// copied there under `root` (a test directory standing in for `/`).
+pub fn istio_agent_copy(root: &std::path::Path, filter: &str, url: &str) -> PathBuf {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(wasm(&filter.replace('-', "_"))).expect("read module");
+    let url_dir = hex(&Sha256::digest(url.as_bytes()));
+    let dir = root.join("var/lib/istio/data").join(url_dir);
+    std::fs::create_dir_all(&dir).expect("agent cache dir");
+    let path = dir.join(format!("{}.wasm", hex(&Sha256::digest(&bytes))));
+    std::fs::write(&path, bytes).expect("copy module");
+    path
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The `Wasm` filter config Istio delivers for a WasmPlugin after its agent
+/// rewrote the code to a local file (istio.md §2.2): name, empty root_id,
+/// the plugin config as a StringValue (an empty Any when there is none), v8,
+/// no `vm_id`, FAIL_CLOSED, and no `allow_on_headers_stop_iteration`.
+pub fn istio_wasm(
+    config_name: &str,
+    module: &std::path::Path,
+    plugin_config: Option<&Value>,
+    env: &[(&str, &str)],
+) -> Value {
+    let configuration = match plugin_config {
+        Some(c) => json!({"@type": "type.googleapis.com/google.protobuf.StringValue",
+                          "value": c.to_string()}),
+        None => json!({}),
+    };
+    let mut vm_config = json!({
+        "runtime": "envoy.wasm.runtime.v8",
+        "code": {"local": {"filename": module.display().to_string()}}
+    });
+    if !env.is_empty() {
+        let key_values: serde_json::Map<String, Value> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+            .collect();
+        vm_config["environment_variables"] = json!({"key_values": key_values});
+    }
+    json!({"typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+        "config": {
+            "name": config_name,
+            "root_id": "",
+            "configuration": configuration,
+            "vm_config": vm_config,
+            "failure_policy": "FAIL_CLOSED"
+        }
+    }})
+}
+
+/// The HCM entry Istio generates for a WasmPlugin: no config, only a
+/// discovery reference (Wasm, or the agent's RBAC fallback); here from a
+/// watched file instead of ADS. Write the resource with [`write_ecds`].
+pub fn istio_ecds_filter(name: &str, dir: &std::path::Path) -> Value {
+    json!({
+        "name": name,
+        "config_discovery": {
+            "config_source": {
+                "path_config_source": {
+                    "path": dir.join("ecds.json").display().to_string(),
+                    "watched_directory": {"path": dir.display().to_string()}
+                },
+                "initial_fetch_timeout": "0s",
+                "resource_api_version": "V3"
+            },
+            "type_urls": [
+                "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+                "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
+            ]
+        }
+    })
+}
+
+/// A POST with a chunked body (`transfer-encoding: chunked`, one chunk per slice).
+pub fn post_chunked(port: u16, target: &str, chunks: &[&[u8]]) -> Response {
+    let mut raw = format!(
+        "POST {target} HTTP/1.1\r\nhost: gateway.test\r\nconnection: close\r\n\
+         content-type: application/octet-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+    )
+    .into_bytes();
+    for chunk in chunks {
+        raw.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        raw.extend_from_slice(chunk);
+        raw.extend_from_slice(b"\r\n");
+    }
+    raw.extend_from_slice(b"0\r\n\r\n");
+    try_request(port, &raw).unwrap_or_else(|e| panic!("chunked POST {target}: {e}"))
+}
+
+/// A temporary directory, removed when dropped.
+pub struct ScratchDir(pub PathBuf);
+
+impl ScratchDir {
+    pub fn new(tag: &str) -> ScratchDir {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("envoy-faas-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        ScratchDir(dir)
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

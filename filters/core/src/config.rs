@@ -9,6 +9,7 @@
 //!   default). Requests on routes without an entry pass through.
 
 use crate::fields::{ConfigError, Fields};
+use crate::layout::BodyLayout;
 use crate::uri::FunctionUri;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -53,6 +54,8 @@ pub struct CommonConfig {
     pub max_resp_body_size: usize,
     pub strip_prefix: Option<String>,
     pub cluster_hints: ClusterHints,
+    /// How the request body reaches the filter in this deployment.
+    pub body_layout: BodyLayout,
 }
 
 /// Reads and parses a URL field.
@@ -112,6 +115,15 @@ impl CommonConfig {
                 ))
             }
         };
+        let body_layout = match fields.string("body_layout")? {
+            None => BodyLayout::default(),
+            Some(name) => BodyLayout::parse(&name).ok_or_else(|| {
+                fields.error(
+                    "body_layout",
+                    "must be \"stop_iteration\" or \"holding_filter\"",
+                )
+            })?,
+        };
         let cluster_hints = ClusterHints {
             ssl_verify: fields.bool("ssl_verify")?.unwrap_or(true),
             keepalive,
@@ -132,6 +144,7 @@ impl CommonConfig {
             max_resp_body_size: to_usize(max_resp),
             strip_prefix,
             cluster_hints,
+            body_layout,
         })
     }
 }
@@ -148,7 +161,20 @@ pub enum RouteTable<R> {
 impl<R> RouteTable<R> {
     /// Whether lookups need the route name at all.
     pub fn needs_route_name(&self) -> bool {
-        matches!(self, RouteTable::ByName(_))
+        matches!(self, RouteTable::ByName(map) if !map.is_empty())
+    }
+
+    /// Whether no request can match (an empty configuration).
+    pub fn is_empty(&self) -> bool {
+        matches!(self, RouteTable::ByName(map) if map.is_empty())
+    }
+
+    /// Every compiled route.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = &Rc<R>> + '_> {
+        match self {
+            RouteTable::All(r) => Box::new(std::iter::once(r)),
+            RouteTable::ByName(map) => Box::new(map.values()),
+        }
     }
 
     pub fn lookup(&self, route_name: Option<&str>) -> Option<Rc<R>> {
@@ -184,11 +210,24 @@ pub fn deep_merge(base: &mut Map<String, Value>, overlay: Map<String, Value>) {
 /// `read_global` takes the filter-wide fields from the top level;
 /// `read_route` compiles one (merged) route object. Any field neither
 /// reads is an error.
+///
+/// An empty configuration (no bytes, or only whitespace) compiles to a
+/// table with no routes: every request passes through. Istio sends exactly
+/// that for a `WasmPlugin` without `pluginConfig`, and Envoy Gateway for an
+/// `EnvoyExtensionPolicy` without `config`; refusing it would NACK the
+/// extension config and keep the listener from serving at all.
 pub fn compile<G, R>(
     json: &[u8],
     read_global: impl FnOnce(&mut Fields) -> Result<G, ConfigError>,
     read_route: impl Fn(&mut Fields, &G) -> Result<R, ConfigError>,
 ) -> Result<PluginConfig<G, R>, ConfigError> {
+    if json.iter().all(u8::is_ascii_whitespace) {
+        let mut none = Fields::new(ALL_ROUTES, Map::new());
+        return Ok(PluginConfig {
+            global: read_global(&mut none)?,
+            routes: RouteTable::ByName(HashMap::new()),
+        });
+    }
     let top = match serde_json::from_slice::<Value>(json) {
         Ok(Value::Object(map)) => map,
         Ok(_) => {
@@ -302,6 +341,39 @@ mod tests {
     }
 
     #[test]
+    fn empty_configuration_matches_no_route() {
+        for empty in ["", "  \n"] {
+            let c = compile_str(empty).unwrap();
+            assert!(c.routes.is_empty());
+            assert!(!c.routes.needs_route_name());
+            assert!(c.routes.lookup(Some("any")).is_none());
+            assert!(c.routes.lookup(None).is_none());
+        }
+        assert!(!compile_str(r#"{"function_uri": "http://h/f"}"#)
+            .unwrap()
+            .routes
+            .is_empty());
+    }
+
+    #[test]
+    fn body_layout_defaults_to_stop_iteration_and_merges_per_route() {
+        let c = compile_str(
+            r#"{"body_layout": "holding_filter",
+                "routes": {"a": {"function_uri": "http://h/a"},
+                           "b": {"function_uri": "http://h/b", "body_layout": "stop_iteration"}}}"#,
+        )
+        .unwrap();
+        let layout = |n| c.routes.lookup(Some(n)).unwrap().body_layout;
+        assert_eq!(layout("a"), BodyLayout::HoldingFilter);
+        assert_eq!(layout("b"), BodyLayout::StopIteration);
+        let d = compile_str(r#"{"function_uri": "http://h/f"}"#).unwrap();
+        assert_eq!(
+            d.routes.lookup(None).unwrap().body_layout,
+            BodyLayout::StopIteration
+        );
+    }
+
+    #[test]
     fn deep_merge_merges_nested_objects() {
         let mut base = serde_json::json!({"authorization": {"a": 1, "b": 2}, "x": 1});
         let overlay = serde_json::json!({"authorization": {"b": 3}, "x": {"y": 1}});
@@ -331,6 +403,7 @@ mod tests {
             (r#"{"function_uri": "http://h/f", "max_req_body_size": 0}"#, "route \"*\": field \"max_req_body_size\": must be between 1 and 268435456, got 0"),
             (r#"{"function_uri": "http://h/f", "keepalive": "yes"}"#, "route \"*\": field \"keepalive\": must be a boolean or a whole number of ms, got string"),
             (r#"[1]"#, "route \"*\": plugin configuration must be a JSON object"),
+            (r#"{"function_uri": "http://h/f", "body_layout": "buffer"}"#, "route \"*\": field \"body_layout\": must be \"stop_iteration\" or \"holding_filter\""),
         ];
         for (input, expected) in cases {
             assert_eq!(

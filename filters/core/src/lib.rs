@@ -2,14 +2,15 @@
 //!
 //! Everything except [`shell`] is plain Rust over plain data and is unit
 //! tested on the host: config parsing ([`config`], [`fields`], [`uri`]),
-//! the function call ([`request`], [`path`], [`headers`]) and the answer
-//! ([`response`]). [`shell`] is the only module that talks to Envoy.
+//! the function call ([`request`], [`path`], [`headers`]), the answer
+//! ([`response`]) and how the body reaches the filter ([`layout`]). [`shell`] is the only module that talks to Envoy.
 
 pub mod base64;
 pub mod config;
 pub mod fields;
 pub mod headers;
 pub mod integration;
+pub mod layout;
 pub mod path;
 pub mod request;
 pub mod response;

@@ -27,6 +27,9 @@ pub enum Failure {
     FunctionUnreachable,
     FunctionResponseTooLarge,
     CalloutFailed,
+    /// The deployment does not deliver request bodies the way the route's
+    /// `body_layout` says (see [`crate::layout`]).
+    BodyLayoutMisconfigured,
 }
 
 impl Failure {
@@ -35,7 +38,7 @@ impl Failure {
             Failure::RequestBodyTooLarge => 413,
             Failure::FunctionTimeout => 504,
             Failure::FunctionUnreachable | Failure::FunctionResponseTooLarge => 502,
-            Failure::CalloutFailed => 500,
+            Failure::CalloutFailed | Failure::BodyLayoutMisconfigured => 500,
         }
     }
 
@@ -46,6 +49,7 @@ impl Failure {
             Failure::FunctionUnreachable => "function_unreachable",
             Failure::FunctionResponseTooLarge => "function_response_too_large",
             Failure::CalloutFailed => "callout_failed",
+            Failure::BodyLayoutMisconfigured => "body_layout_misconfigured",
         }
     }
 }

@@ -9,14 +9,15 @@
 use crate::config::{compile, PluginConfig};
 use crate::headers::HeaderList;
 use crate::integration::Integration;
+use crate::layout::{self, BodyLayout};
 use crate::request::ClientRequest;
 use crate::response::{classify, CalloutResponse, ErrorReply, Failure, LocalReply, Outcome};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// Registers the root context of integration `I`; call from `proxy_wasm::main!`.
 pub fn install<I: Integration>() {
@@ -26,6 +27,7 @@ pub fn install<I: Integration>() {
             config: None,
             memory_gauge: None,
             memory_pages: Cell::new(0),
+            body_watch: Rc::new(BodyWatch::default()),
         })
     });
 }
@@ -51,6 +53,47 @@ struct Root<I: Integration> {
     memory_gauge: Option<u32>,
     /// Last value recorded, so the gauge costs a host call only on growth.
     memory_pages: Cell<usize>,
+    /// Requests paused in headers that wait for their body.
+    body_watch: Rc<BodyWatch<I::Route>>,
+}
+
+/// How often the root checks paused requests for a withheld body.
+const BODY_WATCH_PERIOD: Duration = Duration::from_millis(200);
+
+/// Requests paused in headers (`stop_iteration`) that still wait for their
+/// body. Envoy withholds the body from such a filter when the PluginConfig
+/// lacks `allow_on_headers_stop_iteration`; the request would then hang
+/// until a stream timeout. The root's tick finds these requests by
+/// comparing Envoy's `request.total_size` with the headers' size, and
+/// answers them with the fix instead.
+struct BodyWatch<R> {
+    waiting: RefCell<Vec<Waiting<R>>>,
+    /// Set once a withheld body was seen: this plugin config runs without
+    /// the flag, so later requests with a body are answered at once.
+    flag_missing: Cell<bool>,
+}
+
+impl<R> Default for BodyWatch<R> {
+    fn default() -> Self {
+        BodyWatch {
+            waiting: RefCell::new(Vec::new()),
+            flag_missing: Cell::new(false),
+        }
+    }
+}
+
+struct Waiting<R> {
+    context_id: u32,
+    header_bytes: u64,
+    route: Rc<R>,
+}
+
+impl<R> BodyWatch<R> {
+    fn forget(&self, context_id: u32) {
+        self.waiting
+            .borrow_mut()
+            .retain(|w| w.context_id != context_id);
+    }
 }
 
 impl<I: Integration> Root<I> {
@@ -82,7 +125,27 @@ impl<I: Integration> RootContext for Root<I> {
             .unwrap_or_default();
         match compile(&bytes, I::read_global, I::read_route) {
             Ok(compiled) => {
-                log::info!("{}: configuration accepted", I::NAME);
+                if compiled.routes.is_empty() {
+                    log::warn!(
+                        "{}: the plugin configuration is empty: no function routes, every request passes through",
+                        I::NAME
+                    );
+                } else {
+                    log::info!("{}: configuration accepted", I::NAME);
+                }
+                let pausing = compiled
+                    .routes
+                    .iter()
+                    .any(|r| I::common(r).body_layout.pauses_headers());
+                let period = if pausing {
+                    BODY_WATCH_PERIOD
+                } else {
+                    Duration::ZERO
+                };
+                if let Err(status) = hostcalls::set_tick_period(period) {
+                    log::error!("{}: could not set the tick period: {status:?}", I::NAME);
+                }
+                self.body_watch = Rc::new(BodyWatch::default());
                 self.config = Some(Rc::new(compiled));
                 true
             }
@@ -95,15 +158,50 @@ impl<I: Integration> RootContext for Root<I> {
         }
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         self.record_memory();
         Some(Box::new(Stream::<I> {
+            context_id,
             config: self.config.clone(),
+            body_watch: Rc::clone(&self.body_watch),
             route: None,
             request: ClientRequest::default(),
             body_size: 0,
             answered: false,
+            replied: false,
         }))
+    }
+
+    /// Answers the paused requests whose body Envoy withholds (see
+    /// [`BodyWatch`]). Requests still waiting for a slow client stay.
+    fn on_tick(&mut self) {
+        let waiting = std::mem::take(&mut *self.body_watch.waiting.borrow_mut());
+        let mut still_waiting = Vec::with_capacity(waiting.len());
+        for w in waiting {
+            if hostcalls::set_effective_context(w.context_id).is_err() {
+                continue; // the request is gone
+            }
+            let total = hostcalls::get_property(vec!["request", "total_size"])
+                .ok()
+                .flatten()
+                .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+                .map(u64::from_le_bytes);
+            match total {
+                Some(total) if layout::body_withheld(total, w.header_bytes) => {
+                    self.body_watch.flag_missing.set(true);
+                    let route = route_label::<I>(&w.route);
+                    let request_id = property(&["request", "id"]);
+                    reject::<I>(
+                        &route,
+                        request_id.as_deref(),
+                        &ErrorReply::new(Failure::BodyLayoutMisconfigured, layout::FLAG_MISSING),
+                    );
+                }
+                _ => still_waiting.push(w),
+            }
+        }
+        // Streams may have registered while replies were sent.
+        self.body_watch.waiting.borrow_mut().extend(still_waiting);
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -112,7 +210,9 @@ impl<I: Integration> RootContext for Root<I> {
 }
 
 struct Stream<I: Integration> {
+    context_id: u32,
     config: Option<Rc<Compiled<I>>>,
+    body_watch: Rc<BodyWatch<I::Route>>,
     /// Set when this request is ours to answer.
     route: Option<Rc<I::Route>>,
     request: ClientRequest,
@@ -121,6 +221,9 @@ struct Stream<I: Integration> {
     /// The call was dispatched or the client already answered: later body
     /// or trailer callbacks must not act again.
     answered: bool,
+    /// This filter sent the client's response: a response it did not send
+    /// comes from the router (see `on_http_response_headers`).
+    replied: bool,
 }
 
 fn text(bytes: Vec<u8>) -> String {
@@ -142,37 +245,68 @@ fn header_map(map: MapType) -> HeaderList {
         .collect()
 }
 
+/// The Envoy route name, else the name the route was configured under.
+fn route_label<I: Integration>(route: &I::Route) -> String {
+    property(&["xds", "route_name"])
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| I::common(route).route.clone())
+}
+
+/// Sends `reply` to the client of the effective context.
+fn send<I: Integration>(reply: LocalReply) {
+    let headers = crate::headers::borrowed(&reply.headers);
+    if let Err(status) =
+        hostcalls::send_http_response(u32::from(reply.status), headers, Some(&reply.body))
+    {
+        log::error!("{}: could not send the response: {status:?}", I::NAME);
+    }
+}
+
+/// Answers with a JSON error and logs it (messages carry no secrets).
+fn reject<I: Integration>(route: &str, request_id: Option<&str>, error: &ErrorReply) {
+    log::warn!(
+        "{}: route \"{route}\": {}: {}",
+        I::NAME,
+        error.code,
+        error.message
+    );
+    send::<I>(error.render(route, request_id));
+}
+
 impl<I: Integration> Stream<I> {
-    fn route_label(&self) -> String {
-        property(&["xds", "route_name"])
-            .filter(|n| !n.is_empty())
-            .or_else(|| self.route.as_ref().map(|r| I::common(r).route.clone()))
-            .unwrap_or_default()
+    fn send(&mut self, reply: LocalReply) {
+        self.replied = true;
+        send::<I>(reply);
     }
 
-    fn send(&self, reply: LocalReply) {
-        let headers = crate::headers::borrowed(&reply.headers);
-        if let Err(status) =
-            hostcalls::send_http_response(u32::from(reply.status), headers, Some(&reply.body))
-        {
-            log::error!("{}: could not send the response: {status:?}", I::NAME);
-        }
-    }
-
-    fn fail(&self, failure: Failure, message: &str) {
+    fn fail(&mut self, failure: Failure, message: &str) {
         self.reject(&ErrorReply::new(failure, message));
     }
 
-    /// Answers with a JSON error and logs it (messages carry no secrets).
-    fn reject(&self, error: &ErrorReply) {
-        let route = self.route_label();
-        log::warn!(
-            "{}: route \"{route}\": {}: {}",
-            I::NAME,
-            error.code,
-            error.message
-        );
-        self.send(error.render(&route, self.request.header("x-request-id")));
+    fn reject(&mut self, error: &ErrorReply) {
+        self.replied = true;
+        let route = self
+            .route
+            .as_ref()
+            .map(|r| route_label::<I>(r))
+            .unwrap_or_default();
+        reject::<I>(&route, self.request.header("x-request-id"), error);
+    }
+
+    /// Pauses request headers that a body follows, and watches for Envoy
+    /// withholding that body (no `allow_on_headers_stop_iteration`).
+    fn pause_for_body(&mut self, route: Rc<I::Route>) -> Action {
+        if self.body_watch.flag_missing.get() {
+            self.answered = true;
+            self.fail(Failure::BodyLayoutMisconfigured, layout::FLAG_MISSING);
+            return Action::Pause;
+        }
+        self.body_watch.waiting.borrow_mut().push(Waiting {
+            context_id: self.context_id,
+            header_bytes: layout::header_bytes(&self.request.headers),
+            route,
+        });
+        Action::Pause
     }
 
     fn body_too_large(&mut self, size: usize, limit: usize) {
@@ -235,7 +369,7 @@ impl<I: Integration> HttpContext for Stream<I> {
             return Action::Continue; // not a function route: pass through untouched
         };
         let limit = I::common(&route).max_req_body_size;
-        self.route = Some(route);
+        self.route = Some(Rc::clone(&route));
         self.request.headers = header_map(MapType::HttpRequestHeaders);
         // Refuse before reading a byte of an announced oversized body.
         let announced = self
@@ -247,17 +381,26 @@ impl<I: Integration> HttpContext for Stream<I> {
             return Action::Pause;
         }
         if end_of_stream {
+            // Header-only: answer from here; the router never starts.
             self.dispatch();
+            return Action::Pause;
         }
-        // Pause: without the body the router must not start; with
-        // `allow_on_headers_stop_iteration` the body callbacks still run.
-        Action::Pause
+        match I::common(&route).body_layout {
+            // The flag lets the body reach a filter that paused here.
+            BodyLayout::StopIteration => self.pause_for_body(route),
+            // The holding filter after this one keeps the headers from the
+            // router; this filter holds the body until it is complete.
+            BodyLayout::HoldingFilter => Action::Continue,
+        }
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         let Some(route) = self.route.clone() else {
             return Action::Continue;
         };
+        if I::common(&route).body_layout.pauses_headers() {
+            self.body_watch.forget(self.context_id);
+        }
         if self.answered {
             return Action::Pause;
         }
@@ -282,6 +425,31 @@ impl<I: Integration> HttpContext for Stream<I> {
         }
         Action::Pause
     }
+
+    /// On a function route every response is this filter's own, unless
+    /// the router got the request: in `holding_filter` layout that means
+    /// no holding filter follows. The router's answer (or its connect
+    /// error) is replaced by the fix.
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        match &self.route {
+            Some(route) if !self.replied && !I::common(route).body_layout.pauses_headers() => {
+                self.answered = true;
+                self.fail(Failure::BodyLayoutMisconfigured, layout::NO_HOLDING_FILTER);
+                Action::Pause
+            }
+            _ => Action::Continue,
+        }
+    }
+}
+
+impl<I: Integration> Drop for Stream<I> {
+    fn drop(&mut self) {
+        if let Some(route) = &self.route {
+            if I::common(route).body_layout.pauses_headers() {
+                self.body_watch.forget(self.context_id);
+            }
+        }
+    }
 }
 
 impl<I: Integration> Context for Stream<I> {
@@ -295,6 +463,9 @@ impl<I: Integration> Context for Stream<I> {
         let (Some(config), Some(route)) = (self.config.clone(), self.route.clone()) else {
             return;
         };
+        if self.replied {
+            return; // answered meanwhile (the router's response was replaced)
+        }
         let common = I::common(&route);
         if body_size > common.max_resp_body_size {
             return self.fail(

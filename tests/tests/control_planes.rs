@@ -1,0 +1,460 @@
+//! The filters in the shapes Istio and Envoy Gateway deliver them, in real
+//! Envoy 1.40: the exact extension config, the filter names, no
+//! `allow_on_headers_stop_iteration`, and the holding filters from the
+//! shipped manifests in `deploy/` (read from those files, so what is tested
+//! is what users apply). Each layout must answer GET, POST 1 KiB, POST
+//! 3 MiB, chunked and HTTP/2 requests, pass a route without config through,
+//! and never open a connection to the function route's own cluster.
+
+use integration_tests::*;
+use serde_json::{json, Value};
+
+const FUNCTION_ROUTE: &str = "hello";
+const ISTIO_PLUGIN_URL: &str = "oci://registry.example.com/envoy-faas/openfunction:0.1.0";
+
+/// The plugin config the tests deliver: the shipped WasmPlugin's layout,
+/// with the function on the loopback emulator.
+fn plugin_config(layout: &str) -> Value {
+    json!({
+        "body_layout": layout,
+        "routes": {FUNCTION_ROUTE: {
+            "function_uri": "http://fn.local/echo",
+            "cluster": "functions",
+            "strip_prefix": "/hello"
+        }}
+    })
+}
+
+/// Routes: the function route (its own cluster records connections, and
+/// carries `per_route` filter configs), and `/plain/` to the emulator.
+fn routes(recorder_cluster: &str, per_route: Value) -> Vec<Value> {
+    let mut function = route(FUNCTION_ROUTE, "/hello", recorder_cluster);
+    if per_route.as_object().is_some_and(|m| !m.is_empty()) {
+        function["typed_per_filter_config"] = per_route;
+    }
+    vec![
+        function,
+        json!({"name": "plain", "match": {"prefix": "/plain/"},
+               "route": {"cluster": "functions", "prefix_rewrite": "/echo/"}}),
+    ]
+}
+
+fn clusters(recorder: &RecordingUpstream) -> Vec<Value> {
+    vec![
+        cluster("functions", emulator().port()),
+        cluster("route-upstream", recorder.port),
+    ]
+}
+
+fn with_listener_buffer_limit(mut bootstrap: Value, bytes: u64) -> Value {
+    bootstrap["static_resources"]["listeners"][0]["per_connection_buffer_limit_bytes"] =
+        json!(bytes);
+    bootstrap
+}
+
+fn body(size: usize) -> Vec<u8> {
+    (0..size).map(|i| (i % 251) as u8).collect()
+}
+
+/// What every supported layout must do.
+fn assert_function_layout(envoy: &Envoy, recorder: &RecordingUpstream) {
+    let get = get(envoy.port, "/hello/world?x=1");
+    assert_eq!(get.status, 200, "GET: {}", get.text());
+    let echo = get.echo();
+    assert_eq!(
+        (echo.method.as_str(), echo.path.as_str()),
+        ("GET", "/echo/world")
+    );
+
+    for size in [1024, 3 * 1024 * 1024] {
+        let sent = body(size);
+        let r = http1(
+            envoy.port,
+            "POST",
+            "/hello",
+            &[("content-type", "application/octet-stream")],
+            &sent,
+        );
+        assert_eq!(r.status, 200, "POST {size} bytes: {}", r.text());
+        let echo = r.echo();
+        assert_eq!(echo.method, "POST");
+        assert!(echo.body == sent, "POST {size} bytes: body changed");
+    }
+
+    let chunks: [&[u8]; 3] = [b"first,", b"second,", b"third"];
+    let r = post_chunked(envoy.port, "/hello/chunked", &chunks);
+    assert_eq!(r.status, 200, "chunked: {}", r.text());
+    assert_eq!(r.echo().body, b"first,second,third");
+
+    let sent = body(64 * 1024);
+    let r = http2(envoy.port, "POST", "/hello/h2", &[], &sent);
+    assert_eq!(r.status, 200, "HTTP/2 POST: {}", r.text());
+    assert!(r.echo().body == sent, "HTTP/2 POST: body changed");
+    let r = http2(envoy.port, "GET", "/hello/h2", &[], b"");
+    assert_eq!(r.status, 200, "HTTP/2 GET: {}", r.text());
+
+    // A route without an entry goes to its own cluster, body included.
+    let r = http1(envoy.port, "POST", "/plain/x", &[], b"through");
+    assert_eq!(r.status, 200, "pass-through: {}", r.text());
+    let echo = r.echo();
+    assert_eq!(
+        (echo.path.as_str(), echo.body.as_slice()),
+        ("/echo/x", &b"through"[..])
+    );
+
+    assert_eq!(
+        recorder.connections(),
+        0,
+        "the function route's own cluster was contacted"
+    );
+}
+
+/// The LDS side of the shipped buffer-filter EnvoyFilter: the filter it
+/// inserts before the router, and the per-route config that enables it.
+fn shipped_buffer_holding_filter() -> (Value, Value) {
+    let ef = manifest_kind(
+        "deploy/istio/holding-filter-envoyfilter.yaml",
+        "EnvoyFilter",
+    );
+    let patches = ef["spec"]["configPatches"].as_array().expect("patches");
+    let http_filter = patches
+        .iter()
+        .find(|p| p["applyTo"] == "HTTP_FILTER")
+        .expect("HTTP_FILTER patch");
+    assert_eq!(http_filter["patch"]["operation"], "INSERT_BEFORE");
+    assert_eq!(
+        http_filter["match"]["listener"]["filterChain"]["filter"]["subFilter"]["name"],
+        "envoy.filters.http.router"
+    );
+    let route = patches
+        .iter()
+        .find(|p| p["applyTo"] == "HTTP_ROUTE")
+        .expect("HTTP_ROUTE patch");
+    assert_eq!(
+        route["match"]["routeConfiguration"]["vhost"]["route"]["name"],
+        FUNCTION_ROUTE
+    );
+    (
+        http_filter["patch"]["value"].clone(),
+        route["patch"]["value"]["typed_per_filter_config"].clone(),
+    )
+}
+
+/// Istio up to 1.29: `extensions.istio.io/wasmplugin/<ns>.<name>`, the
+/// buffer filter from the shipped EnvoyFilter, the listener at Envoy's
+/// default 1 MiB buffer limit (the buffer filter raises it per route), and
+/// the `ISTIO_META_*` variables left in the environment (as when the
+/// agent's conversion is off).
+#[test]
+fn istio_wasmplugin_with_the_shipped_buffer_holding_filter() {
+    let scratch = ScratchDir::new("istio-129");
+    let recorder = RecordingUpstream::start();
+    let name = "extensions.istio.io/wasmplugin/istio-ingress.openfunction";
+    let module = istio_agent_copy(&scratch.0, "openfunction", ISTIO_PLUGIN_URL);
+    let env = [
+        ("ISTIO_META_WASM_PLUGIN_RESOURCE_VERSION", "12345"),
+        ("ISTIO_META_WASM_IMAGE_PULL_POLICY", "IfNotPresent"),
+    ];
+    write_ecds(
+        &scratch.0,
+        name,
+        &istio_wasm(
+            "istio-ingress.openfunction",
+            &module,
+            Some(&plugin_config("holding_filter")),
+            &env,
+        ),
+    );
+    let (buffer, per_route) = shipped_buffer_holding_filter();
+    let boot = bootstrap(
+        routes("route-upstream", per_route),
+        vec![istio_ecds_filter(name, &scratch.0), buffer],
+        clusters(&recorder),
+    );
+    let boot = with_listener_buffer_limit(boot, 1024 * 1024);
+    let envoy = Envoy::start(&boot).expect("envoy starts");
+    assert_function_layout(&envoy, &recorder);
+}
+
+/// Istio 1.30 and later: the WasmPlugin arrives as a translated
+/// TrafficExtension (`…~istio-translated-wasmplugin`), and the holding
+/// filter is the shipped Lua TrafficExtension, inlined in LDS under its
+/// own resource name after the wasm filter. The listener limit is the
+/// one the manifest tells users to set.
+#[test]
+fn istio_traffic_extension_with_the_shipped_lua_holding_filter() {
+    let scratch = ScratchDir::new("istio-130");
+    let recorder = RecordingUpstream::start();
+    let config_name = "istio-ingress.openfunction~istio-translated-wasmplugin";
+    let name = format!("extensions.istio.io/trafficextension/{config_name}");
+    let module = istio_agent_copy(&scratch.0, "openfunction", ISTIO_PLUGIN_URL);
+    write_ecds(
+        &scratch.0,
+        &name,
+        &istio_wasm(
+            config_name,
+            &module,
+            Some(&plugin_config("holding_filter")),
+            &[],
+        ),
+    );
+    let te = manifest_kind(
+        "deploy/istio/holding-filter-lua-trafficextension.yaml",
+        "TrafficExtension",
+    );
+    let lua = json!({
+        "name": format!(
+            "extensions.istio.io/trafficextension/istio-ingress.{}",
+            te["metadata"]["name"].as_str().expect("name")
+        ),
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
+            "default_source_code": {"inline_string": te["spec"]["lua"]["inlineCode"]}
+        }
+    });
+    let boot = bootstrap(
+        routes("route-upstream", json!({})),
+        vec![istio_ecds_filter(&name, &scratch.0), lua],
+        clusters(&recorder),
+    );
+    let boot = with_listener_buffer_limit(boot, 8 * 1024 * 1024);
+    let envoy = Envoy::start(&boot).expect("envoy starts");
+    assert_function_layout(&envoy, &recorder);
+}
+
+/// Envoy Gateway: the wasm filter inline in the HCM, disabled, named
+/// `envoy.filters.http.wasm/envoyextensionpolicy/<ns>/<policy>/wasm/<i>`,
+/// with that as `vm_id` and the policy's name as plugin name, enabled on
+/// the route by an empty `FilterConfig`. The buffer filter is what the
+/// shipped BackendTrafficPolicy `requestBuffer` renders, moved after the
+/// wasm filter by the shipped EnvoyProxy `filterOrder`. Listener limit:
+/// Envoy Gateway's 32 KiB.
+#[test]
+fn envoy_gateway_policy_with_the_shipped_request_buffer_after_wasm() {
+    let recorder = RecordingUpstream::start();
+    let policy = manifest_kind(
+        "deploy/envoy-gateway/envoyextensionpolicy-openfunction.yaml",
+        "EnvoyExtensionPolicy",
+    );
+    let wasm_spec = &policy["spec"]["wasm"][0];
+    assert_eq!(wasm_spec["config"]["body_layout"], "holding_filter");
+    let holding = manifest("deploy/envoy-gateway/holding-filter.yaml");
+    let kind = |k: &str| holding.iter().find(|d| d["kind"] == k).cloned().expect(k);
+    let order = &kind("EnvoyProxy")["spec"]["filterOrder"][0];
+    assert_eq!(
+        (order["name"].as_str(), order["after"].as_str()),
+        (
+            Some("envoy.filters.http.buffer"),
+            Some("envoy.filters.http.wasm")
+        )
+    );
+    assert_eq!(
+        kind("BackendTrafficPolicy")["spec"]["requestBuffer"]["limit"],
+        "8Mi"
+    );
+    let limit = 8 * 1024 * 1024;
+
+    let filter_name = "envoy.filters.http.wasm/envoyextensionpolicy/default/openfunction/wasm/0";
+    let mut plugin = plugin_config("holding_filter")["routes"][FUNCTION_ROUTE].clone();
+    plugin["body_layout"] = json!("holding_filter");
+    let module = wasm("openfunction");
+    let wasm_filter = json!({
+        "name": filter_name,
+        "disabled": true,
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": wasm_spec["name"],
+                "configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": plugin.to_string()
+                },
+                "vm_config": {
+                    "vm_id": "envoyextensionpolicy/default/openfunction/wasm/0",
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": {"local": {"filename": module.display().to_string()}}
+                }
+            }
+        }
+    });
+    let buffer = json!({
+        "name": "envoy.filters.http.buffer",
+        "disabled": true,
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer",
+            "max_request_bytes": limit
+        }
+    });
+    let per_route = json!({
+        filter_name: {"@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "config": {}},
+        "envoy.filters.http.buffer": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute",
+            "buffer": {"max_request_bytes": limit}
+        }
+    });
+    let boot = bootstrap(
+        routes("route-upstream", per_route),
+        vec![wasm_filter, buffer],
+        clusters(&recorder),
+    );
+    let boot = with_listener_buffer_limit(boot, 32 * 1024);
+    let envoy = Envoy::start(&boot).expect("envoy starts");
+    assert_function_layout(&envoy, &recorder);
+}
+
+/// Plain Envoy, or a config an EnvoyFilter ADDs with the flag: the default
+/// `stop_iteration` layout, no holding filter.
+#[test]
+fn the_flag_without_a_holding_filter() {
+    let scratch = ScratchDir::new("flag");
+    let recorder = RecordingUpstream::start();
+    let name = "istio-ingress.envoy-faas";
+    let module = istio_agent_copy(&scratch.0, "openfunction", ISTIO_PLUGIN_URL);
+    let mut config = plugin_config("stop_iteration");
+    config
+        .as_object_mut()
+        .expect("object")
+        .remove("body_layout"); // the default
+    let mut resource = istio_wasm(name, &module, Some(&config), &[]);
+    resource["typed_config"]["config"]["allow_on_headers_stop_iteration"] = json!(true);
+    write_ecds(&scratch.0, name, &resource);
+    let boot = bootstrap(
+        routes("route-upstream", json!({})),
+        vec![istio_ecds_filter(name, &scratch.0)],
+        clusters(&recorder),
+    );
+    let boot = with_listener_buffer_limit(boot, 8 * 1024 * 1024);
+    let envoy = Envoy::start(&boot).expect("envoy starts");
+    assert_function_layout(&envoy, &recorder);
+}
+
+fn assert_misconfigured(r: &Response, fix: &str) {
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let v = r.json();
+    assert_eq!(v["error"], "body_layout_misconfigured", "{v}");
+    assert_eq!(v["route"], FUNCTION_ROUTE);
+    let message = v["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(fix),
+        "the message names the fix: {message}"
+    );
+}
+
+/// Neither the flag nor a holding filter, in the default layout: Envoy
+/// withholds the body from the paused filter. Instead of hanging until a
+/// stream timeout, the request gets a JSON error naming the fix, and so do
+/// later ones at once; header-only requests still work.
+#[test]
+fn neither_flag_nor_holding_filter_answers_with_the_fix_instead_of_hanging() {
+    let scratch = ScratchDir::new("no-flag");
+    let recorder = RecordingUpstream::start();
+    let name = "extensions.istio.io/wasmplugin/istio-ingress.openfunction";
+    let module = istio_agent_copy(&scratch.0, "openfunction", ISTIO_PLUGIN_URL);
+    write_ecds(
+        &scratch.0,
+        name,
+        &istio_wasm(
+            "istio-ingress.openfunction",
+            &module,
+            Some(&plugin_config("stop_iteration")),
+            &[],
+        ),
+    );
+    let boot = bootstrap(
+        routes("route-upstream", json!({})),
+        vec![istio_ecds_filter(name, &scratch.0)],
+        clusters(&recorder),
+    );
+    let envoy = Envoy::start(&boot).expect("envoy starts");
+    let started = std::time::Instant::now();
+    let first = http1(envoy.port, "POST", "/hello", &[], b"a body");
+    assert_misconfigured(&first, "allow_on_headers_stop_iteration: true");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "answered in {:?}, not by a stream timeout",
+        started.elapsed()
+    );
+    let second = post_chunked(envoy.port, "/hello", &[b"x"]);
+    assert_misconfigured(&second, "holding_filter");
+    let get = get(envoy.port, "/hello/world");
+    assert_eq!(get.status, 200, "GET still works: {}", get.text());
+    assert!(
+        envoy
+            .log()
+            .contains("allow_on_headers_stop_iteration: true"),
+        "the log names the fix"
+    );
+    assert_eq!(recorder.connections(), 0);
+}
+
+/// `holding_filter` without a holding filter: the router gets the request.
+/// When the route's cluster answers first (here it accepts and closes, so
+/// the router answers 503 itself), the filter replaces that answer with
+/// the fix. The recorder shows the route's cluster was contacted, which is
+/// what the layout tests above assert never happens.
+#[test]
+fn holding_filter_layout_without_a_holding_filter_is_detected() {
+    let scratch = ScratchDir::new("no-holding");
+    let recorder = RecordingUpstream::start();
+    let name = "extensions.istio.io/wasmplugin/istio-ingress.openfunction";
+    let module = istio_agent_copy(&scratch.0, "openfunction", ISTIO_PLUGIN_URL);
+    let mut config = plugin_config("holding_filter");
+    config["routes"][FUNCTION_ROUTE]["function_uri"] = json!("http://fn.local/delay/2000");
+    write_ecds(
+        &scratch.0,
+        name,
+        &istio_wasm("istio-ingress.openfunction", &module, Some(&config), &[]),
+    );
+    let boot = bootstrap(
+        routes("route-upstream", json!({})),
+        vec![istio_ecds_filter(name, &scratch.0)],
+        clusters(&recorder),
+    );
+    let envoy = Envoy::start(&boot).expect("envoy starts");
+    let r = http1(envoy.port, "POST", "/hello", &[], b"a body");
+    assert_misconfigured(&r, "envoy.filters.http.buffer");
+    assert!(envoy.log().contains("needs a holding filter"), "logged");
+    assert!(
+        recorder.connections() >= 1,
+        "the route's cluster was contacted"
+    );
+    // Header-only requests never reach the router: they still work.
+    let get = get(envoy.port, "/hello");
+    assert_eq!(get.status, 200, "GET: {}", get.text());
+}
+
+/// What Istio sends for a WasmPlugin without `pluginConfig` (an empty Any)
+/// and Envoy Gateway for a policy without `config` (an empty string): the
+/// filter loads, warns, and every request passes through to its route.
+#[test]
+fn an_empty_plugin_configuration_passes_every_request_through() {
+    let scratch = ScratchDir::new("empty");
+    let name = "extensions.istio.io/wasmplugin/istio-ingress.openfunction";
+    let module = istio_agent_copy(&scratch.0, "openfunction", ISTIO_PLUGIN_URL);
+    write_ecds(
+        &scratch.0,
+        name,
+        &istio_wasm("istio-ingress.openfunction", &module, None, &[]),
+    );
+    let boot = bootstrap(
+        vec![
+            json!({"name": FUNCTION_ROUTE, "match": {"prefix": "/hello"},
+                    "route": {"cluster": "functions", "prefix_rewrite": "/echo"}}),
+        ],
+        vec![istio_ecds_filter(name, &scratch.0)],
+        vec![cluster("functions", emulator().port())],
+    );
+    let envoy = Envoy::start(&boot).expect("envoy starts");
+    let r = http1(envoy.port, "POST", "/hello/x", &[], b"through");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let echo = r.echo();
+    assert_eq!(
+        (echo.path.as_str(), echo.body.as_slice()),
+        ("/echo/x", &b"through"[..])
+    );
+    assert!(
+        envoy.log().contains("the plugin configuration is empty"),
+        "the empty config is logged"
+    );
+}
