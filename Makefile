@@ -128,7 +128,7 @@ oci-test: oci oci-tools envoy
 	ENVOY_BIN=$(abspath $(ENVOY)) PYTHON=$(PYTHON) VERSION=$(VERSION) FILTERS="$(FILTERS)" tests/oci/run.sh
 
 # Every manifest in deploy/ against the vendored CRD schemas (deploy/schemas).
-manifests: envoy
+manifests: envoy oci
 	@$(VENV)/bin/python -c 'import yaml, jsonschema' 2>/dev/null || \
 	  $(VENV)/bin/pip install --quiet --disable-pip-version-check 'PyYAML==6.0.3' 'jsonschema==4.25.1'
 	$(VENV)/bin/python tools/check_manifests.py
