@@ -17,9 +17,10 @@ fn pulled(filter: &str) -> PathBuf {
 fn serve_from_pulled(filter: &str, function: serde_json::Value, expect: &str) {
     let mut wasm_filter = wasm_filter(filter, &function);
     let config = &mut wasm_filter["typed_config"]["config"];
-    config["vm_config"]["code"]["local"]["filename"] =
-        json!(pulled(filter).display().to_string());
-    config.as_object_mut().map(|c| c.remove("allow_on_headers_stop_iteration"));
+    config["vm_config"]["code"]["local"]["filename"] = json!(pulled(filter).display().to_string());
+    config
+        .as_object_mut()
+        .map(|c| c.remove("allow_on_headers_stop_iteration"));
     let buffer = json!({"name": "envoy.filters.http.buffer", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer",
         "max_request_bytes": 8388608}});
@@ -33,7 +34,13 @@ fn serve_from_pulled(filter: &str, function: serde_json::Value, expect: &str) {
         ],
     ))
     .expect("envoy loads the pulled module");
-    let r = http1(envoy.port, "POST", "/", &[("content-type", "text/plain")], b"OCI");
+    let r = http1(
+        envoy.port,
+        "POST",
+        "/",
+        &[("content-type", "text/plain")],
+        b"OCI",
+    );
     assert_eq!(r.status, 200, "{filter}: {}", r.text());
     assert!(r.text().contains(expect), "{filter}: {}", r.text());
     assert_eq!(recorder.connections(), 0);
