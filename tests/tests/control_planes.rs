@@ -11,6 +11,9 @@ use serde_json::{json, Value};
 
 const FUNCTION_ROUTE: &str = "hello";
 const ISTIO_PLUGIN_URL: &str = "oci://registry.example.com/envoy-faas/openfunction:0.1.0";
+/// Istio up to 1.29: the ECDS resource and plugin names of a WasmPlugin.
+const ISTIO_1_29_NAME: &str = "extensions.istio.io/wasmplugin/istio-ingress.openfunction";
+const ISTIO_1_29_CONFIG_NAME: &str = "istio-ingress.openfunction";
 
 /// The plugin config the tests deliver: the shipped WasmPlugin's layout,
 /// with the function on the loopback emulator.
@@ -109,6 +112,27 @@ fn assert_function_layout(envoy: &Envoy, recorder: &RecordingUpstream) {
     );
 }
 
+/// What Istio delivers for the `openfunction` WasmPlugin, written as the
+/// file-based ECDS resource `name` (plugin name `config_name`); returns the
+/// HCM entry that discovers it. `flag` adds `allow_on_headers_stop_iteration`
+/// (an EnvoyFilter-ADDed config; Istio itself never sets it).
+fn istio_delivers(
+    scratch: &ScratchDir,
+    name: &str,
+    config_name: &str,
+    plugin: Option<&Value>,
+    env: &[(&str, &str)],
+    flag: bool,
+) -> Value {
+    let module = istio_agent_copy(&scratch.0, "openfunction", ISTIO_PLUGIN_URL);
+    let mut resource = istio_wasm(config_name, &module, plugin, env);
+    if flag {
+        resource["typed_config"]["config"]["allow_on_headers_stop_iteration"] = json!(true);
+    }
+    write_ecds(&scratch.0, name, &resource);
+    istio_ecds_filter(name, &scratch.0)
+}
+
 /// The LDS side of the shipped buffer-filter EnvoyFilter: the filter it
 /// inserts before the router, and the per-route config that enables it.
 fn shipped_buffer_holding_filter() -> (Value, Value) {
@@ -149,26 +173,22 @@ fn shipped_buffer_holding_filter() -> (Value, Value) {
 fn istio_wasmplugin_with_the_shipped_buffer_holding_filter() {
     let scratch = ScratchDir::new("istio-129");
     let recorder = RecordingUpstream::start();
-    let name = "extensions.istio.io/wasmplugin/istio-ingress.openfunction";
-    let module = istio_agent_copy(&scratch.0, "openfunction", ISTIO_PLUGIN_URL);
     let env = [
         ("ISTIO_META_WASM_PLUGIN_RESOURCE_VERSION", "12345"),
         ("ISTIO_META_WASM_IMAGE_PULL_POLICY", "IfNotPresent"),
     ];
-    write_ecds(
-        &scratch.0,
-        name,
-        &istio_wasm(
-            "istio-ingress.openfunction",
-            &module,
-            Some(&plugin_config("holding_filter")),
-            &env,
-        ),
+    let wasm = istio_delivers(
+        &scratch,
+        ISTIO_1_29_NAME,
+        ISTIO_1_29_CONFIG_NAME,
+        Some(&plugin_config("holding_filter")),
+        &env,
+        false,
     );
     let (buffer, per_route) = shipped_buffer_holding_filter();
     let boot = bootstrap(
         routes("route-upstream", per_route),
-        vec![istio_ecds_filter(name, &scratch.0), buffer],
+        vec![wasm, buffer],
         clusters(&recorder),
     );
     let boot = with_listener_buffer_limit(boot, 1024 * 1024);
@@ -187,16 +207,13 @@ fn istio_traffic_extension_with_the_shipped_lua_holding_filter() {
     let recorder = RecordingUpstream::start();
     let config_name = "istio-ingress.openfunction~istio-translated-wasmplugin";
     let name = format!("extensions.istio.io/trafficextension/{config_name}");
-    let module = istio_agent_copy(&scratch.0, "openfunction", ISTIO_PLUGIN_URL);
-    write_ecds(
-        &scratch.0,
+    let wasm = istio_delivers(
+        &scratch,
         &name,
-        &istio_wasm(
-            config_name,
-            &module,
-            Some(&plugin_config("holding_filter")),
-            &[],
-        ),
+        config_name,
+        Some(&plugin_config("holding_filter")),
+        &[],
+        false,
     );
     let te = manifest_kind(
         "deploy/istio/holding-filter-lua-trafficextension.yaml",
@@ -214,7 +231,7 @@ fn istio_traffic_extension_with_the_shipped_lua_holding_filter() {
     });
     let boot = bootstrap(
         routes("route-upstream", json!({})),
-        vec![istio_ecds_filter(&name, &scratch.0), lua],
+        vec![wasm, lua],
         clusters(&recorder),
     );
     let boot = with_listener_buffer_limit(boot, 8 * 1024 * 1024);
@@ -308,19 +325,16 @@ fn envoy_gateway_policy_with_the_shipped_request_buffer_after_wasm() {
 fn the_flag_without_a_holding_filter() {
     let scratch = ScratchDir::new("flag");
     let recorder = RecordingUpstream::start();
-    let name = "istio-ingress.envoy-faas";
-    let module = istio_agent_copy(&scratch.0, "openfunction", ISTIO_PLUGIN_URL);
     let mut config = plugin_config("stop_iteration");
     config
         .as_object_mut()
         .expect("object")
         .remove("body_layout"); // the default
-    let mut resource = istio_wasm(name, &module, Some(&config), &[]);
-    resource["typed_config"]["config"]["allow_on_headers_stop_iteration"] = json!(true);
-    write_ecds(&scratch.0, name, &resource);
+    let name = "istio-ingress.envoy-faas";
+    let wasm = istio_delivers(&scratch, name, name, Some(&config), &[], true);
     let boot = bootstrap(
         routes("route-upstream", json!({})),
-        vec![istio_ecds_filter(name, &scratch.0)],
+        vec![wasm],
         clusters(&recorder),
     );
     let boot = with_listener_buffer_limit(boot, 8 * 1024 * 1024);
@@ -349,21 +363,17 @@ fn assert_misconfigured(r: &Response, fix: &str) {
 fn neither_flag_nor_holding_filter_answers_with_the_fix_instead_of_hanging() {
     let scratch = ScratchDir::new("no-flag");
     let recorder = RecordingUpstream::start();
-    let name = "extensions.istio.io/wasmplugin/istio-ingress.openfunction";
-    let module = istio_agent_copy(&scratch.0, "openfunction", ISTIO_PLUGIN_URL);
-    write_ecds(
-        &scratch.0,
-        name,
-        &istio_wasm(
-            "istio-ingress.openfunction",
-            &module,
-            Some(&plugin_config("stop_iteration")),
-            &[],
-        ),
+    let wasm = istio_delivers(
+        &scratch,
+        ISTIO_1_29_NAME,
+        ISTIO_1_29_CONFIG_NAME,
+        Some(&plugin_config("stop_iteration")),
+        &[],
+        false,
     );
     let boot = bootstrap(
         routes("route-upstream", json!({})),
-        vec![istio_ecds_filter(name, &scratch.0)],
+        vec![wasm],
         clusters(&recorder),
     );
     let envoy = Envoy::start(&boot).expect("envoy starts");
@@ -397,18 +407,19 @@ fn neither_flag_nor_holding_filter_answers_with_the_fix_instead_of_hanging() {
 fn holding_filter_layout_without_a_holding_filter_is_detected() {
     let scratch = ScratchDir::new("no-holding");
     let recorder = RecordingUpstream::start();
-    let name = "extensions.istio.io/wasmplugin/istio-ingress.openfunction";
-    let module = istio_agent_copy(&scratch.0, "openfunction", ISTIO_PLUGIN_URL);
     let mut config = plugin_config("holding_filter");
     config["routes"][FUNCTION_ROUTE]["function_uri"] = json!("http://fn.local/delay/2000");
-    write_ecds(
-        &scratch.0,
-        name,
-        &istio_wasm("istio-ingress.openfunction", &module, Some(&config), &[]),
+    let wasm = istio_delivers(
+        &scratch,
+        ISTIO_1_29_NAME,
+        ISTIO_1_29_CONFIG_NAME,
+        Some(&config),
+        &[],
+        false,
     );
     let boot = bootstrap(
         routes("route-upstream", json!({})),
-        vec![istio_ecds_filter(name, &scratch.0)],
+        vec![wasm],
         clusters(&recorder),
     );
     let envoy = Envoy::start(&boot).expect("envoy starts");
@@ -430,19 +441,20 @@ fn holding_filter_layout_without_a_holding_filter_is_detected() {
 #[test]
 fn an_empty_plugin_configuration_passes_every_request_through() {
     let scratch = ScratchDir::new("empty");
-    let name = "extensions.istio.io/wasmplugin/istio-ingress.openfunction";
-    let module = istio_agent_copy(&scratch.0, "openfunction", ISTIO_PLUGIN_URL);
-    write_ecds(
-        &scratch.0,
-        name,
-        &istio_wasm("istio-ingress.openfunction", &module, None, &[]),
+    let wasm = istio_delivers(
+        &scratch,
+        ISTIO_1_29_NAME,
+        ISTIO_1_29_CONFIG_NAME,
+        None,
+        &[],
+        false,
     );
     let boot = bootstrap(
         vec![
             json!({"name": FUNCTION_ROUTE, "match": {"prefix": "/hello"},
                     "route": {"cluster": "functions", "prefix_rewrite": "/echo"}}),
         ],
-        vec![istio_ecds_filter(name, &scratch.0)],
+        vec![wasm],
         vec![cluster("functions", emulator().port())],
     );
     let envoy = Envoy::start(&boot).expect("envoy starts");
