@@ -59,6 +59,24 @@ fn body(size: usize) -> Vec<u8> {
     (0..size).map(|i| (i % 251) as u8).collect()
 }
 
+/// Starts Envoy with `filters` before the router (the listener at
+/// `listener_limit` bytes of buffer) and runs [`assert_function_layout`].
+fn serve_layout(
+    recorder: &RecordingUpstream,
+    per_route: Value,
+    filters: Vec<Value>,
+    listener_limit: u64,
+) {
+    let boot = bootstrap(
+        routes("route-upstream", per_route),
+        filters,
+        clusters(recorder),
+    );
+    let boot = with_listener_buffer_limit(boot, listener_limit);
+    let envoy = Envoy::start(&boot).expect("envoy starts");
+    assert_function_layout(&envoy, recorder);
+}
+
 /// What every supported layout must do.
 fn assert_function_layout(envoy: &Envoy, recorder: &RecordingUpstream) {
     let get = get(envoy.port, "/hello/world?x=1");
@@ -186,14 +204,7 @@ fn istio_wasmplugin_with_the_shipped_buffer_holding_filter() {
         false,
     );
     let (buffer, per_route) = shipped_buffer_holding_filter();
-    let boot = bootstrap(
-        routes("route-upstream", per_route),
-        vec![wasm, buffer],
-        clusters(&recorder),
-    );
-    let boot = with_listener_buffer_limit(boot, 1024 * 1024);
-    let envoy = Envoy::start(&boot).expect("envoy starts");
-    assert_function_layout(&envoy, &recorder);
+    serve_layout(&recorder, per_route, vec![wasm, buffer], 1024 * 1024);
 }
 
 /// Istio 1.30 and later: the WasmPlugin arrives as a translated
@@ -229,14 +240,7 @@ fn istio_traffic_extension_with_the_shipped_lua_holding_filter() {
             "default_source_code": {"inline_string": te["spec"]["lua"]["inlineCode"]}
         }
     });
-    let boot = bootstrap(
-        routes("route-upstream", json!({})),
-        vec![wasm, lua],
-        clusters(&recorder),
-    );
-    let boot = with_listener_buffer_limit(boot, 8 * 1024 * 1024);
-    let envoy = Envoy::start(&boot).expect("envoy starts");
-    assert_function_layout(&envoy, &recorder);
+    serve_layout(&recorder, json!({}), vec![wasm, lua], 8 * 1024 * 1024);
 }
 
 /// Envoy Gateway: the wasm filter inline in the HCM, disabled, named
@@ -309,14 +313,7 @@ fn envoy_gateway_policy_with_the_shipped_request_buffer_after_wasm() {
             "buffer": {"max_request_bytes": limit}
         }
     });
-    let boot = bootstrap(
-        routes("route-upstream", per_route),
-        vec![wasm_filter, buffer],
-        clusters(&recorder),
-    );
-    let boot = with_listener_buffer_limit(boot, 32 * 1024);
-    let envoy = Envoy::start(&boot).expect("envoy starts");
-    assert_function_layout(&envoy, &recorder);
+    serve_layout(&recorder, per_route, vec![wasm_filter, buffer], 32 * 1024);
 }
 
 /// Plain Envoy, or a config an EnvoyFilter ADDs with the flag: the default
@@ -332,14 +329,7 @@ fn the_flag_without_a_holding_filter() {
         .remove("body_layout"); // the default
     let name = "istio-ingress.envoy-faas";
     let wasm = istio_delivers(&scratch, name, name, Some(&config), &[], true);
-    let boot = bootstrap(
-        routes("route-upstream", json!({})),
-        vec![wasm],
-        clusters(&recorder),
-    );
-    let boot = with_listener_buffer_limit(boot, 8 * 1024 * 1024);
-    let envoy = Envoy::start(&boot).expect("envoy starts");
-    assert_function_layout(&envoy, &recorder);
+    serve_layout(&recorder, json!({}), vec![wasm], 8 * 1024 * 1024);
 }
 
 fn assert_misconfigured(r: &Response, fix: &str) {
