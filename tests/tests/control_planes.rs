@@ -77,6 +77,17 @@ fn serve_layout(
     assert_function_layout(&envoy, recorder);
 }
 
+/// A POST on `target` reached the emulator's echo at `/echo/x`, body and all.
+fn assert_passes_through(envoy: &Envoy, target: &str) {
+    let r = http1(envoy.port, "POST", target, &[], b"through");
+    assert_eq!(r.status, 200, "pass-through {target}: {}", r.text());
+    let echo = r.echo();
+    assert_eq!(
+        (echo.path.as_str(), echo.body.as_slice()),
+        ("/echo/x", &b"through"[..])
+    );
+}
+
 /// What every supported layout must do.
 fn assert_function_layout(envoy: &Envoy, recorder: &RecordingUpstream) {
     let get = get(envoy.port, "/hello/world?x=1");
@@ -115,13 +126,7 @@ fn assert_function_layout(envoy: &Envoy, recorder: &RecordingUpstream) {
     assert_eq!(r.status, 200, "HTTP/2 GET: {}", r.text());
 
     // A route without an entry goes to its own cluster, body included.
-    let r = http1(envoy.port, "POST", "/plain/x", &[], b"through");
-    assert_eq!(r.status, 200, "pass-through: {}", r.text());
-    let echo = r.echo();
-    assert_eq!(
-        (echo.path.as_str(), echo.body.as_slice()),
-        ("/echo/x", &b"through"[..])
-    );
+    assert_passes_through(envoy, "/plain/x");
 
     assert_eq!(
         recorder.connections(),
@@ -448,13 +453,7 @@ fn an_empty_plugin_configuration_passes_every_request_through() {
         vec![cluster("functions", emulator().port())],
     );
     let envoy = Envoy::start(&boot).expect("envoy starts");
-    let r = http1(envoy.port, "POST", "/hello/x", &[], b"through");
-    assert_eq!(r.status, 200, "{}", r.text());
-    let echo = r.echo();
-    assert_eq!(
-        (echo.path.as_str(), echo.body.as_slice()),
-        ("/echo/x", &b"through"[..])
-    );
+    assert_passes_through(&envoy, "/hello/x");
     assert!(
         envoy.log().contains("the plugin configuration is empty"),
         "the empty config is logged"
