@@ -112,7 +112,7 @@ oci-tools: $(OCI_TOOLS_STAMP)
 
 $(OCI_TOOLS_STAMP):
 	@{ command -v skopeo && command -v docker-registry; } >/dev/null || { $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends skopeo docker-registry; }
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends skopeo docker-registry; }
 	@mkdir -p $(dir $@) && touch $@
 
 oci-push: oci oci-tools

@@ -40,7 +40,8 @@ def strict(schema):
         return schema
     out = {k: strict(v) for k, v in schema.items() if not k.startswith("x-kubernetes-")}
     if schema.get("x-kubernetes-preserve-unknown-fields"):
-        out.pop("type", None) if "properties" not in schema else None
+        if "properties" not in schema:
+            out.pop("type", None)  # any value, as the API server keeps it
         return out
     if schema.get("x-kubernetes-int-or-string"):
         out.pop("type", None)

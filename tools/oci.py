@@ -205,8 +205,7 @@ def compat_module(layer):
     with tarfile.open(fileobj=io.BytesIO(gzip.decompress(layer)), mode="r:") as tar:
         for member in tar:
             if os.path.basename(member.name) == "plugin.wasm" and member.isfile():
-                data = tar.extractfile(member).read(member.size)
-                return data
+                return tar.extractfile(member).read(member.size)
     sys.exit("image check failed: no plugin.wasm in the layer")
 
 

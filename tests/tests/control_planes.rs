@@ -337,6 +337,24 @@ fn the_flag_without_a_holding_filter() {
     serve_layout(&recorder, json!({}), vec![wasm], 8 * 1024 * 1024);
 }
 
+/// Istio's WasmPlugin (1.29 names) with no flag and no holding filter.
+fn istio_alone(scratch: &ScratchDir, plugin: &Value, recorder: &RecordingUpstream) -> Envoy {
+    let wasm = istio_delivers(
+        scratch,
+        ISTIO_1_29_NAME,
+        ISTIO_1_29_CONFIG_NAME,
+        Some(plugin),
+        &[],
+        false,
+    );
+    let boot = bootstrap(
+        routes("route-upstream", json!({})),
+        vec![wasm],
+        clusters(recorder),
+    );
+    Envoy::start(&boot).expect("envoy starts")
+}
+
 fn assert_misconfigured(r: &Response, fix: &str) {
     assert_eq!(r.status, 500, "{}", r.text());
     assert_eq!(r.header("content-type"), Some("application/json"));
@@ -358,20 +376,7 @@ fn assert_misconfigured(r: &Response, fix: &str) {
 fn neither_flag_nor_holding_filter_answers_with_the_fix_instead_of_hanging() {
     let scratch = ScratchDir::new("no-flag");
     let recorder = RecordingUpstream::start();
-    let wasm = istio_delivers(
-        &scratch,
-        ISTIO_1_29_NAME,
-        ISTIO_1_29_CONFIG_NAME,
-        Some(&plugin_config("stop_iteration")),
-        &[],
-        false,
-    );
-    let boot = bootstrap(
-        routes("route-upstream", json!({})),
-        vec![wasm],
-        clusters(&recorder),
-    );
-    let envoy = Envoy::start(&boot).expect("envoy starts");
+    let envoy = istio_alone(&scratch, &plugin_config("stop_iteration"), &recorder);
     let started = std::time::Instant::now();
     let first = http1(envoy.port, "POST", "/hello", &[], b"a body");
     assert_misconfigured(&first, "allow_on_headers_stop_iteration: true");
@@ -404,20 +409,7 @@ fn holding_filter_layout_without_a_holding_filter_is_detected() {
     let recorder = RecordingUpstream::start();
     let mut config = plugin_config("holding_filter");
     config["routes"][FUNCTION_ROUTE]["function_uri"] = json!("http://fn.local/delay/2000");
-    let wasm = istio_delivers(
-        &scratch,
-        ISTIO_1_29_NAME,
-        ISTIO_1_29_CONFIG_NAME,
-        Some(&config),
-        &[],
-        false,
-    );
-    let boot = bootstrap(
-        routes("route-upstream", json!({})),
-        vec![wasm],
-        clusters(&recorder),
-    );
-    let envoy = Envoy::start(&boot).expect("envoy starts");
+    let envoy = istio_alone(&scratch, &config, &recorder);
     let r = http1(envoy.port, "POST", "/hello", &[], b"a body");
     assert_misconfigured(&r, "envoy.filters.http.buffer");
     assert!(envoy.log().contains("needs a holding filter"), "logged");

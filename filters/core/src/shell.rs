@@ -309,6 +309,18 @@ impl<I: Integration> Stream<I> {
         Action::Pause
     }
 
+    /// The body arrived, or the stream ends: it no longer waits (only
+    /// `stop_iteration` routes ever register).
+    fn stop_watching(&self) {
+        if self
+            .route
+            .as_ref()
+            .is_some_and(|r| I::common(r).body_layout.pauses_headers())
+        {
+            self.body_watch.forget(self.context_id);
+        }
+    }
+
     fn body_too_large(&mut self, size: usize, limit: usize) {
         self.answered = true;
         self.fail(
@@ -398,9 +410,7 @@ impl<I: Integration> HttpContext for Stream<I> {
         let Some(route) = self.route.clone() else {
             return Action::Continue;
         };
-        if I::common(&route).body_layout.pauses_headers() {
-            self.body_watch.forget(self.context_id);
-        }
+        self.stop_watching();
         if self.answered {
             return Action::Pause;
         }
@@ -444,11 +454,7 @@ impl<I: Integration> HttpContext for Stream<I> {
 
 impl<I: Integration> Drop for Stream<I> {
     fn drop(&mut self) {
-        if let Some(route) = &self.route {
-            if I::common(route).body_layout.pauses_headers() {
-                self.body_watch.forget(self.context_id);
-            }
-        }
+        self.stop_watching();
     }
 }
 
