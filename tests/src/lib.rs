@@ -7,6 +7,10 @@
 //!   address file, then `/ready`), never from a sleep.
 //! - Envoy's log is printed when a test fails, and the process is killed
 //!   when the test ends.
+//! - [`Gateway`] is the shipped demo gateway: a local Envoy with
+//!   `envoy/demo.yaml`, or with `FAAS_GATEWAY=host:port` (and
+//!   `FAAS_GATEWAY_ADMIN`) a running one, as `make compose-test` does with the
+//!   composed `envoy` service.
 
 use serde_json::{json, Value};
 use std::io::{Read, Write};
@@ -16,6 +20,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+mod gateway;
+pub use gateway::{compose_as_demo, local_demo_bootstrap, shipped_config, Gateway};
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -30,9 +37,13 @@ fn envoy_bin() -> PathBuf {
         .unwrap_or_else(|| repo_root().join(".venv/bin/envoy"))
 }
 
-/// The compiled filter, as `make build` leaves it.
+/// The compiled filter, as `make build` leaves it (in `$FAAS_DIST` when set:
+/// the suite container of `make compose-test` mounts `dist/` elsewhere).
 pub fn wasm(name: &str) -> PathBuf {
-    let path = repo_root().join("dist").join(format!("{name}.wasm"));
+    let dist = std::env::var_os("FAAS_DIST")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("dist"));
+    let path = dist.join(format!("{name}.wasm"));
     assert!(
         path.exists(),
         "{} is missing: run `make build` first",
@@ -275,8 +286,7 @@ impl Envoy {
 
     /// GET on the admin interface.
     fn admin(&self, path: &str) -> Option<Response> {
-        let req = format!("GET {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n");
-        try_request(self.admin_port, req.as_bytes()).ok()
+        gateway::admin_get(self.admin_port, path).ok()
     }
 
     fn wait_ready(&mut self, admin_file: &PathBuf) -> Result<(), String> {
@@ -304,19 +314,12 @@ impl Envoy {
 
     /// A counter or gauge from the admin `/stats` endpoint, by exact name.
     pub fn stat(&self, name: &str) -> Option<u64> {
-        self.stat_ending(name)
-            .filter(|(full, _)| full == name)
-            .map(|(_, v)| v)
+        stat_at(self.admin_port, name)
     }
 
     /// The first stat whose name ends with `suffix`, as `(name, value)`.
     pub fn stat_ending(&self, suffix: &str) -> Option<(String, u64)> {
-        let r = self.admin(&format!("/stats?filter={suffix}$"))?;
-        String::from_utf8_lossy(&r.body).lines().find_map(|line| {
-            let (name, value) = line.split_once(": ")?;
-            let value = value.trim().parse().ok()?;
-            name.ends_with(suffix).then(|| (name.to_string(), value))
-        })
+        stat_ending_at(self.admin_port, suffix)
     }
 
     /// Waits until a stat reaches `at_least`: Envoy applies file updates
@@ -329,6 +332,23 @@ impl Envoy {
                 .map(|_| ())
         })
     }
+}
+
+/// A counter or gauge from the admin `/stats` at `admin`, by exact name.
+pub fn stat_at(admin: impl Endpoint, name: &str) -> Option<u64> {
+    stat_ending_at(admin, name)
+        .filter(|(full, _)| full == name)
+        .map(|(_, v)| v)
+}
+
+/// The first stat at `admin` whose name ends with `suffix`, as `(name, value)`.
+pub fn stat_ending_at(admin: impl Endpoint, suffix: &str) -> Option<(String, u64)> {
+    let r = gateway::admin_get(admin, &format!("/stats?filter={suffix}$")).ok()?;
+    String::from_utf8_lossy(&r.body).lines().find_map(|line| {
+        let (name, value) = line.split_once(": ")?;
+        let value = value.trim().parse().ok()?;
+        name.ends_with(suffix).then(|| (name.to_string(), value))
+    })
 }
 
 impl Drop for Envoy {
@@ -450,9 +470,28 @@ pub fn base64_decode(s: &str) -> Vec<u8> {
     out
 }
 
+/// Where a request goes: a bare port is on loopback; a [`Gateway`] may be
+/// another host (a compose service).
+pub trait Endpoint {
+    fn host_port(&self) -> (String, u16);
+}
+
+impl Endpoint for u16 {
+    fn host_port(&self) -> (String, u16) {
+        ("127.0.0.1".to_string(), *self)
+    }
+}
+
+impl Endpoint for (&str, u16) {
+    fn host_port(&self) -> (String, u16) {
+        (self.0.to_string(), self.1)
+    }
+}
+
 /// Sends raw bytes on a new connection and reads one response.
-pub fn try_request(port: u16, raw: &[u8]) -> std::io::Result<Response> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+pub fn try_request(to: impl Endpoint, raw: &[u8]) -> std::io::Result<Response> {
+    let (host, port) = to.host_port();
+    let mut stream = TcpStream::connect((host.as_str(), port))?;
     // A safety net against a hung test, not a synchronisation.
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     stream.write_all(raw)?;
@@ -559,7 +598,7 @@ fn dechunk(data: &[u8]) -> Option<Vec<u8>> {
 
 /// An HTTP/1.1 request with the given headers and body (content-length framed).
 pub fn http1(
-    port: u16,
+    to: impl Endpoint,
     method: &str,
     target: &str,
     headers: &[(&str, &str)],
@@ -576,16 +615,16 @@ pub fn http1(
     }
     raw.extend_from_slice(b"\r\n");
     raw.extend_from_slice(body);
-    try_request(port, &raw).unwrap_or_else(|e| panic!("{method} {target}: {e}"))
+    try_request(to, &raw).unwrap_or_else(|e| panic!("{method} {target}: {e}"))
 }
 
-pub fn get(port: u16, target: &str) -> Response {
-    http1(port, "GET", target, &[], b"")
+pub fn get(to: impl Endpoint, target: &str) -> Response {
+    http1(to, "GET", target, &[], b"")
 }
 
 /// An HTTP/2 request over cleartext with prior knowledge (h2c).
 pub fn http2(
-    port: u16,
+    to: impl Endpoint,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
@@ -595,8 +634,9 @@ pub fn http2(
         .enable_all()
         .build()
         .expect("runtime");
+    let (host, port) = to.host_port();
     rt.block_on(async {
-        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
             .await
             .expect("connect");
         let (client, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
@@ -862,7 +902,7 @@ pub fn istio_ecds_filter(name: &str, dir: &std::path::Path) -> Value {
 }
 
 /// A POST with a chunked body (`transfer-encoding: chunked`, one chunk per slice).
-pub fn post_chunked(port: u16, target: &str, chunks: &[&[u8]]) -> Response {
+pub fn post_chunked(to: impl Endpoint, target: &str, chunks: &[&[u8]]) -> Response {
     let mut raw = format!(
         "POST {target} HTTP/1.1\r\nhost: gateway.test\r\nconnection: close\r\n\
          content-type: application/octet-stream\r\ntransfer-encoding: chunked\r\n\r\n"
@@ -874,7 +914,7 @@ pub fn post_chunked(port: u16, target: &str, chunks: &[&[u8]]) -> Response {
         raw.extend_from_slice(b"\r\n");
     }
     raw.extend_from_slice(b"0\r\n\r\n");
-    try_request(port, &raw).unwrap_or_else(|e| panic!("chunked POST {target}: {e}"))
+    try_request(to, &raw).unwrap_or_else(|e| panic!("chunked POST {target}: {e}"))
 }
 
 /// A temporary directory, removed when dropped.

@@ -332,20 +332,3 @@ fn a_wrong_secret_gets_aws_403() {
         "secret in log"
     );
 }
-
-#[test]
-fn the_hello_function_through_a_function_url() {
-    let envoy = start(one(
-        format!("http://{URL_HOST}/hello"),
-        json!({"iam": iam()}),
-    ));
-    assert_eq!(get(envoy.port, "/f?name=Lambda").text(), "Hello, Lambda!");
-    let r = http1(
-        envoy.port,
-        "POST",
-        "/f",
-        &[("content-type", "application/json")],
-        br#"{"name":"JSON"}"#,
-    );
-    assert_eq!((r.status, r.text().as_str()), (200, "Hello, JSON!"));
-}

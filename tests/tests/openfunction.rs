@@ -1,4 +1,5 @@
-//! `dist/openfunction.wasm` in real Envoy 1.40 against the loopback emulator.
+//! `dist/openfunction.wasm` in real Envoy 1.40 against the loopback emulator
+//! (the demo gateway's routes are in gateway.rs).
 
 use integration_tests::*;
 use serde_json::{json, Value};
@@ -24,30 +25,6 @@ fn one_route(function_path: &str, extra: Value) -> Value {
         e.extend(x);
     }
     json!({"routes": {"f": entry}})
-}
-
-#[test]
-fn hello_function_answers_through_envoy() {
-    let envoy = start(
-        one_route(
-            "/default/function-sample",
-            json!({"strip_prefix": "/hello"}),
-        ),
-        &[("f", "/hello")],
-    );
-    let r = get(envoy.port, "/hello/123");
-    assert_eq!((r.status, r.text().as_str()), (200, "Hello, 123!"));
-    assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
-    let r = get(envoy.port, "/hello?name=Ada%20L");
-    assert_eq!(r.text(), "Hello, Ada L!");
-    let r = http1(
-        envoy.port,
-        "POST",
-        "/hello",
-        &[("content-type", "application/json")],
-        br#"{"name":"Grace"}"#,
-    );
-    assert_eq!(r.text(), "Hello, Grace!");
 }
 
 #[test]
