@@ -28,7 +28,7 @@ OCI_TOOLS_STAMP := .tools/.oci-tools
 PYTHON        ?= python3
 CARGO         ?= cargo
 
-.PHONY: help build wasm-opt envoy moto emulator run test fmt-check lint unit validate integration fmt clean bench bench-tools oci oci-tools oci-push oci-test manifests
+.PHONY: help build wasm-opt envoy moto emulator run test fmt-check lint unit validate integration fmt clean bench bench-tools oci oci-tools oci-push oci-test manifests compose-test
 
 help:
 	@echo "make build   compile the filters to dist/<name>.wasm"
@@ -36,17 +36,20 @@ help:
 	@echo "make moto    install moto[server] $(MOTO_VERSION) into $(VENV) (SigV4-verifying Lambda endpoint for tests)"
 	@echo "make run     demo: emulator + Envoy with envoy/demo.yaml (Ctrl-C stops)"
 	@echo "make test    fmt, clippy, unit tests, config validation, real-Envoy suite, OCI and manifest checks"
+	@echo "make compose-test   the suite through docker-compose (root; installs and starts Docker if needed)"
 	@echo "make oci     OCI image layouts of the filters into dist/oci/ (prints the WasmPlugin sha256)"
 	@echo "make oci-push REGISTRY=host:port[/path]   push them with skopeo"
 	@echo "make bench   benchmarks vs plain Envoy and Envoy's native aws_lambda (~25 min; writes BENCHMARKS.md)"
 
 # cargo builds for size, then binaryen's wasm-opt -Oz (about 20% smaller).
-build: $(WASM_OPT_STAMP)
+# dist/faas-emulator is the function emulator docker-compose mounts.
+build: $(WASM_OPT_STAMP) emulator
 	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
 	$(CARGO) build --release --target $(WASM_TARGET) $(addprefix -p ,$(FILTERS))
 	@mkdir -p dist
 	@for f in $(FILTERS); do m=$${f//-/_}.wasm; \
 	  $(WASM_OPT_Z) --strip-debug --strip-producers target/$(WASM_TARGET)/release/$$m -o dist/$$m || exit 1; done
+	@cp target/release/faas-emulator dist/faas-emulator
 	@ls -l dist/*.wasm
 
 # binaryen from the npm registry (Node is on the machine; else Debian's).
@@ -101,6 +104,12 @@ validate: build envoy
 
 integration: build envoy moto
 	ENVOY_BIN=$(abspath $(ENVOY)) $(CARGO) test -p integration-tests
+
+# The suite through docker-compose (integration/docker-compose.yaml): see
+# integration/compose-test.sh. Needs root for dockerd and debootstrap.
+compose-test: build
+	integration/stage-suite.sh
+	$(SUDO) integration/compose-test.sh
 
 # One OCI image layout per filter (compat variant: a gzip tar layer holding
 # plugin.wasm), reproducible, no Docker daemon. Prints the manifest digests.
