@@ -61,8 +61,29 @@ pub fn emulator() -> SocketAddr {
     })
 }
 
-/// A loopback port with nothing listening (bound, then released).
+/// A loopback port that refuses connections for the rest of the test
+/// process: a socket is bound to it but never listens (the kernel answers
+/// with a reset), and is held, so no other test's listener can take the port
+/// (a released port can be, and a refused connection would become a 404).
 pub fn dead_port() -> u16 {
+    use socket2::{Domain, Socket, Type};
+    static HELD: std::sync::Mutex<Vec<Socket>> = std::sync::Mutex::new(Vec::new());
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    socket
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .expect("bind a dead port");
+    let port = socket
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .expect("bound address")
+        .port();
+    HELD.lock().unwrap_or_else(|e| e.into_inner()).push(socket);
+    port
+}
+
+/// A free loopback port for a server the test starts (bound, then released).
+pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
 }
@@ -712,7 +733,7 @@ impl Moto {
             "{} is missing: run `make moto`",
             server.display()
         );
-        let port = dead_port();
+        let port = free_port();
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let log = std::env::temp_dir().join(format!("moto-{}-{n}.log", std::process::id()));
         let out = std::fs::File::create(&log).expect("moto log");
