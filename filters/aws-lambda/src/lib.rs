@@ -12,6 +12,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod credentials;
 pub mod events;
 pub mod invoke;
 pub mod invoke_response;

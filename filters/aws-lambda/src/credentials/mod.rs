@@ -1,0 +1,166 @@
+//! Credentials from the platform (issue 12), the pure part: what each
+//! source is asked and how its answer becomes credentials with an expiry,
+//! and when to refresh. No host calls here; the root context's tick and
+//! callouts (not wired yet) only move these requests and answers.
+//!
+//! One module per source, as the AWS SDKs and Envoy's `credential_providers`
+//! split them: [`imds`] (EC2 instance role, IMDSv2), [`container`] (ECS task
+//! role, EKS Pod Identity), [`sts`] (web identity / IRSA and AssumeRole).
+//! [`refresh`] decides when to fetch again.
+
+pub mod container;
+pub mod imds;
+pub mod refresh;
+pub mod sts;
+
+use crate::sigv4::Credentials;
+
+/// Credentials as a source hands them out: with the time they stop being
+/// valid (Unix seconds), which every platform source reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expiring {
+    pub credentials: Credentials,
+    pub expires_at: u64,
+}
+
+/// A request to a metadata or STS endpoint, for the shell to send through
+/// the source's Envoy cluster. Header values may hold tokens: never log them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SourceRequest {
+    pub method: &'static str,
+    pub path: String,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for SourceRequest {
+    // Tokens travel in headers and bodies: print neither.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(n, _)| *n).collect();
+        f.debug_struct("SourceRequest")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("headers", &names)
+            .field("body_bytes", &self.body.len())
+            .finish()
+    }
+}
+
+/// Why a source yielded nothing. Messages name fields and statuses, never
+/// values: they end up in logs and stats.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SourceError {
+    /// The endpoint answered with this HTTP status.
+    Status(u32),
+    /// The answer was not what the source documents; the text says what.
+    Malformed(String),
+    /// The source answered with an error of its own (STS `Code`, IMDS `Code`).
+    Refused(String),
+}
+
+impl std::fmt::Display for SourceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SourceError::Status(s) => write!(f, "the endpoint answered HTTP {s}"),
+            SourceError::Malformed(what) => write!(f, "malformed answer: {what}"),
+            SourceError::Refused(code) => write!(f, "refused: {code}"),
+        }
+    }
+}
+
+/// The JSON document IMDS and the container endpoints share:
+/// `AccessKeyId`, `SecretAccessKey`, `Token`, `Expiration` (RFC 3339).
+pub(crate) fn parse_json_credentials(body: &[u8]) -> Result<Expiring, SourceError> {
+    let doc: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|_| SourceError::Malformed("not a JSON document".into()))?;
+    if let Some(code) = doc.get("Code").and_then(|c| c.as_str()) {
+        if code != "Success" {
+            return Err(SourceError::Refused(short_code(code)));
+        }
+    }
+    let field = |name: &str| -> Result<String, SourceError> {
+        doc.get(name)
+            .and_then(|v| v.as_str())
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+            .ok_or_else(|| SourceError::Malformed(format!("no \"{name}\"")))
+    };
+    let expiration = field("Expiration")?;
+    let expires_at = crate::clock::parse_rfc3339(&expiration)
+        .ok_or_else(|| SourceError::Malformed("\"Expiration\" is not an RFC 3339 time".into()))?;
+    Ok(Expiring {
+        credentials: Credentials {
+            access_key_id: field("AccessKeyId")?,
+            secret_access_key: field("SecretAccessKey")?,
+            session_token: Some(field("Token")?),
+        },
+        expires_at,
+    })
+}
+
+/// An error code from a source, kept short and to its safe characters.
+pub(crate) fn short_code(code: &str) -> String {
+    code.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        .take(64)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOC: &str = r#"{"Code":"Success","LastUpdated":"2026-11-21T12:00:00Z","Type":"AWS-HMAC",
+        "AccessKeyId":"ASIAEXAMPLE","SecretAccessKey":"secret/key","Token":"token==",
+        "Expiration":"2026-11-21T18:00:00Z"}"#;
+
+    #[test]
+    fn the_shared_json_document_parses_with_its_expiry() {
+        let e = parse_json_credentials(DOC.as_bytes()).unwrap();
+        assert_eq!(e.credentials.access_key_id, "ASIAEXAMPLE");
+        assert_eq!(e.credentials.secret_access_key, "secret/key");
+        assert_eq!(e.credentials.session_token.as_deref(), Some("token=="));
+        assert_eq!(e.expires_at, 1_795_284_000);
+    }
+
+    #[test]
+    fn missing_fields_and_failure_codes_are_errors_without_values() {
+        let no_token = DOC.replace(r#""Token":"token==","#, "");
+        assert_eq!(
+            parse_json_credentials(no_token.as_bytes()),
+            Err(SourceError::Malformed("no \"Token\"".into()))
+        );
+        let failed = DOC.replace("Success", "Failure <script>");
+        assert_eq!(
+            parse_json_credentials(failed.as_bytes()),
+            Err(SourceError::Refused("Failurescript".into()))
+        );
+        let bad_time = DOC.replace("2026-11-21T18:00:00Z", "tomorrow");
+        assert!(matches!(
+            parse_json_credentials(bad_time.as_bytes()),
+            Err(SourceError::Malformed(m)) if m.contains("RFC 3339")
+        ));
+        assert!(parse_json_credentials(b"<html>").is_err());
+    }
+
+    #[test]
+    fn debug_output_hides_tokens() {
+        let r = SourceRequest {
+            method: "GET",
+            path: "/x".into(),
+            headers: vec![("authorization", "secret-token".into())],
+            body: b"WebIdentityToken=jwt".to_vec(),
+        };
+        let shown = format!("{r:?}");
+        assert!(
+            !shown.contains("secret-token") && !shown.contains("jwt"),
+            "{shown}"
+        );
+        let e = parse_json_credentials(DOC.as_bytes()).unwrap();
+        let shown = format!("{e:?}");
+        assert!(
+            !shown.contains("secret/key") && !shown.contains("token=="),
+            "{shown}"
+        );
+    }
+}
