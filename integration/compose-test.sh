@@ -57,6 +57,7 @@ fi
 RUN_DIR=$(mktemp -d /tmp/envoy-faas-compose.XXXXXX)  # short: socket paths
 DOCKERD_PID=
 STACK_UP=
+compose() { "${COMPOSE[@]}" -f "$COMPOSE_FILE" -p "$PROJECT" --profile test "$@"; }
 links() { ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//'; }
 mounts() { awk '{print $2}' /proc/mounts; }
 
@@ -64,8 +65,7 @@ cleanup() {
   local status=$?
   set +e
   if [ -n "$STACK_UP" ]; then
-    "${COMPOSE[@]}" -f "$COMPOSE_FILE" -p "$PROJECT" --profile test down -v --remove-orphans -t 5 >/dev/null 2>&1 \
-      || say "warning: compose down failed"
+    compose down -v --remove-orphans -t 5 >/dev/null 2>&1 || say "warning: compose down failed"
   fi
   if [ -n "$DOCKERD_PID" ]; then
     kill -TERM "$DOCKERD_PID" 2>/dev/null
@@ -178,7 +178,6 @@ fi
 
 # --- 4. the stack and the suite, with each compose implementation -----------------
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-compose() { "${COMPOSE[@]}" -f "$COMPOSE_FILE" -p "$PROJECT" --profile test "$@"; }
 
 # up, the demo on the published port, the suite service, the log check, down.
 run_stack() {

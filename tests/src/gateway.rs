@@ -3,7 +3,7 @@
 //! `FAAS_GATEWAY` names it. Cases written against [`Gateway`] run unchanged
 //! in `make test` and in `make compose-test`.
 
-use crate::{dead_port, emulator, repo_root, try_request, wasm, Endpoint, Envoy, Response};
+use crate::{admin_get, dead_port, emulator, repo_root, wasm, Endpoint, Envoy};
 use serde_json::Value;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -126,12 +126,6 @@ fn composed_ready(admin: &(String, u16)) -> Result<(), String> {
             }
         })
         .clone()
-}
-
-/// GET on an Envoy admin interface.
-pub(crate) fn admin_get(to: impl Endpoint, path: &str) -> std::io::Result<Response> {
-    let req = format!("GET {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n");
-    try_request(to, req.as_bytes())
 }
 
 /// A shipped config file (`envoy/<name>`) as JSON.

@@ -307,7 +307,7 @@ impl Envoy {
 
     /// GET on the admin interface.
     fn admin(&self, path: &str) -> Option<Response> {
-        gateway::admin_get(self.admin_port, path).ok()
+        admin_get(self.admin_port, path).ok()
     }
 
     fn wait_ready(&mut self, admin_file: &PathBuf) -> Result<(), String> {
@@ -335,7 +335,9 @@ impl Envoy {
 
     /// A counter or gauge from the admin `/stats` endpoint, by exact name.
     pub fn stat(&self, name: &str) -> Option<u64> {
-        stat_at(self.admin_port, name)
+        self.stat_ending(name)
+            .filter(|(full, _)| full == name)
+            .map(|(_, v)| v)
     }
 
     /// The first stat whose name ends with `suffix`, as `(name, value)`.
@@ -355,16 +357,15 @@ impl Envoy {
     }
 }
 
-/// A counter or gauge from the admin `/stats` at `admin`, by exact name.
-pub fn stat_at(admin: impl Endpoint, name: &str) -> Option<u64> {
-    stat_ending_at(admin, name)
-        .filter(|(full, _)| full == name)
-        .map(|(_, v)| v)
+/// GET on an Envoy admin interface (a local Envoy's or a gateway's).
+pub fn admin_get(admin: impl Endpoint, path: &str) -> std::io::Result<Response> {
+    let req = format!("GET {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n");
+    try_request(admin, req.as_bytes())
 }
 
 /// The first stat at `admin` whose name ends with `suffix`, as `(name, value)`.
 pub fn stat_ending_at(admin: impl Endpoint, suffix: &str) -> Option<(String, u64)> {
-    let r = gateway::admin_get(admin, &format!("/stats?filter={suffix}$")).ok()?;
+    let r = admin_get(admin, &format!("/stats?filter={suffix}$")).ok()?;
     String::from_utf8_lossy(&r.body).lines().find_map(|line| {
         let (name, value) = line.split_once(": ")?;
         let value = value.trim().parse().ok()?;

@@ -85,14 +85,25 @@ pub(crate) fn parse_json_credentials(body: &[u8]) -> Result<Expiring, SourceErro
             .map(str::to_string)
             .ok_or_else(|| SourceError::Malformed(format!("no \"{name}\"")))
     };
-    let expiration = field("Expiration")?;
-    let expires_at = crate::clock::parse_rfc3339(&expiration)
-        .ok_or_else(|| SourceError::Malformed("\"Expiration\" is not an RFC 3339 time".into()))?;
+    expiring_from(field, "Token", "\"Expiration\"")
+}
+
+/// Credentials from a source's fields, however the document names them:
+/// `field` reads one by name (erring with what is missing), `token` is the
+/// session token's name, `shown_expiration` how errors name the expiry.
+pub(crate) fn expiring_from(
+    field: impl Fn(&str) -> Result<String, SourceError>,
+    token: &str,
+    shown_expiration: &str,
+) -> Result<Expiring, SourceError> {
+    let expires_at = crate::clock::parse_rfc3339(&field("Expiration")?).ok_or_else(|| {
+        SourceError::Malformed(format!("{shown_expiration} is not an RFC 3339 time"))
+    })?;
     Ok(Expiring {
         credentials: Credentials {
             access_key_id: field("AccessKeyId")?,
             secret_access_key: field("SecretAccessKey")?,
-            session_token: Some(field("Token")?),
+            session_token: Some(field(token)?),
         },
         expires_at,
     })

@@ -3,8 +3,8 @@
 //! `aws_assume_role_arn`: signed with the credentials it chains from). Query
 //! API over POST, answers in XML.
 
-use super::{short_code, Expiring, SourceError, SourceRequest};
-use crate::sigv4::{uri_encode, Credentials};
+use super::{expiring_from, short_code, Expiring, SourceError, SourceRequest};
+use crate::sigv4::uri_encode;
 
 const VERSION: &str = "2011-06-15";
 /// What the SDKs ask for by default; STS's minimum is 900.
@@ -93,16 +93,7 @@ pub fn parse(status: u32, body: &[u8]) -> Result<Expiring, SourceError> {
             .filter(|v| !v.is_empty())
             .ok_or_else(|| SourceError::Malformed(format!("no <{name}>")))
     };
-    let expires_at = crate::clock::parse_rfc3339(&field("Expiration")?)
-        .ok_or_else(|| SourceError::Malformed("<Expiration> is not an RFC 3339 time".into()))?;
-    Ok(Expiring {
-        credentials: Credentials {
-            access_key_id: field("AccessKeyId")?,
-            secret_access_key: field("SecretAccessKey")?,
-            session_token: Some(field("SessionToken")?),
-        },
-        expires_at,
-    })
+    expiring_from(field, "SessionToken", "<Expiration>")
 }
 
 /// The text of the first `<name>…</name>` (no attributes: STS writes none
