@@ -112,10 +112,13 @@ pub fn wasm_filter(filter: &str, plugin_config: &Value) -> Value {
 }
 
 /// [`wasm_filter`] with `vm_config.environment_variables` (Istio: `vmConfig.env`).
+/// `AWS_EC2_METADATA_DISABLED=true` unless `env` says otherwise: no test VM
+/// may ever try a real instance metadata address.
 pub fn wasm_filter_with_env(filter: &str, plugin_config: &Value, env: &[(&str, &str)]) -> Value {
     let module = wasm(&filter.replace('-', "_"));
-    let key_values: serde_json::Map<String, Value> = env
+    let key_values: serde_json::Map<String, Value> = [("AWS_EC2_METADATA_DISABLED", "true")]
         .iter()
+        .chain(env)
         .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
         .collect();
     json!({

@@ -1,49 +1,11 @@
 //! `aws-lambda` configuration (APISIX field names), compiled once.
 
+use crate::iam::{read_iam_fields, resolve, Global, Iam};
 use crate::invoke::Invoke;
-use crate::sigv4::{Credentials, Signer};
+use crate::sigv4::Signer;
 use faas_core::config::read_function_uri;
 use faas_core::uri::FunctionUri;
 use faas_core::{CommonConfig, ConfigError, Fields};
-
-/// Credentials and region handed to the VM with
-/// `vm_config.environment_variables` (Istio: `WasmPlugin.vmConfig.env`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Environment {
-    pub credentials: Option<Credentials>,
-    pub region: Option<String>,
-}
-
-impl Environment {
-    /// Reads `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
-    /// `AWS_SESSION_TOKEN` and `AWS_REGION` through `get`.
-    pub fn read(get: impl Fn(&str) -> Option<String>) -> Environment {
-        let non_empty = |name: &str| get(name).filter(|v| !v.is_empty());
-        let credentials = match (
-            non_empty("AWS_ACCESS_KEY_ID"),
-            non_empty("AWS_SECRET_ACCESS_KEY"),
-        ) {
-            (Some(access_key_id), Some(secret_access_key)) => Some(Credentials {
-                access_key_id,
-                secret_access_key,
-                session_token: non_empty("AWS_SESSION_TOKEN"),
-            }),
-            _ => None,
-        };
-        Environment {
-            credentials,
-            region: non_empty("AWS_REGION").or_else(|| non_empty("AWS_DEFAULT_REGION")),
-        }
-    }
-}
-
-/// IAM (SigV4) signing for one route.
-#[derive(Debug)]
-pub struct Iam {
-    pub signer: Signer,
-    /// Also send (and sign) `x-amz-content-sha256`.
-    pub content_sha256: bool,
-}
 
 /// `function_uri` mode: API Gateway or a Function URL, called over HTTP.
 #[derive(Debug)]
@@ -83,79 +45,10 @@ pub fn execute_api_region(host: &str) -> Option<&str> {
     (!region.is_empty() && !region.contains('.')).then_some(region)
 }
 
-pub fn is_aws_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
-
-/// `authorization.iam` as written; defaults that depend on the mode are
-/// applied by the caller.
-#[derive(Debug)]
-pub struct IamFields {
-    pub credentials: Credentials,
-    pub region: Option<String>,
-    pub service: Option<String>,
-    pub content_sha256: bool,
-}
-
-pub fn read_iam_fields(mut iam: Fields, env: &Environment) -> Result<IamFields, ConfigError> {
-    let access = iam.header_value("accesskey")?;
-    let secret = iam.header_value("secretkey")?;
-    let token = iam.header_value("session_token")?;
-    let credentials = match (access, secret) {
-        (Some(access_key_id), Some(secret_access_key)) => Credentials {
-            access_key_id,
-            secret_access_key,
-            session_token: token,
-        },
-        (Some(_), None) => return Err(iam.error("secretkey", "is required when accesskey is set")),
-        (None, Some(_)) => return Err(iam.error("accesskey", "is required when secretkey is set")),
-        (None, None) if token.is_some() => {
-            return Err(iam.error(
-                "session_token",
-                "needs accesskey and secretkey in the same object",
-            ))
-        }
-        (None, None) => env
-            .credentials
-            .clone()
-            .ok_or_else(|| no_credentials(iam.route(), "authorization.iam"))?,
-    };
-    let region = iam.non_empty_string("aws_region")?;
-    if region.as_deref().is_some_and(|r| !is_aws_name(r)) {
-        return Err(iam.error("aws_region", "must be a region name such as us-east-1"));
-    }
-    let service = iam.non_empty_string("service")?;
-    if service.as_deref().is_some_and(|s| !is_aws_name(s)) {
-        return Err(iam.error(
-            "service",
-            "must be a service signing name such as execute-api or lambda",
-        ));
-    }
-    let content_sha256 = iam.bool("content_sha256")?.unwrap_or(false);
-    iam.finish()?;
-    Ok(IamFields {
-        credentials,
-        region,
-        service,
-        content_sha256,
-    })
-}
-
-pub fn no_credentials(route: &str, field: &str) -> ConfigError {
-    ConfigError::new(
-        route,
-        field,
-        "IAM signing is configured but there are no credentials: set accesskey and secretkey, \
-         or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in vm_config.environment_variables",
-    )
-}
-
 fn read_url_mode(
     fields: &mut Fields,
     uri: &FunctionUri,
-    env: &Environment,
+    global: &Global,
 ) -> Result<UrlMode, ConfigError> {
     let Some(mut auth) = fields.object("authorization")? else {
         return Ok(UrlMode {
@@ -166,14 +59,14 @@ fn read_url_mode(
     let apikey = auth.header_value("apikey")?;
     let iam = match auth.object("iam")? {
         None => None,
-        Some(iam) => {
-            let f = read_iam_fields(iam, env)?;
+        Some(mut iam) => {
+            let f = read_iam_fields(&mut iam)?;
             let host_region =
                 function_url_region(&uri.host).or_else(|| execute_api_region(&uri.host));
             let region = f
                 .region
                 .or_else(|| host_region.map(String::from))
-                .or_else(|| env.region.clone())
+                .or_else(|| global.env.region.clone())
                 .unwrap_or_else(|| "us-east-1".into());
             // Function URLs are signed for `lambda`; AWS refuses `execute-api`
             // there ("Credential should be scoped to correct service: 'lambda'").
@@ -183,8 +76,18 @@ fn read_url_mode(
                 "execute-api"
             };
             let service = f.service.unwrap_or_else(|| default_service.into());
+            let credentials = resolve(
+                &iam,
+                "authorization.iam",
+                f.credentials,
+                f.platform,
+                &region,
+                global,
+            )?;
+            iam.finish()?;
             Some(Iam {
-                signer: Signer::new(f.credentials, &region, &service),
+                signer: Signer::new(&region, &service),
+                credentials,
                 content_sha256: f.content_sha256,
             })
         }
@@ -193,7 +96,7 @@ fn read_url_mode(
     Ok(UrlMode { apikey, iam })
 }
 
-pub fn read_route(fields: &mut Fields, env: &Environment) -> Result<Route, ConfigError> {
+pub fn read_route(fields: &mut Fields, global: &Global) -> Result<Route, ConfigError> {
     if fields.has("function_name") {
         if fields.has("function_uri") {
             return Err(fields.error(
@@ -201,7 +104,7 @@ pub fn read_route(fields: &mut Fields, env: &Environment) -> Result<Route, Confi
                 "cannot be combined with function_name (Invoke API mode)",
             ));
         }
-        let (invoke, endpoint) = crate::invoke::read(fields, env)?;
+        let (invoke, endpoint) = crate::invoke::read(fields, global)?;
         let common = CommonConfig::read(fields, endpoint)?;
         return Ok(Route {
             common,
@@ -209,7 +112,7 @@ pub fn read_route(fields: &mut Fields, env: &Environment) -> Result<Route, Confi
         });
     }
     let uri = read_function_uri(fields, "function_uri")?;
-    let mode = read_url_mode(fields, &uri, env)?;
+    let mode = read_url_mode(fields, &uri, global)?;
     let common = CommonConfig::read(fields, uri)?;
     Ok(Route {
         common,
@@ -220,14 +123,9 @@ pub fn read_route(fields: &mut Fields, env: &Environment) -> Result<Route, Confi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use faas_core::config::{compile, PluginConfig};
-
-    fn compiled(
-        json: &str,
-        env: Environment,
-    ) -> Result<PluginConfig<Environment, Route>, ConfigError> {
-        compile(json.as_bytes(), move |_| Ok(env), read_route)
-    }
+    use crate::credentials::environment::Environment;
+    use crate::iam::testing::{compile_with as compiled, offline};
+    use crate::iam::CredentialSource;
 
     fn url(r: &Route) -> &UrlMode {
         match &r.mode {
@@ -237,7 +135,7 @@ mod tests {
     }
 
     fn route(json: &str) -> std::rc::Rc<Route> {
-        let c = compiled(json, Environment::default()).unwrap();
+        let c = compiled(json, offline()).unwrap();
         c.routes.lookup(None).unwrap()
     }
 
@@ -287,22 +185,26 @@ mod tests {
             "AWS_SESSION_TOKEN" => Some("ENVTOKEN".into()),
             "AWS_REGION" => Some("sa-east-1".into()),
             _ => None,
-        });
+        })
+        .unwrap();
         let c = compiled(
             r#"{"function_uri": "http://127.0.0.1:9/f", "authorization": {"iam": {}}}"#,
             env,
         )
         .unwrap();
         let r = c.routes.lookup(None).unwrap();
-        let s = &url(&r).iam.as_ref().unwrap().signer;
-        assert_eq!(s.credentials.access_key_id, "ENVAK");
-        assert_eq!(s.credentials.session_token.as_deref(), Some("ENVTOKEN"));
-        assert_eq!(s.region, "sa-east-1");
+        let iam = url(&r).iam.as_ref().unwrap();
+        let CredentialSource::Static(creds) = &iam.credentials else {
+            panic!("static")
+        };
+        assert_eq!(creds.access_key_id, "ENVAK");
+        assert_eq!(creds.session_token.as_deref(), Some("ENVTOKEN"));
+        assert_eq!(iam.signer.region, "sa-east-1");
     }
 
     #[test]
     fn iam_without_any_credentials_is_refused_at_load() {
-        let e = compiled(r#"{"function_uri": "http://h/f", "authorization": {"iam": {"aws_region": "us-east-1"}}}"#, Environment::default()).unwrap_err();
+        let e = compiled(r#"{"function_uri": "http://h/f", "authorization": {"iam": {"aws_region": "us-east-1"}}}"#, offline()).unwrap_err();
         assert_eq!(e.field, "authorization.iam");
         assert!(e.message.contains("no credentials"), "{e}");
     }
@@ -353,7 +255,7 @@ mod tests {
         ];
         for (auth, field, message) in cases {
             let json = format!(r#"{{"function_uri": "http://h/f", "authorization": {auth}}}"#);
-            let e = compiled(&json, Environment::default()).unwrap_err();
+            let e = compiled(&json, offline()).unwrap_err();
             assert_eq!(
                 (e.field.as_str(), e.message.as_str()),
                 (field, message),

@@ -1,10 +1,13 @@
 //! Invoke API mode: `POST /2015-03-31/functions/<name>/invocations`, with
 //! the client's request turned into a Lambda event (Kong `aws-lambda` parity).
 
-use crate::config::{is_aws_name, no_credentials, read_iam_fields, Environment, Iam};
+use crate::credentials::Credentials;
 use crate::events::{self, EventContext, Forward};
+use crate::iam::{
+    is_aws_name, read_iam_fields, read_platform_fields, resolve, Global, Iam, IamFields,
+};
 use crate::invoke_response::{InvocationType, ResponseSettings, ResultFormat};
-use crate::sigv4::{uri_encode, Credentials, Signer};
+use crate::sigv4::{uri_encode, Signer};
 use faas_core::uri::FunctionUri;
 use faas_core::{Callout, ClientRequest, CommonConfig, ConfigError, Fields};
 use serde_json::Value;
@@ -103,24 +106,8 @@ fn arn_region(region: &str, account: &str) -> Result<Option<String>, &'static st
 
 /// Kong fields envoy-faas deliberately does not implement.
 const KONG_UNSUPPORTED: &[(&str, &str)] = &[
-    (
-        "aws_assume_role_arn",
-        "assume the role outside the VM and pass its session credentials",
-    ),
-    (
-        "aws_role_session_name",
-        "assume the role outside the VM and pass its session credentials",
-    ),
-    (
-        "aws_sts_endpoint_url",
-        "assume the role outside the VM and pass its session credentials",
-    ),
     ("proxy_url", "route through an Envoy cluster instead"),
     ("skip_large_bodies", "bodies over max_req_body_size get 413"),
-    (
-        "aws_imds_protocol_version",
-        "the VM cannot reach instance metadata; use environment credentials",
-    ),
     (
         "empty_arrays_mode",
         "JSON results are never re-serialised, so empty arrays stay arrays",
@@ -176,12 +163,12 @@ fn read_payload(fields: &mut Fields) -> Result<Payload, ConfigError> {
     }
 }
 
-fn read_credentials(
-    fields: &mut Fields,
-    env: &Environment,
-) -> Result<(Credentials, Option<String>, Option<String>, bool), ConfigError> {
+/// Invoke-mode credentials: Kong's `aws_key`/`aws_secret` and role fields
+/// at the route level, or `authorization.iam` (which then holds them all).
+fn read_credentials(fields: &mut Fields) -> Result<IamFields, ConfigError> {
     let key = fields.header_value("aws_key")?;
     let secret = fields.header_value("aws_secret")?;
+    let platform = read_platform_fields(fields)?;
     let iam = match fields.object("authorization")? {
         None => None,
         Some(mut auth) => {
@@ -192,36 +179,49 @@ fn read_credentials(
                 ));
             }
             let iam = match auth.object("iam")? {
-                Some(iam) => Some(read_iam_fields(iam, env)?),
+                Some(mut iam) => {
+                    let f = read_iam_fields(&mut iam)?;
+                    iam.finish()?;
+                    Some(f)
+                }
                 None => None,
             };
             auth.finish()?;
             iam
         }
     };
-    match (key, secret, iam) {
-        (Some(_), Some(_), Some(_)) => Err(fields.error(
+    let kong_credentials = match (key, secret) {
+        (Some(access_key_id), Some(secret_access_key)) => Some(Credentials {
+            access_key_id,
+            secret_access_key,
+            session_token: None,
+        }),
+        (Some(_), None) => {
+            return Err(fields.error("aws_secret", "is required when aws_key is set"))
+        }
+        (None, Some(_)) => {
+            return Err(fields.error("aws_key", "is required when aws_secret is set"))
+        }
+        (None, None) => None,
+    };
+    match iam {
+        Some(_) if platform.assume_role_arn.is_some() || platform.imds_allow_v1 => Err(fields
+            .error(
+                "aws_assume_role_arn",
+                "with authorization.iam, put the role fields inside it",
+            )),
+        Some(_) if kong_credentials.is_some() => Err(fields.error(
             "aws_key",
             "give credentials either as aws_key/aws_secret or as authorization.iam, not both",
         )),
-        (Some(k), Some(s), None) => Ok((
-            Credentials {
-                access_key_id: k,
-                secret_access_key: s,
-                session_token: None,
-            },
-            None,
-            None,
-            false,
-        )),
-        (Some(_), None, _) => Err(fields.error("aws_secret", "is required when aws_key is set")),
-        (None, Some(_), _) => Err(fields.error("aws_key", "is required when aws_secret is set")),
-        (None, None, Some(f)) => Ok((f.credentials, f.region, f.service, f.content_sha256)),
-        (None, None, None) => env
-            .credentials
-            .clone()
-            .map(|c| (c, None, None, false))
-            .ok_or_else(|| no_credentials(fields.route(), "aws_key")),
+        Some(f) => Ok(f),
+        None => Ok(IamFields {
+            credentials: kong_credentials,
+            region: None,
+            service: None,
+            content_sha256: false,
+            platform,
+        }),
     }
 }
 
@@ -259,7 +259,7 @@ fn read_endpoint(fields: &mut Fields, region: &str) -> Result<FunctionUri, Confi
 
 /// Reads an Invoke-mode route; returns it and the endpoint the common
 /// fields (cluster default, timeout, ...) apply to.
-pub fn read(fields: &mut Fields, env: &Environment) -> Result<(Invoke, FunctionUri), ConfigError> {
+pub fn read(fields: &mut Fields, global: &Global) -> Result<(Invoke, FunctionUri), ConfigError> {
     for (name, advice) in KONG_UNSUPPORTED {
         if fields.has(name) {
             return Err(fields.error(
@@ -279,8 +279,10 @@ pub fn read(fields: &mut Fields, env: &Environment) -> Result<(Invoke, FunctionU
             return Err(fields.error("qualifier", "differs from the qualifier in function_name"));
         }
     }
-    let (credentials, iam_region, iam_service, content_sha256) = read_credentials(fields, env)?;
-    let configured_region = fields.non_empty_string("aws_region")?.or(iam_region);
+    let iam_fields = read_credentials(fields)?;
+    let configured_region = fields
+        .non_empty_string("aws_region")?
+        .or(iam_fields.region.clone());
     if configured_region
         .as_deref()
         .is_some_and(|r| !is_aws_name(r))
@@ -293,7 +295,11 @@ pub fn read(fields: &mut Fields, env: &Environment) -> Result<(Invoke, FunctionU
         }
         (Some(arn), _) => arn.clone(),
         (None, Some(cfg)) => cfg,
-        (None, None) => env.region.clone().unwrap_or_else(|| "us-east-1".into()),
+        (None, None) => global
+            .env
+            .region
+            .clone()
+            .unwrap_or_else(|| "us-east-1".into()),
     };
     let endpoint = read_endpoint(fields, &region)?;
     let invocation_type = match choice(
@@ -338,10 +344,19 @@ pub fn read(fields: &mut Fields, env: &Environment) -> Result<(Invoke, FunctionU
         path.push_str("?Qualifier=");
         uri_encode(q.as_bytes(), false, &mut path);
     }
-    let service = iam_service.unwrap_or_else(|| "lambda".into());
+    let service = iam_fields.service.unwrap_or_else(|| "lambda".into());
+    let credentials = resolve(
+        fields,
+        "aws_key",
+        iam_fields.credentials,
+        iam_fields.platform,
+        &region,
+        global,
+    )?;
     let iam = Iam {
-        signer: Signer::new(credentials, &region, &service),
-        content_sha256,
+        signer: Signer::new(&region, &service),
+        credentials,
+        content_sha256: iam_fields.content_sha256,
     };
     Ok((
         Invoke {
@@ -415,8 +430,8 @@ pub fn callout(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{read_route, Mode, Route};
-    use faas_core::config::compile;
+    use crate::config::{Mode, Route};
+    use crate::iam::testing::{compile_with, offline};
     use std::rc::Rc;
 
     const KEYS: &str =
@@ -424,7 +439,7 @@ mod tests {
 
     fn route(extra: &str) -> Result<Rc<Route>, ConfigError> {
         let json = format!("{{{KEYS}, {extra}}}");
-        let c = compile(json.as_bytes(), |_| Ok(Environment::default()), read_route)?;
+        let c = compile_with(&json, offline())?;
         Ok(c.routes.lookup(None).unwrap())
     }
 
@@ -578,7 +593,32 @@ mod tests {
             (
                 r#""function_name": "f", "aws_assume_role_arn": "arn:x""#,
                 "aws_assume_role_arn",
-                "is a Kong field envoy-faas does not support",
+                "must be a role ARN",
+            ),
+            (
+                r#""function_name": "f", "aws_role_session_name": "s1""#,
+                "aws_role_session_name",
+                "needs aws_assume_role_arn",
+            ),
+            (
+                r#""function_name": "f", "aws_assume_role_arn": "arn:aws:iam::1:role/r", "aws_role_session_name": "a b""#,
+                "aws_role_session_name",
+                "must be 2 to 64 characters",
+            ),
+            (
+                r#""function_name": "f", "aws_assume_role_arn": "arn:aws:iam::1:role/r", "aws_sts_endpoint_url": "https://sts.example/x""#,
+                "aws_sts_endpoint_url",
+                "without a path or query",
+            ),
+            (
+                r#""function_name": "f", "aws_imds_protocol_version": "v3""#,
+                "aws_imds_protocol_version",
+                "must be one of v1, v2",
+            ),
+            (
+                r#""function_name": "f", "aws_assume_role_arn": "arn:aws:iam::1:role/r", "authorization": {"iam": {}}"#,
+                "aws_assume_role_arn",
+                "put the role fields inside it",
             ),
             (
                 r#""function_name": "f", "function_uri": "http://h/""#,
@@ -596,12 +636,7 @@ mod tests {
             assert_eq!(e.field, field, "{extra}: {e}");
             assert!(e.message.contains(message), "{extra}: {e}");
         }
-        let e = compile(
-            br#"{"function_name": "f"}"#,
-            |_| Ok(Environment::default()),
-            read_route,
-        )
-        .unwrap_err();
+        let e = compile_with(r#"{"function_name": "f"}"#, offline()).unwrap_err();
         assert_eq!(e.field, "aws_key");
         assert!(e.message.contains("no credentials"), "{e}");
     }

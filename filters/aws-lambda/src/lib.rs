@@ -14,34 +14,76 @@ pub mod clock;
 pub mod config;
 pub mod credentials;
 pub mod events;
+pub mod iam;
 pub mod invoke;
 pub mod invoke_response;
 pub mod signing;
 pub mod sigv4;
 
-use config::{Environment, Mode, Route};
+use config::{Mode, Route};
+use credentials::environment::Environment;
+use credentials::Credentials;
+use faas_core::host::unix_seconds;
 use faas_core::request::forward;
-use faas_core::response::passthrough;
+use faas_core::response::{passthrough, Failure};
 use faas_core::{
-    Callout, CalloutResponse, ClientRequest, CommonConfig, ConfigError, ErrorReply, Fields,
+    Callout, CalloutResponse, ClientRequest, CommonConfig, ConfigError, ErrorReply, Fields, Host,
     Integration, LocalReply,
 };
-use std::time::SystemTime;
+use iam::{CredentialSource, Global, Iam};
+use std::time::{Duration, SystemTime};
+
+/// How often every VM looks at the platform credentials' schedule.
+const CREDENTIALS_TICK: Duration = Duration::from_secs(1);
+
+impl Route {
+    fn iam(&self) -> Option<&Iam> {
+        match &self.mode {
+            Mode::Url(url) => url.iam.as_ref(),
+            Mode::Invoke(invoke) => Some(&invoke.iam),
+        }
+    }
+}
+
+/// The credentials to sign with now: static ones, or the platform
+/// source's current ones (loaded by `admit`).
+fn credentials_for(global: &Global, iam: &Iam, now: SystemTime) -> Result<Credentials, ErrorReply> {
+    match &iam.credentials {
+        CredentialSource::Static(c) => Ok(c.clone()),
+        CredentialSource::Platform(i) => global
+            .provider
+            .borrow()
+            .credentials(*i, unix_seconds(now))
+            .ok_or_else(|| {
+                ErrorReply::new(
+                    Failure::CredentialsUnavailable,
+                    "no valid AWS credentials to sign with",
+                )
+            }),
+    }
+}
 
 pub struct AwsLambda;
 
 impl Integration for AwsLambda {
     const NAME: &'static str = "aws-lambda";
-    type Global = Environment;
+    type Global = Global;
     type Route = Route;
 
-    fn read_global(_fields: &mut Fields) -> Result<Environment, ConfigError> {
+    fn read_global(fields: &mut Fields) -> Result<Global, ConfigError> {
         // Envoy passes `vm_config.environment_variables` through WASI.
-        Ok(Environment::read(|name| std::env::var(name).ok()))
+        let env = Environment::read(|name| std::env::var(name).ok()).map_err(|e| {
+            ConfigError::new(
+                fields.route(),
+                e.variable,
+                format!("(environment) {}", e.message),
+            )
+        })?;
+        Global::read(fields, env)
     }
 
-    fn read_route(fields: &mut Fields, env: &Environment) -> Result<Route, ConfigError> {
-        config::read_route(fields, env)
+    fn read_route(fields: &mut Fields, global: &Global) -> Result<Route, ConfigError> {
+        config::read_route(fields, global)
     }
 
     fn common(route: &Route) -> &CommonConfig {
@@ -53,28 +95,61 @@ impl Integration for AwsLambda {
         matches!(&route.mode, Mode::Invoke(invoke) if invoke.payload.is_api_gateway())
     }
 
+    /// Routes signing with a platform source load its shared credentials,
+    /// and are refused (503) while there are no valid ones.
+    fn admit(global: &Global, route: &Route, host: &dyn Host) -> Result<(), ErrorReply> {
+        match route.iam().map(|iam| &iam.credentials) {
+            Some(CredentialSource::Platform(i)) => global.provider.borrow().admit(*i, host),
+            _ => Ok(()),
+        }
+    }
+
     fn build_callout(
-        _: &Environment,
+        global: &Global,
         route: &Route,
         request: &ClientRequest,
         now: SystemTime,
     ) -> Result<Callout, ErrorReply> {
+        let credentials = route
+            .iam()
+            .map(|iam| credentials_for(global, iam, now))
+            .transpose()?;
         Ok(match &route.mode {
             Mode::Url(mode) => {
                 let mut callout = forward(&route.common, request);
-                signing::authorize(mode, &mut callout, now);
+                signing::authorize(mode, credentials.as_ref(), &mut callout, now);
                 callout
             }
             Mode::Invoke(invoke) => {
                 let mut callout = invoke::callout(&route.common, invoke, request, now);
-                signing::sign(&invoke.iam, &mut callout, now);
+                if let Some(c) = &credentials {
+                    let iam = &invoke.iam;
+                    signing::sign(&iam.signer, c, iam.content_sha256, &mut callout, now);
+                }
                 callout
             }
         })
     }
 
+    fn background_period(global: &Global) -> Option<Duration> {
+        (!global.provider.borrow().is_empty()).then_some(CREDENTIALS_TICK)
+    }
+
+    fn on_tick(global: &Global, host: &dyn Host) {
+        global.provider.borrow().tick(host);
+    }
+
+    fn on_background_response(
+        global: &Global,
+        token: u32,
+        response: CalloutResponse,
+        host: &dyn Host,
+    ) {
+        global.provider.borrow().on_response(token, &response, host);
+    }
+
     fn map_response(
-        _: &Environment,
+        _: &Global,
         route: &Route,
         response: CalloutResponse,
     ) -> Result<LocalReply, ErrorReply> {

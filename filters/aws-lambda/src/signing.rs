@@ -1,7 +1,8 @@
 //! Adds credentials to the forwarding callout: `x-api-key` and SigV4.
 
-use crate::config::{Iam, UrlMode};
-use crate::sigv4::{amz_date_at, hex_sha256, Request};
+use crate::config::UrlMode;
+use crate::credentials::Credentials;
+use crate::sigv4::{amz_date_at, hex_sha256, Request, Signer};
 use faas_core::path::split_path_query;
 use faas_core::Callout;
 use std::time::SystemTime;
@@ -19,34 +20,47 @@ fn signed(name: &str) -> bool {
     matches!(name, ":authority" | "content-type" | "x-api-key") || name.starts_with("x-amz-")
 }
 
-/// `function_uri` mode: the API key (unless the client sent one) and SigV4.
-pub fn authorize(mode: &UrlMode, callout: &mut Callout, now: SystemTime) {
+/// `function_uri` mode: the API key (unless the client sent one) and SigV4
+/// with `credentials` (required when the mode has IAM).
+pub fn authorize(
+    mode: &UrlMode,
+    credentials: Option<&Credentials>,
+    callout: &mut Callout,
+    now: SystemTime,
+) {
     if let Some(key) = &mode.apikey {
         // APISIX parity: a key the client sent (its own usage plan) wins.
         if callout.header("x-api-key").is_none() {
             callout.set_header("x-api-key", key.clone());
         }
     }
-    if let Some(iam) = &mode.iam {
+    if let (Some(iam), Some(credentials)) = (&mode.iam, credentials) {
         callout.headers.retain(|(n, _)| !client_aws_header(n));
-        sign(iam, callout, now);
+        sign(&iam.signer, credentials, iam.content_sha256, callout, now);
     }
 }
 
 /// Signs a callout with SigV4. Every `x-amz-*` header already on the
 /// callout is signed, so callers remove ones they did not set themselves.
-pub fn sign(iam: &Iam, callout: &mut Callout, now: SystemTime) {
+/// `content_sha256` also sends (and signs) `x-amz-content-sha256`.
+pub fn sign(
+    signer: &Signer,
+    credentials: &Credentials,
+    content_sha256: bool,
+    callout: &mut Callout,
+    now: SystemTime,
+) {
     let amz_date = amz_date_at(now);
     let payload_hash = hex_sha256(&callout.body);
     callout
         .headers
         .push(("x-amz-date".into(), amz_date.clone()));
-    if let Some(token) = &iam.signer.credentials.session_token {
+    if let Some(token) = &credentials.session_token {
         callout
             .headers
             .push(("x-amz-security-token".into(), token.clone()));
     }
-    if iam.content_sha256 {
+    if content_sha256 {
         callout
             .headers
             .push(("x-amz-content-sha256".into(), payload_hash.clone()));
@@ -76,7 +90,7 @@ pub fn sign(iam: &Iam, callout: &mut Callout, now: SystemTime) {
         headers,
         payload_hash: &payload_hash,
     };
-    let signature = iam.signer.sign_at(&request, &amz_date);
+    let signature = signer.sign_at(credentials, &request, &amz_date);
     callout
         .headers
         .push(("authorization".into(), signature.authorization));
@@ -85,19 +99,15 @@ pub fn sign(iam: &Iam, callout: &mut Callout, now: SystemTime) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{read_route, Environment, Mode};
-    use faas_core::config::compile;
+    use crate::config::Mode;
+    use crate::iam::testing::{compile_with, offline};
+    use crate::iam::CredentialSource;
     use faas_core::request::forward;
     use faas_core::ClientRequest;
     use std::time::{Duration, UNIX_EPOCH};
 
     fn callout(config: &str, client: &[(&str, &str)], body: &[u8]) -> Callout {
-        let c = compile(
-            config.as_bytes(),
-            |_| Ok(Environment::default()),
-            read_route,
-        )
-        .unwrap();
+        let c = compile_with(config, offline()).unwrap();
         let route = c.routes.lookup(None).unwrap();
         let request = ClientRequest {
             headers: faas_core::headers::owned(client),
@@ -109,8 +119,14 @@ mod tests {
         let Mode::Url(mode) = &route.mode else {
             panic!("url mode")
         };
+        let credentials = match mode.iam.as_ref().map(|i| &i.credentials) {
+            Some(CredentialSource::Static(c)) => Some(c),
+            None => None,
+            Some(CredentialSource::Platform(_)) => panic!("static keys expected"),
+        };
         authorize(
             mode,
+            credentials,
             &mut call,
             UNIX_EPOCH + Duration::from_secs(1_440_938_160),
         );

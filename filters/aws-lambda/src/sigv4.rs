@@ -12,6 +12,7 @@
 //! - Headers: lower-case names, values trimmed with runs of spaces
 //!   collapsed, repeats joined with `,`, sorted by name.
 
+pub use crate::credentials::Credentials;
 use faas_core::path::form_decode;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -21,28 +22,6 @@ use std::fmt::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
-
-/// Static AWS credentials.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Credentials {
-    pub access_key_id: String,
-    pub secret_access_key: String,
-    pub session_token: Option<String>,
-}
-
-impl std::fmt::Debug for Credentials {
-    // Never print secrets, even in debug output.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &"<redacted>")
-            .field(
-                "session_token",
-                &self.session_token.as_ref().map(|_| "<redacted>"),
-            )
-            .finish()
-    }
-}
 
 /// Hex SHA-256 of the empty payload (every GET): no need to hash it.
 pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -249,58 +228,77 @@ pub struct Signature {
     pub string_to_sign: String,
 }
 
-/// Signs for one credential, region and service, caching the derived key
-/// per date (one derivation per day instead of four HMACs per request) as
-/// a keyed HMAC state, so each signature also skips hashing the key pads.
+/// Signs for one region and service with the credentials given per call
+/// (as Envoy's `signer.h`: the signer never owns credentials, so they can
+/// rotate). The derived key is cached per date and secret (one derivation
+/// per day and rotation instead of four HMACs per request) as a keyed HMAC
+/// state, so each signature also skips hashing the key pads.
 #[derive(Debug)]
 pub struct Signer {
-    pub credentials: Credentials,
     pub region: String,
     pub service: String,
-    key_cache: RefCell<Option<(String, HmacSha256)>>,
+    key_cache: RefCell<Option<KeyCache>>,
+}
+
+struct KeyCache {
+    date: String,
+    /// The secret the key was derived from: a rotation invalidates it.
+    secret: String,
+    mac: HmacSha256,
+}
+
+impl std::fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyCache")
+            .field("date", &self.date)
+            .finish()
+    }
 }
 
 impl Signer {
-    pub fn new(credentials: Credentials, region: &str, service: &str) -> Signer {
+    pub fn new(region: &str, service: &str) -> Signer {
         Signer {
-            credentials,
             region: region.to_string(),
             service: service.to_string(),
             key_cache: RefCell::new(None),
         }
     }
 
-    fn mac_for(&self, date: &str) -> HmacSha256 {
-        if let Some((cached_date, mac)) = self.key_cache.borrow().as_ref() {
-            if cached_date == date {
-                return mac.clone();
+    fn mac_for(&self, secret: &str, date: &str) -> HmacSha256 {
+        if let Some(cache) = self.key_cache.borrow().as_ref() {
+            if cache.date == date && cache.secret == secret {
+                return cache.mac.clone();
             }
         }
-        let key = signing_key(
-            &self.credentials.secret_access_key,
-            date,
-            &self.region,
-            &self.service,
-        );
+        let key = signing_key(secret, date, &self.region, &self.service);
         let mac = keyed(&key);
-        *self.key_cache.borrow_mut() = Some((date.to_string(), mac.clone()));
+        *self.key_cache.borrow_mut() = Some(KeyCache {
+            date: date.to_string(),
+            secret: secret.to_string(),
+            mac: mac.clone(),
+        });
         mac
     }
 
-    /// Signs `req` at `amz_date` (`YYYYMMDDTHHMMSSZ`). The request's
-    /// headers must already include `x-amz-date` (and the session token
-    /// when `credentials.session_token` is set) if they are to be signed.
-    pub fn sign_at(&self, req: &Request<'_>, amz_date: &str) -> Signature {
+    /// Signs `req` with `credentials` at `amz_date` (`YYYYMMDDTHHMMSSZ`).
+    /// The request's headers must already include `x-amz-date` (and the
+    /// session token, when there is one) if they are to be signed.
+    pub fn sign_at(
+        &self,
+        credentials: &Credentials,
+        req: &Request<'_>,
+        amz_date: &str,
+    ) -> Signature {
         let date = amz_date.get(..8).unwrap_or(amz_date);
         let scope = format!("{date}/{}/{}/aws4_request", self.region, self.service);
         let (creq, signed_headers) = canonical_request(req);
         let sts = string_to_sign(amz_date, &scope, &creq);
-        let mut mac = self.mac_for(date);
+        let mut mac = self.mac_for(&credentials.secret_access_key, date);
         mac.update(sts.as_bytes());
         let signature = hex::encode(mac.finalize().into_bytes());
         let authorization = format!(
             "{ALGORITHM} Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={signature}",
-            self.credentials.access_key_id
+            credentials.access_key_id
         );
         Signature {
             amz_date: amz_date.to_string(),
@@ -367,7 +365,7 @@ mod tests {
             secret_access_key: "S".into(),
             session_token: None,
         };
-        let signer = Signer::new(creds, "us-east-1", "lambda");
+        let signer = Signer::new("us-east-1", "lambda");
         let req = Request {
             method: "GET",
             path: "/",
@@ -375,32 +373,22 @@ mod tests {
             headers: vec![("host", "h")],
             payload_hash: &hex_sha256(b""),
         };
-        let a = signer.sign_at(&req, "20150830T123600Z");
-        assert_eq!(
-            signer.key_cache.borrow().as_ref().map(|(d, _)| d.clone()),
-            Some("20150830".to_string())
-        );
-        let b = signer.sign_at(&req, "20150830T123600Z");
+        let cached = |s: &Signer| s.key_cache.borrow().as_ref().map(|c| c.date.clone());
+        let a = signer.sign_at(&creds, &req, "20150830T123600Z");
+        assert_eq!(cached(&signer), Some("20150830".to_string()));
+        let b = signer.sign_at(&creds, &req, "20150830T123600Z");
         assert_eq!(a, b);
-        let c = signer.sign_at(&req, "20150831T000000Z");
+        let c = signer.sign_at(&creds, &req, "20150831T000000Z");
         assert_ne!(a.signature, c.signature);
-        assert_eq!(
-            signer.key_cache.borrow().as_ref().map(|(d, _)| d.clone()),
-            Some("20150831".to_string())
-        );
-    }
-
-    #[test]
-    fn debug_output_redacts_secrets() {
-        let creds = Credentials {
-            access_key_id: "AK".into(),
-            secret_access_key: "SECRET".into(),
-            session_token: Some("TOKEN".into()),
+        assert_eq!(cached(&signer), Some("20150831".to_string()));
+        // Rotated credentials the same day: a new key, not the cached one.
+        let rotated = Credentials {
+            secret_access_key: "S2".into(),
+            ..creds.clone()
         };
-        let shown = format!("{creds:?}");
-        assert!(
-            !shown.contains("SECRET") && !shown.contains("TOKEN"),
-            "{shown}"
-        );
+        let d = signer.sign_at(&rotated, &req, "20150831T000000Z");
+        assert_ne!(c.signature, d.signature);
+        let fresh = Signer::new("us-east-1", "lambda").sign_at(&rotated, &req, "20150831T000000Z");
+        assert_eq!(d, fresh);
     }
 }

@@ -178,8 +178,8 @@ fn ours(c: &Case) -> String {
         headers,
         payload_hash: &hash,
     };
-    Signer::new(creds, c.region, c.service)
-        .sign_at(&request, &date)
+    Signer::new(c.region, c.service)
+        .sign_at(&creds, &request, &date)
         .authorization
 }
 

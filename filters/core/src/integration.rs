@@ -3,9 +3,10 @@
 
 use crate::config::CommonConfig;
 use crate::fields::{ConfigError, Fields};
+use crate::host::Host;
 use crate::request::{Callout, ClientRequest};
 use crate::response::{passthrough, CalloutResponse, ErrorReply, LocalReply};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 pub trait Integration: 'static {
     /// Filter name for logs.
@@ -32,6 +33,17 @@ pub trait Integration: 'static {
         false
     }
 
+    /// Runs just before [`Integration::build_callout`], with the host: the
+    /// place to load state other VMs share (refreshed credentials). An
+    /// error is the client's answer and no call is made.
+    fn admit(
+        _global: &Self::Global,
+        _route: &Self::Route,
+        _host: &dyn Host,
+    ) -> Result<(), ErrorReply> {
+        Ok(())
+    }
+
     /// Builds the function call for a complete client request. `now` is
     /// the wall clock (request signing needs it).
     fn build_callout(
@@ -48,5 +60,24 @@ pub trait Integration: 'static {
         response: CalloutResponse,
     ) -> Result<LocalReply, ErrorReply> {
         Ok(passthrough(response))
+    }
+
+    /// How often [`Integration::on_tick`] runs in every VM's root context;
+    /// `None`: the filter has no background work for this config.
+    fn background_period(_global: &Self::Global) -> Option<Duration> {
+        None
+    }
+
+    /// Background work (credential refresh), on the root context's tick.
+    fn on_tick(_global: &Self::Global, _host: &dyn Host) {}
+
+    /// The answer to a call [`Integration::on_tick`] dispatched, by token.
+    /// Envoy's own failures (no host, timeout) arrive as its 503/504.
+    fn on_background_response(
+        _global: &Self::Global,
+        _token: u32,
+        _response: CalloutResponse,
+        _host: &dyn Host,
+    ) {
     }
 }

@@ -3,12 +3,15 @@
 //! Everything except [`shell`] is plain Rust over plain data and is unit
 //! tested on the host: config parsing ([`config`], [`fields`], [`uri`]),
 //! the function call ([`request`], [`path`], [`headers`]), the answer
-//! ([`response`]) and how the body reaches the filter ([`layout`]). [`shell`] is the only module that talks to Envoy.
+//! ([`response`]) and how the body reaches the filter ([`layout`]).
+//! [`shell`] is the only module that talks to Envoy; background work reaches
+//! it through the [`host::Host`] trait.
 
 pub mod base64;
 pub mod config;
 pub mod fields;
 pub mod headers;
+pub mod host;
 pub mod integration;
 pub mod layout;
 pub mod path;
@@ -19,6 +22,7 @@ pub mod uri;
 
 pub use config::CommonConfig;
 pub use fields::{ConfigError, Fields};
+pub use host::{Host, MetricKind};
 pub use integration::Integration;
 pub use request::{Callout, ClientRequest};
 pub use response::{CalloutResponse, ErrorReply, LocalReply};

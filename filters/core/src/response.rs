@@ -30,6 +30,9 @@ pub enum Failure {
     /// The deployment does not deliver request bodies the way the route's
     /// `body_layout` says (see [`crate::layout`]).
     BodyLayoutMisconfigured,
+    /// The filter has no valid credentials to sign the call with (they are
+    /// being fetched, or their source fails): never sent unsigned.
+    CredentialsUnavailable,
 }
 
 impl Failure {
@@ -39,6 +42,7 @@ impl Failure {
             Failure::FunctionTimeout => 504,
             Failure::FunctionUnreachable | Failure::FunctionResponseTooLarge => 502,
             Failure::CalloutFailed | Failure::BodyLayoutMisconfigured => 500,
+            Failure::CredentialsUnavailable => 503,
         }
     }
 
@@ -50,6 +54,7 @@ impl Failure {
             Failure::FunctionResponseTooLarge => "function_response_too_large",
             Failure::CalloutFailed => "callout_failed",
             Failure::BodyLayoutMisconfigured => "body_layout_misconfigured",
+            Failure::CredentialsUnavailable => "credentials_unavailable",
         }
     }
 }

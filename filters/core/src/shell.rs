@@ -8,9 +8,10 @@
 
 use crate::config::{compile, PluginConfig};
 use crate::headers::HeaderList;
+use crate::host::{Host, MetricKind};
 use crate::integration::Integration;
 use crate::layout::{self, BodyLayout};
-use crate::request::ClientRequest;
+use crate::request::{Callout, ClientRequest};
 use crate::response::{classify, CalloutResponse, ErrorReply, Failure, LocalReply, Outcome};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -41,6 +42,52 @@ fn memory_pages() -> usize {
     #[cfg(not(target_arch = "wasm32"))]
     {
         0
+    }
+}
+
+/// [`Host`] over proxy-wasm's host calls.
+pub struct WasmHost;
+
+impl Host for WasmHost {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+
+    fn shared_data(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        hostcalls::get_shared_data(key).unwrap_or((None, None))
+    }
+
+    fn set_shared_data(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+        hostcalls::set_shared_data(key, Some(value), cas).is_ok()
+    }
+
+    fn dispatch(&self, call: &Callout) -> Result<u32, String> {
+        let headers = crate::headers::borrowed(&call.headers);
+        let body = (!call.body.is_empty()).then_some(call.body.as_slice());
+        hostcalls::dispatch_http_call(&call.cluster, headers, body, vec![], call.timeout).map_err(
+            |status| {
+                format!(
+                    "could not call cluster \"{}\" ({status:?}); does the cluster exist?",
+                    call.cluster
+                )
+            },
+        )
+    }
+
+    fn metric(&self, kind: MetricKind, name: &str) -> Option<u32> {
+        let kind = match kind {
+            MetricKind::Counter => MetricType::Counter,
+            MetricKind::Gauge => MetricType::Gauge,
+        };
+        hostcalls::define_metric(kind, name).ok()
+    }
+
+    fn increment(&self, metric: u32, by: u64) {
+        let _ = hostcalls::increment_metric(metric, i64::try_from(by).unwrap_or(i64::MAX));
+    }
+
+    fn record(&self, metric: u32, value: u64) {
+        let _ = hostcalls::record_metric(metric, value);
     }
 }
 
@@ -109,7 +156,34 @@ impl<I: Integration> Root<I> {
     }
 }
 
-impl<I: Integration> Context for Root<I> {}
+impl<I: Integration> Context for Root<I> {
+    /// The answer to a call the background work dispatched.
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        _num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        let Some(config) = &self.config else {
+            return;
+        };
+        let mut headers = header_map(MapType::HttpCallResponseHeaders);
+        // No status at all: treat as Envoy's own failure.
+        let status = proxy_status(&headers).unwrap_or(503);
+        headers.retain(|(n, _)| !n.starts_with(':'));
+        let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let response = CalloutResponse {
+            status,
+            headers,
+            body,
+        };
+        I::on_background_response(&config.global, token, response, &WasmHost);
+    }
+}
 
 impl<I: Integration> RootContext for Root<I> {
     fn on_configure(&mut self, size: usize) -> bool {
@@ -137,11 +211,14 @@ impl<I: Integration> RootContext for Root<I> {
                     .routes
                     .iter()
                     .any(|r| I::common(r).body_layout.pauses_headers());
-                let period = if pausing {
-                    BODY_WATCH_PERIOD
-                } else {
-                    Duration::ZERO
-                };
+                let period = [
+                    pausing.then_some(BODY_WATCH_PERIOD),
+                    I::background_period(&compiled.global),
+                ]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(Duration::ZERO);
                 if let Err(status) = hostcalls::set_tick_period(period) {
                     log::error!("{}: could not set the tick period: {status:?}", I::NAME);
                 }
@@ -172,9 +249,13 @@ impl<I: Integration> RootContext for Root<I> {
         }))
     }
 
-    /// Answers the paused requests whose body Envoy withholds (see
-    /// [`BodyWatch`]). Requests still waiting for a slow client stay.
+    /// Runs the integration's background work, and answers the paused
+    /// requests whose body Envoy withholds (see [`BodyWatch`]). Requests
+    /// still waiting for a slow client stay.
     fn on_tick(&mut self) {
+        if let Some(config) = &self.config {
+            I::on_tick(&config.global, &WasmHost);
+        }
         let waiting = std::mem::take(&mut *self.body_watch.waiting.borrow_mut());
         let mut still_waiting = Vec::with_capacity(waiting.len());
         for w in waiting {
@@ -346,23 +427,16 @@ impl<I: Integration> Stream<I> {
         if I::uses_protocol(&route) {
             self.request.protocol = property(&["request", "protocol"]);
         }
+        if let Err(error) = I::admit(&config.global, &route, &WasmHost) {
+            return self.reject(&error);
+        }
         let callout =
             match I::build_callout(&config.global, &route, &self.request, SystemTime::now()) {
                 Ok(c) => c,
                 Err(error) => return self.reject(&error),
             };
-        let headers = crate::headers::borrowed(&callout.headers);
-        let body = (!callout.body.is_empty()).then_some(callout.body.as_slice());
-        if let Err(status) =
-            hostcalls::dispatch_http_call(&callout.cluster, headers, body, vec![], callout.timeout)
-        {
-            self.fail(
-                Failure::CalloutFailed,
-                &format!(
-                    "could not call cluster \"{}\" ({status:?}); does the cluster exist?",
-                    callout.cluster
-                ),
-            );
+        if let Err(why) = WasmHost.dispatch(&callout) {
+            self.fail(Failure::CalloutFailed, &why);
         }
     }
 }

@@ -43,8 +43,9 @@ pub fn parse_token(status: u32, body: &[u8]) -> Result<String, SourceError> {
     Ok(token.to_string())
 }
 
-/// Step 2: the instance profile's role name.
-pub fn role_request(token: &str) -> SourceRequest {
+/// Step 2: the instance profile's role name. `None`: IMDSv1, allowed only
+/// by `aws_imds_protocol_version: v1` when the token step is refused.
+pub fn role_request(token: Option<&str>) -> SourceRequest {
     get(ROLE_PATH.to_string(), token)
 }
 
@@ -71,7 +72,7 @@ pub fn parse_role(status: u32, body: &[u8]) -> Result<String, SourceError> {
 }
 
 /// Step 3: the role's credentials.
-pub fn credentials_request(token: &str, role: &str) -> SourceRequest {
+pub fn credentials_request(token: Option<&str>, role: &str) -> SourceRequest {
     get(format!("{ROLE_PATH}{role}"), token)
 }
 
@@ -84,11 +85,19 @@ pub fn parse_credentials(status: u32, body: &[u8]) -> Result<Expiring, SourceErr
     }
 }
 
-fn get(path: String, token: &str) -> SourceRequest {
+/// Whether a refused token step may fall back to IMDSv1 (an instance with
+/// v2 optional answers the PUT with 403/404/405 behind some proxies).
+pub fn v1_fallback_allowed(token_status: u32) -> bool {
+    (403..=405).contains(&token_status)
+}
+
+fn get(path: String, token: Option<&str>) -> SourceRequest {
     SourceRequest {
         method: "GET",
         path,
-        headers: vec![(TOKEN_HEADER, token.to_string())],
+        headers: token
+            .map(|t| vec![(TOKEN_HEADER, t.to_string())])
+            .unwrap_or_default(),
         body: Vec::new(),
     }
 }
@@ -107,11 +116,12 @@ mod tests {
         assert_eq!(put.headers, vec![(TOKEN_TTL_HEADER, "21600".to_string())]);
         let token = parse_token(200, b"AQAEAtoken==\n").unwrap();
         assert_eq!(token, "AQAEAtoken==");
-        let role = role_request(&token);
+        let role = role_request(Some(&token));
         assert_eq!((role.method, role.path.as_str()), ("GET", ROLE_PATH));
         assert_eq!(role.headers, vec![(TOKEN_HEADER, token.clone())]);
         let name = parse_role(200, b"gateway-role\nsecond-line").unwrap();
-        let creds = credentials_request(&token, &name);
+        let creds = credentials_request(Some(&token), &name);
+        assert!(role_request(None).headers.is_empty(), "v1: no token header");
         assert_eq!(
             creds.path,
             "/latest/meta-data/iam/security-credentials/gateway-role"

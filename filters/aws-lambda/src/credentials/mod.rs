@@ -1,19 +1,44 @@
-//! Credentials from the platform (issue 12), the pure part: what each
-//! source is asked and how its answer becomes credentials with an expiry,
-//! and when to refresh. No host calls here; the root context's tick and
-//! callouts (not wired yet) only move these requests and answers.
+//! Credentials: static ones, and those from the platform.
 //!
 //! One module per source, as the AWS SDKs and Envoy's `credential_providers`
-//! split them: [`imds`] (EC2 instance role, IMDSv2), [`container`] (ECS task
-//! role, EKS Pod Identity), [`sts`] (web identity / IRSA and AssumeRole).
-//! [`refresh`] decides when to fetch again.
+//! split them, each a pure request builder and answer parser:
+//! [`imds`] (EC2 instance role, IMDSv2), [`container`] (ECS task role, EKS
+//! Pod Identity), [`sts`] (web identity / IRSA and AssumeRole).
+//! [`environment`] reads which source applies, [`chain`] turns a source
+//! into its sequence of calls, [`refresh`] decides when to fetch again, and
+//! [`provider`] runs it all over the [`faas_core::Host`] port: shared data
+//! so one VM refreshes for all, stats, and the fail-closed admission.
 
+pub mod chain;
 pub mod container;
+pub mod environment;
 pub mod imds;
+pub mod provider;
 pub mod refresh;
 pub mod sts;
 
-use crate::sigv4::Credentials;
+/// AWS credentials. The signer takes them per call; where they come from
+/// (config, environment, a platform source) is this module's business.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    // Never print secrets, even in debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
 
 /// Credentials as a source hands them out: with the time they stop being
 /// valid (Unix seconds), which every platform source reports.
@@ -169,6 +194,7 @@ mod tests {
         );
         let e = parse_json_credentials(DOC.as_bytes()).unwrap();
         let shown = format!("{e:?}");
+        assert!(shown.contains("ASIAEXAMPLE"), "the key id is not secret");
         assert!(
             !shown.contains("secret/key") && !shown.contains("token=="),
             "{shown}"

@@ -1,0 +1,493 @@
+//! One platform source as a sequence of calls: which call comes first, and
+//! what the answer to each call leads to (the next call, or credentials).
+//! Pure: the provider sends the calls and feeds the answers back.
+
+use super::container::Endpoint;
+use super::environment::Authorization;
+use super::{container, imds, sts, Credentials, Expiring, SourceRequest};
+use crate::signing::sign;
+use crate::sigv4::Signer;
+use faas_core::Callout;
+use std::time::{Duration, SystemTime};
+
+/// Each call's timeout; a whole refresh makes at most four calls.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+/// The link-local address IMDS answers on (the cluster decides where the
+/// call really goes; the name is what IMDS expects to see).
+const IMDS_AUTHORITY: &str = "169.254.169.254";
+/// `:authority` of token-file reads (the loopback `file_server` listener).
+const TOKEN_FILE_AUTHORITY: &str = "localhost";
+
+/// The Envoy clusters the sources are reached through (top-level config,
+/// documented defaults).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Clusters {
+    pub imds: String,
+    pub container: String,
+    pub sts: String,
+    pub token_files: String,
+}
+
+/// Where STS is: its `:authority` (from `aws_sts_endpoint_url`, else the
+/// regional endpoint) and the region the AssumeRole call is signed for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StsEndpoint {
+    pub authority: String,
+    pub region: String,
+}
+
+/// What an AssumeRole chains from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Base {
+    /// Keys from the config or the environment.
+    Static(Credentials),
+    /// Another registered chain (a platform source), by index.
+    Chain(usize),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// EC2 instance role (IMDSv2; v1 only if the token step is refused and
+    /// `aws_imds_protocol_version` is `v1`).
+    Imds { allow_v1: bool },
+    /// ECS task role or EKS Pod Identity.
+    Container {
+        endpoint: Endpoint,
+        authorization: Authorization,
+    },
+    /// IRSA: STS `AssumeRoleWithWebIdentity` with the token file's content.
+    WebIdentity {
+        token_file: String,
+        role_arn: String,
+        session_name: String,
+        sts: StsEndpoint,
+    },
+    /// STS `AssumeRole` on top of a base (Kong's `aws_assume_role_arn`).
+    AssumeRole {
+        base: Base,
+        role_arn: String,
+        session_name: String,
+        external_id: Option<String>,
+        sts: StsEndpoint,
+    },
+}
+
+impl Source {
+    /// The name in stats, logs and error messages.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Source::Imds { .. } => "imds",
+            Source::Container { .. } => "container",
+            Source::WebIdentity { .. } => "web_identity",
+            Source::AssumeRole { .. } => "assume_role",
+        }
+    }
+
+    /// Everything that makes two sources different, for the shared-data
+    /// key (hashed there: static keys are part of it).
+    pub fn identity(&self) -> String {
+        format!("{self:?}|{}", self.base_secret())
+    }
+
+    fn base_secret(&self) -> &str {
+        match self {
+            Source::AssumeRole {
+                base: Base::Static(c),
+                ..
+            } => &c.secret_access_key,
+            _ => "",
+        }
+    }
+}
+
+/// Where a fetch is between calls.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    ImdsToken,
+    ImdsRole { token: Option<String> },
+    ImdsCredentials,
+    TokenFile,
+    Container,
+    WebIdentity,
+    AssumeRole,
+}
+
+/// What the provider does next.
+#[derive(Debug)]
+pub enum Next {
+    Call(Step, Callout),
+    /// The fetch ended; the error text names the step, never a value.
+    Done(Result<Expiring, String>),
+}
+
+/// What a fetch needs besides the source: the time (to sign AssumeRole)
+/// and, for AssumeRole, the base credentials.
+pub struct Context<'a> {
+    pub clusters: &'a Clusters,
+    pub now: SystemTime,
+    pub base: Option<&'a Credentials>,
+}
+
+/// The first call of a fetch.
+pub fn start(source: &Source, ctx: &Context<'_>) -> Next {
+    match source {
+        Source::Imds { .. } => imds_call(ctx, Step::ImdsToken, imds::token_request()),
+        Source::Container {
+            authorization: Authorization::TokenFile(file),
+            ..
+        }
+        | Source::WebIdentity {
+            token_file: file, ..
+        } => token_file_call(ctx, file),
+        Source::Container {
+            endpoint,
+            authorization,
+        } => {
+            let token = match authorization {
+                Authorization::Token(t) => Some(t.as_str()),
+                _ => None,
+            };
+            container_call(ctx, endpoint, token)
+        }
+        Source::AssumeRole { .. } => assume_role_call(source, ctx),
+    }
+}
+
+/// The next move after `step`'s answer.
+pub fn advance(source: &Source, step: Step, status: u16, body: &[u8], ctx: &Context<'_>) -> Next {
+    let status32 = u32::from(status);
+    let failed = |what: &str, e: super::SourceError| Next::Done(Err(format!("{what}: {e}")));
+    match (step, source) {
+        (Step::ImdsToken, Source::Imds { allow_v1 }) => match imds::parse_token(status32, body) {
+            Ok(token) => imds_call(
+                ctx,
+                Step::ImdsRole {
+                    token: Some(token.clone()),
+                },
+                imds::role_request(Some(&token)),
+            ),
+            Err(_) if *allow_v1 && imds::v1_fallback_allowed(status32) => imds_call(
+                ctx,
+                Step::ImdsRole { token: None },
+                imds::role_request(None),
+            ),
+            Err(e) => failed("IMDS token", e),
+        },
+        (Step::ImdsRole { token }, Source::Imds { .. }) => match imds::parse_role(status32, body) {
+            Ok(role) => imds_call(
+                ctx,
+                Step::ImdsCredentials,
+                imds::credentials_request(token.as_deref(), &role),
+            ),
+            Err(e) => failed("IMDS role name", e),
+        },
+        (Step::ImdsCredentials, Source::Imds { .. }) => Next::Done(
+            imds::parse_credentials(status32, body).map_err(|e| format!("IMDS credentials: {e}")),
+        ),
+        (Step::TokenFile, _) => {
+            let token = match token_file_content(status, body) {
+                Ok(t) => t,
+                Err(why) => return Next::Done(Err(why)),
+            };
+            match source {
+                Source::Container { endpoint, .. } => container_call(ctx, endpoint, Some(&token)),
+                Source::WebIdentity {
+                    role_arn,
+                    session_name,
+                    sts: endpoint,
+                    ..
+                } => call(
+                    &ctx.clusters.sts,
+                    &endpoint.authority,
+                    Step::WebIdentity,
+                    sts::assume_role_with_web_identity(
+                        role_arn,
+                        session_name,
+                        &token,
+                        sts::DEFAULT_DURATION_SECONDS,
+                    ),
+                ),
+                _ => Next::Done(Err("token file: not used by this source".into())),
+            }
+        }
+        (Step::Container, Source::Container { .. }) => Next::Done(
+            container::parse(status32, body).map_err(|e| format!("container credentials: {e}")),
+        ),
+        (Step::WebIdentity, _) => Next::Done(
+            sts::parse(status32, body).map_err(|e| format!("STS AssumeRoleWithWebIdentity: {e}")),
+        ),
+        (Step::AssumeRole, _) => {
+            Next::Done(sts::parse(status32, body).map_err(|e| format!("STS AssumeRole: {e}")))
+        }
+        (step, _) => Next::Done(Err(format!("unexpected answer at {step:?}"))),
+    }
+}
+
+fn call(cluster: &str, authority: &str, step: Step, request: SourceRequest) -> Next {
+    let mut headers = vec![
+        (":method".to_string(), request.method.to_string()),
+        (":path".to_string(), request.path),
+        (":authority".to_string(), authority.to_string()),
+    ];
+    headers.extend(request.headers.into_iter().map(|(n, v)| (n.to_string(), v)));
+    Next::Call(
+        step,
+        Callout {
+            cluster: cluster.to_string(),
+            headers,
+            body: request.body,
+            timeout: CALL_TIMEOUT,
+        },
+    )
+}
+
+fn imds_call(ctx: &Context<'_>, step: Step, request: SourceRequest) -> Next {
+    call(&ctx.clusters.imds, IMDS_AUTHORITY, step, request)
+}
+
+fn token_file_call(ctx: &Context<'_>, file: &str) -> Next {
+    let request = SourceRequest {
+        method: "GET",
+        path: file.to_string(),
+        headers: Vec::new(),
+        body: Vec::new(),
+    };
+    call(
+        &ctx.clusters.token_files,
+        TOKEN_FILE_AUTHORITY,
+        Step::TokenFile,
+        request,
+    )
+}
+
+fn container_call(ctx: &Context<'_>, endpoint: &Endpoint, token: Option<&str>) -> Next {
+    call(
+        &ctx.clusters.container,
+        &endpoint.authority,
+        Step::Container,
+        container::request(endpoint, token),
+    )
+}
+
+/// The AssumeRole call, signed (service `sts`) with the base credentials.
+fn assume_role_call(source: &Source, ctx: &Context<'_>) -> Next {
+    let (
+        Source::AssumeRole {
+            role_arn,
+            session_name,
+            external_id,
+            sts: endpoint,
+            ..
+        },
+        Some(base),
+    ) = (source, ctx.base)
+    else {
+        return Next::Done(Err("STS AssumeRole: no base credentials".into()));
+    };
+    let request = sts::assume_role(&sts::AssumeRole {
+        role_arn,
+        session_name,
+        external_id: external_id.as_deref(),
+        duration_seconds: sts::DEFAULT_DURATION_SECONDS,
+    });
+    let Next::Call(step, mut callout) = call(
+        &ctx.clusters.sts,
+        &endpoint.authority,
+        Step::AssumeRole,
+        request,
+    ) else {
+        return Next::Done(Err("STS AssumeRole: no call".into()));
+    };
+    let signer = Signer::new(&endpoint.region, "sts");
+    sign(&signer, base, false, &mut callout, ctx.now);
+    Next::Call(step, callout)
+}
+
+/// The token a token-file read returned (the file's content, trimmed).
+fn token_file_content(status: u16, body: &[u8]) -> Result<String, String> {
+    if status != 200 {
+        return Err(format!(
+            "token file: the token-file cluster answered HTTP {status}"
+        ));
+    }
+    let token = std::str::from_utf8(body).map(str::trim).unwrap_or_default();
+    if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("token file: empty or not a printable token".into());
+    }
+    Ok(token.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clusters() -> Clusters {
+        Clusters {
+            imds: "imds".into(),
+            container: "ecs".into(),
+            sts: "sts".into(),
+            token_files: "files".into(),
+        }
+    }
+
+    fn ctx<'a>(clusters: &'a Clusters, base: Option<&'a Credentials>) -> Context<'a> {
+        Context {
+            clusters,
+            now: SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000),
+            base,
+        }
+    }
+
+    fn expect_call(next: Next) -> (Step, Callout) {
+        match next {
+            Next::Call(step, callout) => (step, callout),
+            Next::Done(r) => panic!("expected a call, got {r:?}"),
+        }
+    }
+
+    const CREDS_JSON: &[u8] = br#"{"AccessKeyId":"ASIA1","SecretAccessKey":"s","Token":"t","Expiration":"2026-11-21T18:00:00Z"}"#;
+
+    #[test]
+    fn imds_walks_token_role_credentials_through_its_cluster() {
+        let c = clusters();
+        let source = Source::Imds { allow_v1: false };
+        let (step, call) = expect_call(start(&source, &ctx(&c, None)));
+        assert_eq!(call.cluster, "imds");
+        assert_eq!(call.header(":method"), Some("PUT"));
+        assert_eq!(call.header(":authority"), Some("169.254.169.254"));
+        let (step, call) = expect_call(advance(&source, step, 200, b"tok", &ctx(&c, None)));
+        assert_eq!(call.header("x-aws-ec2-metadata-token"), Some("tok"));
+        let (step, call) = expect_call(advance(&source, step, 200, b"role", &ctx(&c, None)));
+        assert_eq!(
+            call.header(":path"),
+            Some("/latest/meta-data/iam/security-credentials/role")
+        );
+        assert_eq!(call.header("x-aws-ec2-metadata-token"), Some("tok"));
+        match advance(&source, step, 200, CREDS_JSON, &ctx(&c, None)) {
+            Next::Done(Ok(e)) => assert_eq!(e.credentials.access_key_id, "ASIA1"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn imds_v1_fallback_only_when_allowed_and_refused() {
+        let c = clusters();
+        let strict = Source::Imds { allow_v1: false };
+        assert!(matches!(
+            advance(&strict, Step::ImdsToken, 403, b"", &ctx(&c, None)),
+            Next::Done(Err(e)) if e.contains("IMDS token") && e.contains("403")
+        ));
+        let v1 = Source::Imds { allow_v1: true };
+        let (step, call) = expect_call(advance(&v1, Step::ImdsToken, 403, b"", &ctx(&c, None)));
+        assert_eq!(step, Step::ImdsRole { token: None });
+        assert_eq!(call.header("x-aws-ec2-metadata-token"), None);
+        assert!(matches!(
+            advance(&v1, Step::ImdsToken, 503, b"", &ctx(&c, None)),
+            Next::Done(Err(_))
+        ));
+    }
+
+    #[test]
+    fn pod_identity_reads_the_token_file_then_sends_it() {
+        let c = clusters();
+        let source = Source::Container {
+            endpoint: Endpoint {
+                authority: "169.254.170.23".into(),
+                path: "/v1/credentials".into(),
+            },
+            authorization: Authorization::TokenFile("/var/run/tok".into()),
+        };
+        let (step, call) = expect_call(start(&source, &ctx(&c, None)));
+        assert_eq!(
+            (call.cluster.as_str(), call.header(":path")),
+            ("files", Some("/var/run/tok"))
+        );
+        let (step, call) = expect_call(advance(&source, step, 200, b"jwt-v2\n", &ctx(&c, None)));
+        assert_eq!(step, Step::Container);
+        assert_eq!(call.cluster, "ecs");
+        assert_eq!(call.header(":authority"), Some("169.254.170.23"));
+        assert_eq!(call.header("authorization"), Some("jwt-v2"));
+        assert!(matches!(
+            advance(&source, Step::TokenFile, 404, b"", &ctx(&c, None)),
+            Next::Done(Err(e)) if e.contains("404")
+        ));
+    }
+
+    #[test]
+    fn web_identity_posts_the_token_to_sts_unsigned() {
+        let c = clusters();
+        let source = Source::WebIdentity {
+            token_file: "/t".into(),
+            role_arn: "arn:aws:iam::1:role/r".into(),
+            session_name: "s".into(),
+            sts: StsEndpoint {
+                authority: "sts.eu-west-1.amazonaws.com".into(),
+                region: "eu-west-1".into(),
+            },
+        };
+        let (step, _) = expect_call(start(&source, &ctx(&c, None)));
+        let (_, call) = expect_call(advance(&source, step, 200, b"eyJjwt", &ctx(&c, None)));
+        assert_eq!(call.cluster, "sts");
+        assert_eq!(
+            call.header(":authority"),
+            Some("sts.eu-west-1.amazonaws.com")
+        );
+        assert!(call.header("authorization").is_none());
+        assert!(String::from_utf8_lossy(&call.body).contains("WebIdentityToken=eyJjwt"));
+    }
+
+    #[test]
+    fn assume_role_is_signed_for_sts_with_the_base_credentials() {
+        let c = clusters();
+        let base = Credentials {
+            access_key_id: "AKIDBASE".into(),
+            secret_access_key: "base-secret".into(),
+            session_token: Some("base-token".into()),
+        };
+        let source = Source::AssumeRole {
+            base: Base::Chain(0),
+            role_arn: "arn:aws:iam::1:role/r".into(),
+            session_name: "s".into(),
+            external_id: Some("ext".into()),
+            sts: StsEndpoint {
+                authority: "sts.us-east-1.amazonaws.com".into(),
+                region: "us-east-1".into(),
+            },
+        };
+        let (step, call) = expect_call(start(&source, &ctx(&c, Some(&base))));
+        assert_eq!(step, Step::AssumeRole);
+        let auth = call.header("authorization").unwrap();
+        assert!(
+            auth.starts_with(
+                "AWS4-HMAC-SHA256 Credential=AKIDBASE/20261118/us-east-1/sts/aws4_request"
+            ),
+            "{auth}"
+        );
+        assert_eq!(call.header("x-amz-security-token"), Some("base-token"));
+        assert!(String::from_utf8_lossy(&call.body).contains("ExternalId=ext"));
+        assert!(matches!(start(&source, &ctx(&c, None)), Next::Done(Err(_))));
+    }
+
+    #[test]
+    fn identities_differ_by_every_setting_and_never_show_the_secret() {
+        let a = Source::Imds { allow_v1: false };
+        let b = Source::Imds { allow_v1: true };
+        assert_ne!(a.identity(), b.identity());
+        let with = |secret: &str| Source::AssumeRole {
+            base: Base::Static(Credentials {
+                access_key_id: "AK".into(),
+                secret_access_key: secret.into(),
+                session_token: None,
+            }),
+            role_arn: "r".into(),
+            session_name: "s".into(),
+            external_id: None,
+            sts: StsEndpoint {
+                authority: "a".into(),
+                region: "r".into(),
+            },
+        };
+        assert_ne!(with("SECRET-1").identity(), with("SECRET-2").identity());
+        assert!(!format!("{:?}", with("SECRET-1")).contains("SECRET-1"));
+    }
+}

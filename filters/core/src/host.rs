@@ -1,0 +1,157 @@
+//! The host calls a filter's background work needs (shared data, callouts,
+//! metrics, the clock), behind a trait: the shell implements it over
+//! proxy-wasm, and the logic that uses it is unit-tested with a fake.
+
+use crate::request::Callout;
+use std::time::SystemTime;
+
+pub trait Host {
+    /// The wall clock.
+    fn now(&self) -> SystemTime;
+
+    /// A value of the VM-wide shared data (every worker's VM of the same
+    /// `vm_id` sees it) with its compare-and-swap version.
+    fn shared_data(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>);
+
+    /// Stores `value` if the version is still `cas` (`None`: always).
+    /// `false` when another VM wrote first, or the host refused.
+    fn set_shared_data(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool;
+
+    /// Sends `call` from the current context; the token identifies its
+    /// answer. The error says why the host refused (an unknown cluster).
+    fn dispatch(&self, call: &Callout) -> Result<u32, String>;
+
+    /// Defines (or finds) a counter or a gauge by its full name.
+    fn metric(&self, kind: MetricKind, name: &str) -> Option<u32>;
+
+    /// Adds to a counter.
+    fn increment(&self, metric: u32, by: u64);
+
+    /// Sets a gauge.
+    fn record(&self, metric: u32, value: u64);
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    Counter,
+    Gauge,
+}
+
+/// Unix seconds of a wall-clock time (0 before 1970).
+pub fn unix_seconds(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// An in-memory [`Host`] for unit tests: shared data with versions (one
+/// store can back several "VMs"), recorded calls, metrics by name and a
+/// settable clock.
+#[cfg(any(test, feature = "fake-host"))]
+pub mod fake {
+    use super::{Host, MetricKind};
+    use crate::request::Callout;
+    use std::cell::{Cell, RefCell};
+    use std::collections::BTreeMap;
+    use std::rc::Rc;
+    use std::time::{Duration, SystemTime};
+
+    /// What several VMs of one Envoy share: the data and the clock.
+    #[derive(Default)]
+    pub struct Shared {
+        pub data: RefCell<BTreeMap<String, (Vec<u8>, u32)>>,
+        pub unix_seconds: Cell<u64>,
+        /// Metric values by name (counters add, gauges set).
+        pub metrics: RefCell<BTreeMap<String, u64>>,
+    }
+
+    pub struct FakeHost {
+        pub shared: Rc<Shared>,
+        /// Calls this VM dispatched, with their tokens.
+        pub calls: RefCell<Vec<(u32, Callout)>>,
+        /// Clusters the host refuses to call (they do not exist).
+        pub missing_clusters: RefCell<Vec<String>>,
+        names: RefCell<Vec<String>>,
+        next_token: Cell<u32>,
+    }
+
+    impl FakeHost {
+        pub fn new(shared: Rc<Shared>) -> FakeHost {
+            FakeHost {
+                shared,
+                calls: RefCell::new(Vec::new()),
+                missing_clusters: RefCell::new(Vec::new()),
+                names: RefCell::new(Vec::new()),
+                next_token: Cell::new(1),
+            }
+        }
+
+        pub fn metric_value(&self, name: &str) -> u64 {
+            self.shared.metrics.borrow().get(name).copied().unwrap_or(0)
+        }
+
+        /// Takes the calls dispatched so far.
+        pub fn take_calls(&self) -> Vec<(u32, Callout)> {
+            std::mem::take(&mut *self.calls.borrow_mut())
+        }
+    }
+
+    impl Host for FakeHost {
+        fn now(&self) -> SystemTime {
+            SystemTime::UNIX_EPOCH + Duration::from_secs(self.shared.unix_seconds.get())
+        }
+
+        fn shared_data(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+            match self.shared.data.borrow().get(key) {
+                Some((value, cas)) => (Some(value.clone()), Some(*cas)),
+                None => (None, None),
+            }
+        }
+
+        fn set_shared_data(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+            let mut data = self.shared.data.borrow_mut();
+            let current = data.get(key).map(|(_, c)| *c);
+            if cas.is_some_and(|c| Some(c) != current) {
+                return false;
+            }
+            let next = current.unwrap_or(0) + 1;
+            data.insert(key.to_string(), (value.to_vec(), next));
+            true
+        }
+
+        fn dispatch(&self, call: &Callout) -> Result<u32, String> {
+            if self.missing_clusters.borrow().contains(&call.cluster) {
+                return Err(format!("no cluster \"{}\"", call.cluster));
+            }
+            let token = self.next_token.get();
+            self.next_token.set(token + 1);
+            self.calls.borrow_mut().push((token, call.clone()));
+            Ok(token)
+        }
+
+        fn metric(&self, kind: MetricKind, name: &str) -> Option<u32> {
+            let mut names = self.names.borrow_mut();
+            names.push(format!("{kind:?}:{name}"));
+            u32::try_from(names.len() - 1).ok()
+        }
+
+        fn increment(&self, metric: u32, by: u64) {
+            let name = self.name_of(metric);
+            *self.shared.metrics.borrow_mut().entry(name).or_default() += by;
+        }
+
+        fn record(&self, metric: u32, value: u64) {
+            let name = self.name_of(metric);
+            self.shared.metrics.borrow_mut().insert(name, value);
+        }
+    }
+
+    impl FakeHost {
+        fn name_of(&self, metric: u32) -> String {
+            let names = self.names.borrow();
+            let full = names.get(metric as usize).cloned().unwrap_or_default();
+            full.split_once(':')
+                .map(|(_, n)| n.to_string())
+                .unwrap_or(full)
+        }
+    }
+}
