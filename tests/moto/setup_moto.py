@@ -1,7 +1,7 @@
 """Prepares a fresh moto_server for the conformance tests, then enforces auth.
 
 Usage: setup_moto.py http://127.0.0.1:PORT
-Prints one JSON object: the invoker's key, session credentials from STS
+Prints one JSON object: the invoker's key, the role it may assume, session credentials from STS
 AssumeRole, a key of a user without permissions, and the function's ARN.
 Runs while moto still accepts unauthenticated calls; the last step
 (/moto-api/reset-auth 0) makes moto verify SigV4 on every later request.
@@ -44,6 +44,10 @@ role_arn = iam.create_role(RoleName="invoker-role", AssumeRolePolicyDocument=tru
 iam.put_role_policy(RoleName="invoker-role", PolicyName="invoke", PolicyDocument=allow_lambda)
 iam.create_user(UserName="invoker")
 iam.put_user_policy(UserName="invoker", PolicyName="invoke", PolicyDocument=allow_lambda)
+# The filter's aws_assume_role_arn tests: the invoker may assume the role.
+iam.put_user_policy(UserName="invoker", PolicyName="assume", PolicyDocument=json.dumps({
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": role_arn}]}))
 invoker = iam.create_access_key(UserName="invoker")["AccessKey"]
 iam.create_user(UserName="nobody")
 nobody = iam.create_access_key(UserName="nobody")["AccessKey"]
@@ -66,4 +70,5 @@ print(json.dumps({
     "session": {"key": session["AccessKeyId"], "secret": session["SecretAccessKey"],
                 "token": session["SessionToken"]},
     "function_arn": function_arn,
+    "role_arn": role_arn,
 }))

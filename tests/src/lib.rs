@@ -22,7 +22,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 mod gateway;
+mod platform;
 pub use gateway::{compose_as_demo, local_demo_bootstrap, shipped_config, Gateway};
+pub use platform::{platform_bootstrap, token_file_listener, SOURCE_CLUSTERS, TOKEN_FILE_CLUSTER};
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -240,6 +242,11 @@ impl Envoy {
     /// Starts Envoy and waits until it is ready. `Err` carries Envoy's log
     /// when it refused the config or exited.
     pub fn start(bootstrap: &Value) -> Result<Envoy, String> {
+        Envoy::start_with_workers(bootstrap, 1)
+    }
+
+    /// [`Envoy::start`] with `workers` worker threads (each has its own VM).
+    pub fn start_with_workers(bootstrap: &Value, workers: u32) -> Result<Envoy, String> {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let dir = std::env::temp_dir().join(format!("envoy-faas-test-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -254,7 +261,7 @@ impl Envoy {
             .args([
                 "--use-dynamic-base-id",
                 "--concurrency",
-                "1",
+                &workers.to_string(),
                 "--log-level",
                 "info",
             ])
@@ -351,8 +358,18 @@ impl Envoy {
     /// Waits until a stat reaches `at_least`: Envoy applies file updates
     /// asynchronously, and the stat is its own signal that it did.
     pub fn wait_stat(&mut self, suffix: &str, at_least: u64) -> Result<(), String> {
+        self.wait_stat_within(suffix, at_least, Duration::from_secs(20))
+    }
+
+    /// [`Envoy::wait_stat`] with a deadline of its own.
+    pub fn wait_stat_within(
+        &mut self,
+        suffix: &str,
+        at_least: u64,
+        within: Duration,
+    ) -> Result<(), String> {
         let what = format!("stat *{suffix} to reach {at_least}");
-        self.poll(&what, Duration::from_secs(20), |e| {
+        self.poll(&what, within, |e| {
             e.stat_ending(suffix)
                 .filter(|(_, v)| *v >= at_least)
                 .map(|_| ())
@@ -724,7 +741,7 @@ pub fn venv_bin(name: &str) -> PathBuf {
 pub struct Moto {
     child: Child,
     pub port: u16,
-    /// The setup script's output: `invoker`, `nobody`, `session`, `function_arn`.
+    /// The setup script's output: `invoker`, `nobody`, `session`, `function_arn`, `role_arn`.
     pub setup: Value,
     log: PathBuf,
 }

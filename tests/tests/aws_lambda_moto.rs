@@ -150,3 +150,56 @@ fn moto_refuses_a_wrong_secret_and_an_unauthorised_user() {
     assert_eq!(r.status, 403, "{}", r.text());
     assert_eq!(r.json()["aws_error_type"], "AccessDenied");
 }
+
+/// Kong's `aws_assume_role_arn` against moto's STS: the AssumeRole call is
+/// signed with the invoker's key (moto verifies it and checks the user may
+/// assume roles), and the Invoke call with the role's session credentials.
+fn assume_role_envoy(moto: &Moto, who: &str) -> Envoy {
+    let endpoint = format!("http://127.0.0.1:{}", moto.port);
+    let route = with(
+        keys(moto, who),
+        json!({"endpoint": endpoint, "cluster": "moto", "function_name": "echo",
+               "aws_assume_role_arn": moto.setup["role_arn"],
+               "aws_role_session_name": "envoy-faas-test",
+               "aws_sts_endpoint_url": endpoint}),
+    );
+    let plugin = json!({"sts_cluster": "moto", "routes": {"f": route}});
+    Envoy::start(&bootstrap(
+        vec![route_to("f", "/f", "moto")],
+        vec![wasm_filter("aws-lambda", &plugin)],
+        vec![cluster("moto", moto.port)],
+    ))
+    .unwrap_or_else(|log| panic!("{log}"))
+}
+
+fn route_to(name: &str, prefix: &str, cluster: &str) -> Value {
+    integration_tests::route(name, prefix, cluster)
+}
+
+#[test]
+fn assume_role_through_moto_sts_then_invoke_with_the_role() {
+    let moto = Moto::start();
+    let mut envoy = assume_role_envoy(&moto, "invoker");
+    envoy
+        .wait_stat("credentials.assume_role.refresh_succeeded", 1)
+        .unwrap_or_else(|e| panic!("{e}\n{}", moto.log()));
+    let body = br#"{"via":"assumed role"}"#;
+    let r = http1(envoy.port, "POST", "/f", &[], body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body, body);
+}
+
+#[test]
+fn assume_role_refused_by_moto_fails_closed() {
+    let moto = Moto::start();
+    // `nobody` has no policy: moto refuses its AssumeRole.
+    let mut envoy = assume_role_envoy(&moto, "nobody");
+    envoy
+        .wait_stat("credentials.assume_role.refresh_failed", 1)
+        .unwrap();
+    let r = http1(envoy.port, "POST", "/f", &[], b"{}");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.json()["error"], "credentials_unavailable");
+    let secret = moto.setup["nobody"]["secret"].as_str().unwrap();
+    assert!(!r.text().contains(secret) && !envoy.log().contains(secret));
+}

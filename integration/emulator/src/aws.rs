@@ -132,6 +132,21 @@ fn parse_amz_date(s: &str) -> Option<SystemTime> {
     Some(UNIX_EPOCH + Duration::from_secs(secs))
 }
 
+/// The secret and session token of an access key id: a fixed one of
+/// [`KEYS`], or session credentials the metadata fakes issued.
+fn known_key(access_key: &str) -> Option<(String, Option<String>)> {
+    if let Some(&(_, secret, token)) = KEYS.iter().find(|(k, _, _)| *k == access_key) {
+        return Some((secret.to_string(), token.map(str::to_string)));
+    }
+    crate::metadata::issued(access_key).map(|i| (i.secret, Some(i.token)))
+}
+
+fn now_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// Verifies SigV4 on a request for `service` in `region`.
 pub fn verify_sigv4(
     req: &Request,
@@ -149,13 +164,21 @@ pub fn verify_sigv4(
     let Some(auth) = parse_authorization(&header) else {
         return Err(forbidden(endpoint, "IncompleteSignatureException", "Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' parameters."));
     };
-    let Some(&(_, secret, token)) = KEYS.iter().find(|(k, _, _)| *k == auth.access_key) else {
+    let Some((secret, token)) = known_key(auth.access_key) else {
         return Err(forbidden(
             endpoint,
             "UnrecognizedClientException",
             "The security token included in the request is invalid.",
         ));
     };
+    let (secret, token) = (secret.as_str(), token.as_deref());
+    if crate::metadata::issued(auth.access_key).is_some_and(|i| i.expires_at <= now_seconds()) {
+        return Err(forbidden(
+            endpoint,
+            "ExpiredTokenException",
+            "The security token included in the request is expired",
+        ));
+    }
     if auth.service != service {
         return Err(forbidden(
             endpoint,

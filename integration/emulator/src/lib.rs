@@ -20,6 +20,7 @@ pub mod aws;
 pub mod azure;
 pub mod http;
 pub mod lambda;
+pub mod metadata;
 
 use http::{Handler, Reply, Request, Response};
 use serde_json::json;
@@ -222,6 +223,15 @@ pub mod fixed;
 /// Serves on an already bound listener, on a runtime of its own in a
 /// background thread (for tests). Returns the bound address.
 pub fn start_background(listener: std::net::TcpListener) -> std::io::Result<SocketAddr> {
+    serve_background(listener, handler())
+}
+
+/// Serves `handler` on an already bound listener, on a runtime of its own
+/// in a background thread. Returns the bound address.
+pub fn serve_background(
+    listener: std::net::TcpListener,
+    handler: Handler,
+) -> std::io::Result<SocketAddr> {
     let addr = listener.local_addr()?;
     listener.set_nonblocking(true)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -231,7 +241,7 @@ pub fn start_background(listener: std::net::TcpListener) -> std::io::Result<Sock
     std::thread::spawn(move || {
         runtime.block_on(async move {
             if let Ok(listener) = tokio::net::TcpListener::from_std(listener) {
-                http::serve(listener, handler()).await;
+                http::serve(listener, handler).await;
             }
         })
     });

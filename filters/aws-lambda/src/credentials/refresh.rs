@@ -7,8 +7,13 @@
 /// minutes ahead) ...
 pub const REFRESH_AHEAD_SECONDS: u64 = 15 * 60;
 /// ... but never earlier than halfway through what is left, so short-lived
-/// credentials are still used for a while.
+/// credentials are still used for a while ...
 const MIN_USE_FRACTION: u64 = 2;
+/// ... and never later than this before the expiry: the fetch (up to four
+/// calls) and the 1 s tick must fit before [`EXPIRY_MARGIN_SECONDS`] ends
+/// the credentials' use. Only lifetimes under 20 s (no AWS source hands
+/// those out) cannot get both.
+pub const MIN_LEAD_SECONDS: u64 = EXPIRY_MARGIN_SECONDS + 5;
 /// Credentials this close to their expiry are not used to sign: the
 /// request could reach AWS after they expired.
 pub const EXPIRY_MARGIN_SECONDS: u64 = 5;
@@ -27,7 +32,10 @@ pub fn usable(now: u64, expires_at: u64) -> bool {
 /// up to a fifth of the lead.
 pub fn refresh_at(fetched_at: u64, expires_at: u64, seed: u64) -> u64 {
     let lifetime = expires_at.saturating_sub(fetched_at);
-    let lead = REFRESH_AHEAD_SECONDS.min(lifetime / MIN_USE_FRACTION);
+    let lead = REFRESH_AHEAD_SECONDS
+        .min(lifetime / MIN_USE_FRACTION)
+        .max(MIN_LEAD_SECONDS)
+        .min(lifetime);
     let jitter = fraction_of(lead / 5, seed);
     expires_at
         .saturating_sub(lead)
@@ -72,11 +80,19 @@ mod tests {
 
     #[test]
     fn short_lived_credentials_are_used_for_half_their_life_at_least() {
-        // The tests' 60 s credentials: refreshed 24 to 30 s before expiry.
+        // 60 s credentials: refreshed 24 to 30 s before expiry.
         for seed in 0..100 {
             let t = refresh_at(100, 160, seed);
             assert!((124..=130).contains(&t), "{t}");
         }
+        // The tests' 20 s credentials: 10 to 12 s before expiry, which
+        // leaves at least 5 s to fetch before they stop signing.
+        for seed in 0..100 {
+            let t = refresh_at(100, 120, seed);
+            assert!((108..=110).contains(&t), "{t}");
+            assert!(usable(t + 4, 120));
+        }
+        assert_eq!(refresh_at(100, 108, 0), 100, "under the lead: at once");
         assert_eq!(refresh_at(100, 100, 7), 100, "already expired: now");
         assert_eq!(
             refresh_at(100, 50, 7),

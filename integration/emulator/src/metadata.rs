@@ -1,0 +1,287 @@
+//! Fakes of the platform's credential sources, for the credential tests:
+//! IMDSv2 (token enforced), ECS / EKS Pod Identity container credentials
+//! (authorization checked) and STS (`AssumeRoleWithWebIdentity` with the
+//! expected token, `AssumeRole` with its SigV4 signature verified).
+//!
+//! The session credentials it hands out are derived from their serial and
+//! expiry, so the AWS front doors ([`crate::aws`]) accept them, and refuse
+//! them like AWS (`ExpiredTokenException`) once they expire. A test sets
+//! the lifetime, makes the sources fail, and counts the calls.
+
+use crate::http::{Handler, Reply, Request, Response};
+use crate::percent_decode;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Session credentials this module issued, recovered from the key id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issued {
+    pub secret: String,
+    pub token: String,
+    pub expires_at: u64,
+}
+
+const PREFIX: &str = "ASIAFAKE";
+
+/// The key id, secret and token of credentials number `serial`.
+pub fn issue(serial: u64, expires_at: u64) -> (String, Issued) {
+    (
+        format!("{PREFIX}{expires_at}X{serial}"),
+        Issued {
+            secret: format!("fakeSecret{expires_at}x{serial}"),
+            token: format!("fakeToken{expires_at}x{serial}"),
+            expires_at,
+        },
+    )
+}
+
+/// The credentials behind a key id [`issue`] made.
+pub fn issued(access_key: &str) -> Option<Issued> {
+    let (expires, serial) = access_key.strip_prefix(PREFIX)?.split_once('X')?;
+    let (expires_at, serial) = (expires.parse().ok()?, serial.parse().ok()?);
+    Some(issue(serial, expires_at).1)
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn rfc3339(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let secs = unix % 86_400;
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3_600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// What a test controls and observes.
+pub struct Controls {
+    /// Lifetime of issued credentials, seconds.
+    pub ttl_seconds: AtomicU64,
+    /// Every endpoint answers 500 while set.
+    pub failing: AtomicBool,
+    /// The `Authorization` the container endpoint requires (`None`: any).
+    pub container_authorization: Mutex<Option<String>>,
+    /// The `WebIdentityToken` STS requires.
+    pub web_identity_token: Mutex<Option<String>>,
+    serial: AtomicU64,
+    imds_tokens: Mutex<BTreeSet<String>>,
+    calls: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl Controls {
+    /// Calls answered per kind: `imds_token`, `imds_role`,
+    /// `imds_credentials`, `container`, `web_identity`, `assume_role`
+    /// (successes), `refused` (wrong token, signature or method), `failed`.
+    pub fn calls(&self, kind: &str) -> u64 {
+        self.calls
+            .lock()
+            .map(|c| c.get(kind).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    fn count(&self, kind: &'static str) {
+        if let Ok(mut c) = self.calls.lock() {
+            *c.entry(kind).or_default() += 1;
+        }
+    }
+
+    fn next_credentials(&self) -> (String, Issued) {
+        let serial = self.serial.fetch_add(1, Ordering::SeqCst);
+        issue(serial, now() + self.ttl_seconds.load(Ordering::SeqCst))
+    }
+}
+
+pub struct Fakes {
+    pub port: u16,
+    pub controls: Arc<Controls>,
+}
+
+impl Fakes {
+    /// Starts the fakes on a loopback port of their own.
+    pub fn start(ttl_seconds: u64) -> std::io::Result<Fakes> {
+        let controls = Arc::new(Controls {
+            ttl_seconds: AtomicU64::new(ttl_seconds),
+            failing: AtomicBool::new(false),
+            container_authorization: Mutex::new(None),
+            web_identity_token: Mutex::new(None),
+            serial: AtomicU64::new(1),
+            imds_tokens: Mutex::new(BTreeSet::new()),
+            calls: Mutex::new(BTreeMap::new()),
+        });
+        let state = Arc::clone(&controls);
+        let handler: Handler = Arc::new(move |req| {
+            let state = Arc::clone(&state);
+            Box::pin(async move { Reply::Response(answer(&state, &req)) })
+        });
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let addr = crate::serve_background(listener, handler)?;
+        Ok(Fakes {
+            port: addr.port(),
+            controls,
+        })
+    }
+}
+
+const ROLE: &str = "gateway-role";
+const ROLE_PATH: &str = "/latest/meta-data/iam/security-credentials/";
+
+fn answer(state: &Controls, req: &Request) -> Response {
+    if state.failing.load(Ordering::SeqCst) {
+        state.count("failed");
+        return Response::new(500, "text/plain", "source down");
+    }
+    let path = req.path();
+    match (req.method.as_str(), path) {
+        ("PUT", "/latest/api/token") => {
+            if req.header("x-aws-ec2-metadata-token-ttl-seconds").is_none() {
+                state.count("refused");
+                return Response::new(400, "text/plain", "missing ttl");
+            }
+            let token = format!("imds-token-{}", state.serial.fetch_add(1, Ordering::SeqCst));
+            if let Ok(mut tokens) = state.imds_tokens.lock() {
+                tokens.insert(token.clone());
+            }
+            state.count("imds_token");
+            Response::new(200, "text/plain", token)
+        }
+        ("GET", p) if p.starts_with(ROLE_PATH) => {
+            let valid = req
+                .header("x-aws-ec2-metadata-token")
+                .is_some_and(|t| state.imds_tokens.lock().is_ok_and(|s| s.contains(&t)));
+            if !valid {
+                state.count("refused");
+                return Response::new(401, "text/plain", "");
+            }
+            match &p[ROLE_PATH.len()..] {
+                "" => {
+                    state.count("imds_role");
+                    Response::new(200, "text/plain", ROLE)
+                }
+                ROLE => {
+                    state.count("imds_credentials");
+                    json_credentials(state)
+                }
+                _ => Response::new(404, "text/plain", ""),
+            }
+        }
+        ("GET", p) if p.starts_with("/v1/credentials") || p.starts_with("/v2/credentials") => {
+            let expected = state
+                .container_authorization
+                .lock()
+                .ok()
+                .and_then(|e| e.clone());
+            if expected.is_some_and(|e| req.header("authorization") != Some(e)) {
+                state.count("refused");
+                return Response::new(401, "application/json", r#"{"Message":"bad token"}"#);
+            }
+            state.count("container");
+            json_credentials(state)
+        }
+        ("POST", "/") => sts(state, req),
+        _ => Response::new(404, "text/plain", "no such fake"),
+    }
+}
+
+fn json_credentials(state: &Controls) -> Response {
+    let (key, issued) = state.next_credentials();
+    let doc = serde_json::json!({
+        "Code": "Success",
+        "Type": "AWS-HMAC",
+        "AccessKeyId": key,
+        "SecretAccessKey": issued.secret,
+        "Token": issued.token,
+        "Expiration": rfc3339(issued.expires_at),
+    });
+    Response::new(200, "application/json", doc.to_string())
+}
+
+fn form(body: &[u8]) -> BTreeMap<String, String> {
+    String::from_utf8_lossy(body)
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (percent_decode(k, true), percent_decode(v, true)))
+        .collect()
+}
+
+fn sts_error(status: u16, code: &str) -> Response {
+    Response::new(
+        status,
+        "text/xml",
+        format!("<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>refused</Message></Error></ErrorResponse>"),
+    )
+}
+
+fn sts(state: &Controls, req: &Request) -> Response {
+    let params = form(&req.body);
+    let action = params.get("Action").map(String::as_str).unwrap_or("");
+    let kind = match action {
+        "AssumeRoleWithWebIdentity" => {
+            let expected = state.web_identity_token.lock().ok().and_then(|e| e.clone());
+            if expected.is_none() || params.get("WebIdentityToken") != expected.as_ref() {
+                state.count("refused");
+                return sts_error(400, "InvalidIdentityToken");
+            }
+            "web_identity"
+        }
+        "AssumeRole" => {
+            let endpoint = crate::aws::Endpoint::Lambda {
+                region: "us-east-1".into(),
+            };
+            if crate::aws::verify_sigv4(req, &endpoint, "us-east-1", "sts").is_err() {
+                state.count("refused");
+                return sts_error(403, "SignatureDoesNotMatch");
+            }
+            "assume_role"
+        }
+        _ => return sts_error(400, "InvalidAction"),
+    };
+    if !params.get("RoleArn").is_some_and(|r| r.contains(":role/")) {
+        return sts_error(400, "ValidationError");
+    }
+    state.count(kind);
+    let (key, issued) = state.next_credentials();
+    Response::new(
+        200,
+        "text/xml",
+        format!(
+            "<{action}Response><{action}Result><Credentials><AccessKeyId>{key}</AccessKeyId>\
+             <SecretAccessKey>{}</SecretAccessKey><SessionToken>{}</SessionToken>\
+             <Expiration>{}</Expiration></Credentials></{action}Result></{action}Response>",
+            issued.secret,
+            issued.token,
+            rfc3339(issued.expires_at)
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issued_credentials_are_recovered_from_their_key_id() {
+        let (key, issued_now) = issue(7, 1_795_000_000);
+        assert_eq!(issued(&key), Some(issued_now));
+        assert_eq!(issued("AKIDEXAMPLE"), None);
+        assert_eq!(issued("ASIAFAKEnotanumberX1"), None);
+        assert_eq!(rfc3339(1_795_284_000), "2026-11-21T18:00:00Z");
+    }
+}

@@ -1,0 +1,342 @@
+//! Platform credentials (IMDSv2, ECS, EKS Pod Identity, IRSA, AssumeRole)
+//! in real Envoy 1.40: the filter fetches them through Envoy clusters from
+//! the emulator's metadata fakes, refreshes them, and signs calls that the
+//! emulator's front door verifies with the `aws-sigv4` crate (and refuses,
+//! like AWS, once the credentials expire). Nothing here ever reaches a real
+//! metadata address: every cluster is loopback, and IMDS is only on where
+//! a test turns it on for its fake.
+
+use faas_emulator::metadata::Fakes;
+use integration_tests::*;
+use serde_json::{json, Value};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+const URL_HOST: &str = "fn1.lambda-url.us-east-1.on.aws";
+const IMDS_ON: (&str, &str) = ("AWS_EC2_METADATA_DISABLED", "false");
+
+/// A function URL route `/f` signed with whatever the chain yields.
+fn plugin(iam: Value) -> Value {
+    json!({"cluster": "functions", "routes": {"f": {
+        "function_uri": format!("http://{URL_HOST}/hello"), "strip_prefix": "/f",
+        "authorization": {"iam": iam}
+    }}})
+}
+
+fn start(plugin: &Value, env: &[(&str, &str)], fakes: &Fakes) -> Envoy {
+    Envoy::start(&platform_bootstrap(plugin, env, fakes.port, None))
+        .unwrap_or_else(|log| panic!("{log}"))
+}
+
+fn signed_hello(envoy: &Envoy) -> Response {
+    get(envoy.port, "/f/platform")
+}
+
+fn assert_signed(envoy: &Envoy) {
+    let r = signed_hello(envoy);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), "Hello, platform!");
+}
+
+fn stat(source: &str, name: &str) -> String {
+    format!("envoy_faas.aws-lambda.credentials.{source}.{name}")
+}
+
+#[test]
+fn imds_v2_credentials_sign_the_call() {
+    let fakes = Fakes::start(3600).expect("fakes");
+    let mut envoy = start(&plugin(json!({})), &[IMDS_ON], &fakes);
+    envoy
+        .wait_stat(&stat("imds", "refresh_succeeded"), 1)
+        .unwrap();
+    assert_signed(&envoy);
+    let c = &fakes.controls;
+    assert_eq!(
+        (
+            c.calls("imds_token"),
+            c.calls("imds_role"),
+            c.calls("imds_credentials")
+        ),
+        (1, 1, 1),
+        "token PUT, role GET, credentials GET, each with the token"
+    );
+    assert_eq!(c.calls("refused"), 0);
+    let expiry = envoy
+        .stat_ending(&stat("imds", "expiry_seconds"))
+        .unwrap()
+        .1;
+    assert!((3500..=3600).contains(&expiry), "{expiry}");
+    assert!(!envoy.log().contains("fakeSecret"), "no secret in the log");
+}
+
+#[test]
+fn without_credentials_the_client_gets_503_and_nothing_goes_out_unsigned() {
+    // IMDS is on but its cluster leads nowhere: no credentials, ever.
+    let fakes = Fakes::start(3600).expect("fakes");
+    fakes.controls.failing.store(true, Ordering::SeqCst);
+    let mut envoy = start(&plugin(json!({})), &[IMDS_ON], &fakes);
+    envoy.wait_stat(&stat("imds", "refresh_failed"), 1).unwrap();
+    let r = signed_hello(&envoy);
+    assert_eq!(r.status, 503, "{}", r.text());
+    let body = r.json();
+    assert_eq!(body["error"], "credentials_unavailable");
+    assert_eq!(body["source"], "imds");
+    assert!(
+        body["message"].as_str().unwrap().contains("HTTP 500"),
+        "{body}"
+    );
+    assert!(
+        envoy
+            .stat_ending(&stat("imds", "requests_refused"))
+            .unwrap()
+            .1
+            >= 1
+    );
+}
+
+#[test]
+fn ecs_container_credentials_with_an_authorization_token() {
+    let fakes = Fakes::start(3600).expect("fakes");
+    *fakes.controls.container_authorization.lock().unwrap() = Some("ecs-secret-token".into());
+    let full_uri = format!("http://127.0.0.1:{}/v1/credentials", fakes.port);
+    let env = [
+        ("AWS_CONTAINER_CREDENTIALS_FULL_URI", full_uri.as_str()),
+        ("AWS_CONTAINER_AUTHORIZATION_TOKEN", "ecs-secret-token"),
+    ];
+    let mut envoy = start(&plugin(json!({})), &env, &fakes);
+    envoy
+        .wait_stat(&stat("container", "refresh_succeeded"), 1)
+        .unwrap();
+    assert_signed(&envoy);
+    assert_eq!(fakes.controls.calls("container"), 1);
+    assert_eq!(fakes.controls.calls("imds_token"), 0, "IMDS never asked");
+    assert!(!envoy.log().contains("ecs-secret-token"));
+}
+
+/// A token directory for the token-file recipe, with `token` in `name`.
+fn token_dir(tag: &str, name: &str, token: &str) -> ScratchDir {
+    let dir = ScratchDir::new(tag);
+    std::fs::write(dir.0.join(name), token).unwrap();
+    dir
+}
+
+/// Replaces a token file the way the kubelet does: a new file renamed over.
+fn rotate(dir: &ScratchDir, name: &str, token: &str) {
+    let tmp = dir.0.join(".rotating");
+    std::fs::write(&tmp, token).unwrap();
+    std::fs::rename(&tmp, dir.0.join(name)).unwrap();
+}
+
+#[test]
+fn eks_pod_identity_reads_the_rotating_token_file_through_envoy() {
+    let fakes = Fakes::start(20).expect("fakes");
+    let dir = token_dir("pod-identity", "eks-pod-identity-token", "pod-token-v1");
+    let token_file = dir.0.join("eks-pod-identity-token");
+    let full_uri = format!("http://127.0.0.1:{}/v1/credentials", fakes.port);
+    let env = [
+        ("AWS_CONTAINER_CREDENTIALS_FULL_URI", full_uri.as_str()),
+        (
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+            token_file.to_str().unwrap(),
+        ),
+    ];
+    *fakes.controls.container_authorization.lock().unwrap() = Some("pod-token-v1".into());
+    let token_port = free_port();
+    let dir_path = dir.0.to_str().unwrap().to_string();
+    let bootstrap = platform_bootstrap(
+        &plugin(json!({})),
+        &env,
+        fakes.port,
+        Some((token_port, &[dir_path.as_str()])),
+    );
+    let mut envoy = Envoy::start(&bootstrap).unwrap_or_else(|log| panic!("{log}"));
+    envoy
+        .wait_stat(&stat("container", "refresh_succeeded"), 1)
+        .unwrap();
+    assert_signed(&envoy);
+    // The kubelet rotates the token; the next refresh (20 s credentials:
+    // 8 to 10 s in) must send the new one, which is now the only one valid.
+    rotate(&dir, "eks-pod-identity-token", "pod-token-v2");
+    *fakes.controls.container_authorization.lock().unwrap() = Some("pod-token-v2".into());
+    envoy
+        .wait_stat(&stat("container", "refresh_succeeded"), 2)
+        .unwrap();
+    assert_eq!(
+        fakes.controls.calls("refused"),
+        0,
+        "the old token was never sent after rotation"
+    );
+    assert_signed(&envoy);
+    // The listener serves only the mapped directory.
+    let outside = get(token_port, "/etc/passwd");
+    assert_eq!(outside.status, 404);
+}
+
+#[test]
+fn irsa_web_identity_token_goes_to_sts_and_its_credentials_sign() {
+    let fakes = Fakes::start(3600).expect("fakes");
+    let dir = token_dir("irsa", "token", "eyJ.irsa-jwt.sig\n");
+    *fakes.controls.web_identity_token.lock().unwrap() = Some("eyJ.irsa-jwt.sig".into());
+    let token_file = dir.0.join("token");
+    let env = [
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", token_file.to_str().unwrap()),
+        ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/gateway"),
+        ("AWS_ROLE_SESSION_NAME", "gw-test"),
+    ];
+    let dir_path = dir.0.to_str().unwrap().to_string();
+    let bootstrap = platform_bootstrap(
+        &plugin(json!({})),
+        &env,
+        fakes.port,
+        Some((free_port(), &[dir_path.as_str()])),
+    );
+    let mut envoy = Envoy::start(&bootstrap).unwrap_or_else(|log| panic!("{log}"));
+    envoy
+        .wait_stat(&stat("web_identity", "refresh_succeeded"), 1)
+        .unwrap();
+    assert_signed(&envoy);
+    assert_eq!(fakes.controls.calls("web_identity"), 1);
+    assert!(!envoy.log().contains("irsa-jwt"), "the token is not logged");
+}
+
+#[test]
+fn assume_role_chains_from_imds_and_signs_sts_with_the_instance_role() {
+    let fakes = Fakes::start(3600).expect("fakes");
+    let iam = json!({"aws_assume_role_arn": "arn:aws:iam::123456789012:role/cross-account",
+                     "aws_assume_role_external_id": "ext-1"});
+    let mut envoy = start(&plugin(iam), &[IMDS_ON], &fakes);
+    envoy
+        .wait_stat(&stat("assume_role", "refresh_succeeded"), 1)
+        .unwrap();
+    assert_signed(&envoy);
+    assert_eq!(
+        (
+            fakes.controls.calls("imds_credentials"),
+            fakes.controls.calls("assume_role")
+        ),
+        (1, 1),
+        "the STS call's signature (with the instance role) was verified"
+    );
+}
+
+/// Requests in a row for `length`: how many, and the failed ones (when,
+/// status, body).
+fn steady_traffic(envoy: &Envoy, length: Duration) -> (usize, Vec<(Duration, u16, String)>) {
+    let start = Instant::now();
+    let (mut sent, mut failed) = (0, Vec::new());
+    while start.elapsed() < length {
+        let r = signed_hello(envoy);
+        sent += 1;
+        if r.status != 200 && failed.len() < 5 {
+            failed.push((start.elapsed(), r.status, r.text()));
+        }
+    }
+    (sent, failed)
+}
+
+#[test]
+fn short_lived_credentials_rotate_before_expiry_with_zero_failed_requests() {
+    // 20 s credentials: refreshed 8 to 10 s in (the shortest lifetime the
+    // schedule serves fully); the front door refuses expired ones.
+    let fakes = Fakes::start(20).expect("fakes");
+    let mut envoy = start(&plugin(json!({})), &[IMDS_ON], &fakes);
+    envoy
+        .wait_stat(&stat("imds", "refresh_succeeded"), 1)
+        .unwrap();
+    let (sent, failed) = steady_traffic(&envoy, Duration::from_secs(24));
+    assert!(sent > 50, "{sent}");
+    assert!(failed.is_empty(), "{failed:?}");
+    let issued = fakes.controls.calls("imds_credentials");
+    assert!(issued >= 3, "rotated at least twice: {issued}");
+}
+
+#[test]
+fn an_outage_keeps_signing_until_expiry_then_503_then_recovers() {
+    let fakes = Fakes::start(20).expect("fakes");
+    let mut envoy = start(&plugin(json!({})), &[IMDS_ON], &fakes);
+    envoy
+        .wait_stat(&stat("imds", "refresh_succeeded"), 1)
+        .unwrap();
+    let fetched = Instant::now();
+    fakes.controls.failing.store(true, Ordering::SeqCst);
+    // Valid credentials keep signing while every refresh fails ...
+    let mut first_refusal = None;
+    while first_refusal.is_none() && fetched.elapsed() < Duration::from_secs(30) {
+        let r = signed_hello(&envoy);
+        match r.status {
+            200 => {}
+            503 => first_refusal = Some((fetched.elapsed(), r.json())),
+            other => panic!("{other}: {}", r.text()),
+        }
+    }
+    let (at, body) = first_refusal.expect("refused once the credentials expired");
+    // Refreshes fail from ~8 s on; the credentials sign until 5 s before
+    // their expiry at 20 s.
+    assert!(
+        at >= Duration::from_secs(13),
+        "kept the valid credentials: {at:?}"
+    );
+    assert_eq!(body["error"], "credentials_unavailable");
+    assert!(fakes.controls.calls("failed") >= 1);
+    envoy.wait_stat(&stat("imds", "refresh_failed"), 1).unwrap();
+    // ... and the source coming back is picked up without a restart.
+    fakes.controls.failing.store(false, Ordering::SeqCst);
+    envoy
+        .wait_stat_within(
+            &stat("imds", "refresh_succeeded"),
+            2,
+            Duration::from_secs(75),
+        )
+        .unwrap();
+    assert_signed(&envoy);
+}
+
+#[test]
+fn two_workers_make_one_refresh_per_period() {
+    let fakes = Fakes::start(20).expect("fakes");
+    let bootstrap = platform_bootstrap(&plugin(json!({})), &[IMDS_ON], fakes.port, None);
+    let mut envoy = Envoy::start_with_workers(&bootstrap, 2).unwrap_or_else(|log| panic!("{log}"));
+    envoy
+        .wait_stat(&stat("imds", "refresh_succeeded"), 1)
+        .unwrap();
+    let (_, failed) = steady_traffic(&envoy, Duration::from_secs(13));
+    assert!(failed.is_empty(), "{failed:?}");
+    envoy
+        .wait_stat(&stat("imds", "refresh_succeeded"), 2)
+        .unwrap();
+    let c = &fakes.controls;
+    // 3 VMs (2 workers + main) tick; uncoordinated each would fetch: 3
+    // initial fetches and 3 more per refresh. Coordinated: the initial one
+    // and one refresh (8 to 10 s in; the next is due 8 s after that).
+    let fetches = c.calls("imds_credentials");
+    assert_eq!(fetches, 2, "credential fetches");
+    assert_eq!(
+        c.calls("imds_token"),
+        fetches,
+        "every fetch is one whole chain"
+    );
+    let attempted = envoy
+        .stat_ending(&stat("imds", "refresh_attempted"))
+        .unwrap()
+        .1;
+    assert_eq!(attempted, fetches);
+}
+
+#[test]
+fn kong_fields_are_accepted_and_bad_values_refused_at_load() {
+    let fakes = Fakes::start(3600).expect("fakes");
+    let bad = json!({"cluster": "functions", "routes": {"f": {
+        "function_name": "echo", "aws_assume_role_arn": "not-an-arn"}}});
+    let log = Envoy::start(&platform_bootstrap(&bad, &[], fakes.port, None))
+        .err()
+        .expect("refused");
+    assert!(
+        log.contains("field \"aws_assume_role_arn\": must be a role ARN"),
+        "{log}"
+    );
+    let none = json!({"cluster": "functions", "routes": {"f": {"function_name": "echo"}}});
+    let log = Envoy::start(&platform_bootstrap(&none, &[], fakes.port, None))
+        .err()
+        .expect("refused without any source");
+    assert!(log.contains("no credentials"), "{log}");
+}
