@@ -30,3 +30,51 @@ fn the_drift_check_sees_a_changed_route() {
     compose["static_resources"]["clusters"][0]["connect_timeout"] = "9s".into();
     assert_ne!(compose_as_demo(compose), shipped_config("demo.yaml"));
 }
+
+fn named<'a>(list: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    list.as_array()
+        .and_then(|l| l.iter().find(|x| x["name"] == name))
+        .unwrap_or_else(|| panic!("no {name}"))
+}
+
+/// The platform-credentials config ships the token-file listener the
+/// credential tests run (`token_file_listener`), and STS over verified TLS.
+#[test]
+fn platform_credentials_ship_the_tested_token_recipe_and_verified_sts() {
+    let config = shipped_config("aws-platform-credentials.yaml");
+    let resources = &config["static_resources"];
+    let shipped = named(
+        &resources["listeners"],
+        TOKEN_FILE_CLUSTER.trim_start_matches("aws_"),
+    );
+    let tested = token_file_listener(
+        10001,
+        &[
+            "/var/run/secrets/eks.amazonaws.com/serviceaccount",
+            "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount",
+        ],
+    );
+    assert_eq!(
+        shipped, &tested,
+        "envoy/aws-platform-credentials.yaml token_files listener"
+    );
+    let sts = named(&resources["clusters"], "aws_sts");
+    let tls = &sts["transport_socket"]["typed_config"]["common_tls_context"];
+    assert_eq!(
+        tls["validation_context"]["trusted_ca"]["filename"],
+        "/etc/ssl/certs/ca-certificates.crt"
+    );
+    let options = &sts["typed_extension_protocol_options"]
+        ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+        ["upstream_http_protocol_options"];
+    assert_eq!(
+        (
+            options["auto_sni"].as_bool(),
+            options["auto_san_validation"].as_bool()
+        ),
+        (Some(true), Some(true))
+    );
+    for name in SOURCE_CLUSTERS.iter().chain([&TOKEN_FILE_CLUSTER]) {
+        named(&resources["clusters"], name);
+    }
+}

@@ -89,12 +89,17 @@ impl Source {
         format!("{self:?}|{}", self.base_secret())
     }
 
+    /// The secrets `Debug` hides but that still tell sources apart.
     fn base_secret(&self) -> &str {
         match self {
             Source::AssumeRole {
                 base: Base::Static(c),
                 ..
             } => &c.secret_access_key,
+            Source::Container {
+                authorization: Authorization::Token(t),
+                ..
+            } => t,
             _ => "",
         }
     }

@@ -7,7 +7,7 @@ use super::container::{self, Endpoint};
 use super::{imds, Credentials};
 
 /// How a container credentials request is authorised.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Authorization {
     None,
     /// `AWS_CONTAINER_AUTHORIZATION_TOKEN`.
@@ -15,6 +15,17 @@ pub enum Authorization {
     /// `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE` (EKS Pod Identity): read
     /// through the token-file cluster on every refresh, as it rotates.
     TokenFile(String),
+}
+
+impl std::fmt::Debug for Authorization {
+    // The static token is a secret; file paths are not.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Authorization::None => f.write_str("None"),
+            Authorization::Token(_) => f.write_str("Token(<redacted>)"),
+            Authorization::TokenFile(path) => f.debug_tuple("TokenFile").field(path).finish(),
+        }
+    }
 }
 
 /// IRSA: `AWS_WEB_IDENTITY_TOKEN_FILE`, `AWS_ROLE_ARN`, `AWS_ROLE_SESSION_NAME`.
