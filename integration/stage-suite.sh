@@ -3,7 +3,7 @@
 # suite service's command, in target/compose-suite (mounted at /suite by
 # integration/docker-compose.yaml). The cases that run in compose:
 #   gateway            the demo gateway, against the composed `envoy` service
-#   openfunction, aws_lambda, aws_lambda_invoke, azure_functions
+#   openfunction, aws_lambda, aws_lambda_invoke, aws_credentials, azure_functions
 #                      each case starts its own Envoy with its own config
 #                      (the image's Envoy binary) inside the suite container
 # Left to `make test` on the host: control_planes (reads deploy/ and fakes
@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=target/compose-suite
-SUITES=(gateway openfunction aws_lambda aws_lambda_invoke azure_functions)
+SUITES=(gateway openfunction aws_lambda aws_lambda_invoke aws_credentials azure_functions)
 
 rm -rf "$OUT" && mkdir -p "$OUT/bin"
 targets=()
