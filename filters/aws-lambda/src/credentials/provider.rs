@@ -378,6 +378,9 @@ impl Provider {
         match &result {
             Ok(e) => {
                 bump(host, stats.succeeded);
+                if let Some(gauge) = stats.expiry {
+                    host.record(gauge, e.expires_at.saturating_sub(now));
+                }
                 log::info!(
                     "aws-lambda: credentials from {label} refreshed (key {}), valid for {} s",
                     e.credentials.access_key_id,

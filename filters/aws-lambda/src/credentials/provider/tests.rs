@@ -73,6 +73,11 @@ fn one_vm_refreshes_and_every_vm_signs_with_the_result() {
     assert_eq!(host_a.calls.borrow().len(), 1, "A won the lease");
     assert!(host_b.calls.borrow().is_empty(), "B did not call");
     serve_imds(&a, &host_a, "ASIA1", T0 + 3600);
+    assert_eq!(
+        host_a.metric_value(&format!("{STAT}expiry_seconds")),
+        3600,
+        "the gauge is set as the credentials arrive"
+    );
     assert!(b.admit(0, &host_b).is_ok());
     assert_eq!(b.credentials(0, T0).unwrap().access_key_id, "ASIA1");
     assert_eq!(host_a.metric_value(&format!("{STAT}refresh_attempted")), 1);
