@@ -29,6 +29,16 @@ pub struct Route {
     pub mode: Mode,
 }
 
+impl Route {
+    /// The route's IAM signing (always there in Invoke mode).
+    pub fn iam(&self) -> Option<&Iam> {
+        match &self.mode {
+            Mode::Url(url) => url.iam.as_ref(),
+            Mode::Invoke(invoke) => Some(&invoke.iam),
+        }
+    }
+}
+
 /// The region of a Lambda Function URL host (`<id>.lambda-url.<region>.on.aws`).
 pub fn function_url_region(host: &str) -> Option<&str> {
     let rest = host.strip_suffix(".on.aws")?;

@@ -20,32 +20,20 @@ pub struct Global {
     pub provider: RefCell<Provider>,
 }
 
-/// Cluster defaults for the platform sources (top-level fields).
-pub const DEFAULT_CLUSTERS: [(&str, &str); 4] = [
-    ("imds_cluster", "aws_imds"),
-    ("container_credentials_cluster", "aws_container_credentials"),
-    ("sts_cluster", "aws_sts"),
-    ("token_file_cluster", "aws_token_files"),
-];
-
 impl Global {
-    /// Reads the top-level cluster fields; `env` is the VM's environment.
+    /// Reads the top-level cluster fields (each with its documented
+    /// default); `env` is the VM's environment.
     pub fn read(fields: &mut Fields, env: Environment) -> Result<Global, ConfigError> {
-        let mut names = Vec::with_capacity(DEFAULT_CLUSTERS.len());
-        for (field, default) in DEFAULT_CLUSTERS {
-            names.push(
-                fields
-                    .non_empty_string(field)?
-                    .unwrap_or_else(|| default.to_string()),
-            );
-        }
-        let mut names = names.into_iter();
-        let mut next = || names.next().unwrap_or_default();
+        let mut cluster = |field: &str, default: &str| -> Result<String, ConfigError> {
+            Ok(fields
+                .non_empty_string(field)?
+                .unwrap_or_else(|| default.to_string()))
+        };
         let clusters = Clusters {
-            imds: next(),
-            container: next(),
-            sts: next(),
-            token_files: next(),
+            imds: cluster("imds_cluster", "aws_imds")?,
+            container: cluster("container_credentials_cluster", "aws_container_credentials")?,
+            sts: cluster("sts_cluster", "aws_sts")?,
+            token_files: cluster("token_file_cluster", "aws_token_files")?,
         };
         Ok(Global {
             env,

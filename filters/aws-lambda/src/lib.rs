@@ -31,29 +31,26 @@ use faas_core::{
     Integration, LocalReply,
 };
 use iam::{CredentialSource, Global, Iam};
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
 /// How often every VM looks at the platform credentials' schedule.
 const CREDENTIALS_TICK: Duration = Duration::from_secs(1);
 
-impl Route {
-    fn iam(&self) -> Option<&Iam> {
-        match &self.mode {
-            Mode::Url(url) => url.iam.as_ref(),
-            Mode::Invoke(invoke) => Some(&invoke.iam),
-        }
-    }
-}
-
-/// The credentials to sign with now: static ones, or the platform
-/// source's current ones (loaded by `admit`).
-fn credentials_for(global: &Global, iam: &Iam, now: SystemTime) -> Result<Credentials, ErrorReply> {
+/// The credentials to sign with now: static ones (borrowed: no copy per
+/// request), or the platform source's current ones (loaded by `admit`).
+fn credentials_for<'a>(
+    global: &Global,
+    iam: &'a Iam,
+    now: SystemTime,
+) -> Result<Cow<'a, Credentials>, ErrorReply> {
     match &iam.credentials {
-        CredentialSource::Static(c) => Ok(c.clone()),
+        CredentialSource::Static(c) => Ok(Cow::Borrowed(c)),
         CredentialSource::Platform(i) => global
             .provider
             .borrow()
             .credentials(*i, unix_seconds(now))
+            .map(Cow::Owned)
             .ok_or_else(|| {
                 ErrorReply::new(
                     Failure::CredentialsUnavailable,
@@ -117,7 +114,7 @@ impl Integration for AwsLambda {
         Ok(match &route.mode {
             Mode::Url(mode) => {
                 let mut callout = forward(&route.common, request);
-                signing::authorize(mode, credentials.as_ref(), &mut callout, now);
+                signing::authorize(mode, credentials.as_deref(), &mut callout, now);
                 callout
             }
             Mode::Invoke(invoke) => {

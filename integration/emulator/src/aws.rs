@@ -132,13 +132,13 @@ fn parse_amz_date(s: &str) -> Option<SystemTime> {
     Some(UNIX_EPOCH + Duration::from_secs(secs))
 }
 
-/// The secret and session token of an access key id: a fixed one of
-/// [`KEYS`], or session credentials the metadata fakes issued.
-fn known_key(access_key: &str) -> Option<(String, Option<String>)> {
+/// The secret, session token and expiry of an access key id: a fixed one
+/// of [`KEYS`] (no expiry), or session credentials the metadata fakes issued.
+fn known_key(access_key: &str) -> Option<(String, Option<String>, Option<u64>)> {
     if let Some(&(_, secret, token)) = KEYS.iter().find(|(k, _, _)| *k == access_key) {
-        return Some((secret.to_string(), token.map(str::to_string)));
+        return Some((secret.to_string(), token.map(str::to_string), None));
     }
-    crate::metadata::issued(access_key).map(|i| (i.secret, Some(i.token)))
+    crate::metadata::issued(access_key).map(|i| (i.secret, Some(i.token), Some(i.expires_at)))
 }
 
 fn now_seconds() -> u64 {
@@ -164,7 +164,7 @@ pub fn verify_sigv4(
     let Some(auth) = parse_authorization(&header) else {
         return Err(forbidden(endpoint, "IncompleteSignatureException", "Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' parameters."));
     };
-    let Some((secret, token)) = known_key(auth.access_key) else {
+    let Some((secret, token, expires_at)) = known_key(auth.access_key) else {
         return Err(forbidden(
             endpoint,
             "UnrecognizedClientException",
@@ -172,7 +172,7 @@ pub fn verify_sigv4(
         ));
     };
     let (secret, token) = (secret.as_str(), token.as_deref());
-    if crate::metadata::issued(auth.access_key).is_some_and(|i| i.expires_at <= now_seconds()) {
+    if expires_at.is_some_and(|e| e <= now_seconds()) {
         return Err(forbidden(
             endpoint,
             "ExpiredTokenException",

@@ -228,22 +228,24 @@ pub fn advance(source: &Source, step: Step, status: u16, body: &[u8], ctx: &Cont
     }
 }
 
-fn call(cluster: &str, authority: &str, step: Step, request: SourceRequest) -> Next {
+/// A source request as a callout to `cluster`, naming `authority`.
+fn callout(cluster: &str, authority: &str, request: SourceRequest) -> Callout {
     let mut headers = vec![
         (":method".to_string(), request.method.to_string()),
         (":path".to_string(), request.path),
         (":authority".to_string(), authority.to_string()),
     ];
     headers.extend(request.headers.into_iter().map(|(n, v)| (n.to_string(), v)));
-    Next::Call(
-        step,
-        Callout {
-            cluster: cluster.to_string(),
-            headers,
-            body: request.body,
-            timeout: CALL_TIMEOUT,
-        },
-    )
+    Callout {
+        cluster: cluster.to_string(),
+        headers,
+        body: request.body,
+        timeout: CALL_TIMEOUT,
+    }
+}
+
+fn call(cluster: &str, authority: &str, step: Step, request: SourceRequest) -> Next {
+    Next::Call(step, callout(cluster, authority, request))
 }
 
 fn imds_call(ctx: &Context<'_>, step: Step, request: SourceRequest) -> Next {
@@ -295,17 +297,10 @@ fn assume_role_call(source: &Source, ctx: &Context<'_>) -> Next {
         external_id: external_id.as_deref(),
         duration_seconds: sts::DEFAULT_DURATION_SECONDS,
     });
-    let Next::Call(step, mut callout) = call(
-        &ctx.clusters.sts,
-        &endpoint.authority,
-        Step::AssumeRole,
-        request,
-    ) else {
-        return Next::Done(Err("STS AssumeRole: no call".into()));
-    };
+    let mut call = callout(&ctx.clusters.sts, &endpoint.authority, request);
     let signer = Signer::new(&endpoint.region, "sts");
-    sign(&signer, base, false, &mut callout, ctx.now);
-    Next::Call(step, callout)
+    sign(&signer, base, false, &mut call, ctx.now);
+    Next::Call(Step::AssumeRole, call)
 }
 
 /// The token a token-file read returned (the file's content, trimmed).
@@ -323,10 +318,10 @@ fn token_file_content(status: u16, body: &[u8]) -> Result<String, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn clusters() -> Clusters {
+    pub(crate) fn clusters() -> Clusters {
         Clusters {
             imds: "imds".into(),
             container: "ecs".into(),

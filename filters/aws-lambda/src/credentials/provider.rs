@@ -149,14 +149,14 @@ impl Chain {
             .get_or_insert_with(|| Stats::define(self.source.label(), host))
     }
 
-    /// Reads the shared entry (decoding only when another VM changed it).
-    fn sync(&self, host: &dyn Host) -> Entry {
+    /// Loads the shared entry into the snapshot (decoding only when
+    /// another VM changed it).
+    fn sync(&self, host: &dyn Host) {
         let (bytes, cas) = host.shared_data(&self.key);
         let mut snapshot = self.snapshot.borrow_mut();
         if cas.is_none() || cas != snapshot.0 {
             *snapshot = (cas, Entry::decode(bytes.as_deref()));
         }
-        snapshot.1.clone()
     }
 }
 
@@ -229,7 +229,9 @@ impl Provider {
             ));
         };
         let now = unix_seconds(host.now());
-        let entry = chain.sync(host);
+        chain.sync(host);
+        let snapshot = chain.snapshot.borrow();
+        let entry = &snapshot.1;
         if entry.usable(now).is_some() {
             return Ok(());
         }
@@ -254,7 +256,8 @@ impl Provider {
     pub fn tick(&self, host: &dyn Host) {
         let now = unix_seconds(host.now());
         for chain in &self.chains {
-            let entry = chain.sync(host);
+            chain.sync(host);
+            let entry = chain.snapshot.borrow().1.clone();
             let stats = chain.stats(host);
             if let Some(gauge) = stats.expiry {
                 let left = entry

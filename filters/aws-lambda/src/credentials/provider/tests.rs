@@ -2,20 +2,11 @@
 //! store and clock, as Envoy's workers share `vm_id`-scoped data.
 
 use super::*;
-use crate::credentials::chain::Clusters;
+use crate::credentials::chain::tests::clusters;
 use faas_core::host::fake::{FakeHost, Shared};
 use std::rc::Rc;
 
 const T0: u64 = 1_795_000_000;
-
-fn clusters() -> Clusters {
-    Clusters {
-        imds: "imds".into(),
-        container: "ecs".into(),
-        sts: "sts".into(),
-        token_files: "files".into(),
-    }
-}
 
 /// One VM: its provider (with the IMDS source registered) and its host.
 fn vm(shared: &Rc<Shared>) -> (Provider, FakeHost) {
@@ -32,10 +23,15 @@ fn answer(status: u16, body: &str) -> CalloutResponse {
     }
 }
 
+fn rfc3339(unix: u64) -> String {
+    let (y, mo, d, h, mi, s) = crate::clock::civil(unix);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+}
+
 fn creds_doc(key: &str, expires_at: u64) -> String {
-    let (y, mo, d, h, mi, s) = crate::clock::civil(expires_at);
+    let expiration = rfc3339(expires_at);
     format!(
-        r#"{{"AccessKeyId":"{key}","SecretAccessKey":"secret-{key}","Token":"token-{key}","Expiration":"{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z"}}"#
+        r#"{{"AccessKeyId":"{key}","SecretAccessKey":"secret-{key}","Token":"token-{key}","Expiration":"{expiration}"}}"#
     )
 }
 
@@ -225,9 +221,9 @@ fn assume_role_waits_for_its_base_then_signs_with_it() {
         .header("authorization")
         .unwrap()
         .contains("Credential=ASIABASE/"));
-    let (y, mo, d, h, mi, sec) = crate::clock::civil(T0 + 3600);
     let xml = format!(
-        "<AssumeRoleResponse><AssumeRoleResult><Credentials><AccessKeyId>ASIAROLE</AccessKeyId><SecretAccessKey>s</SecretAccessKey><SessionToken>t</SessionToken><Expiration>{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{sec:02}Z</Expiration></Credentials></AssumeRoleResult></AssumeRoleResponse>"
+        "<AssumeRoleResponse><AssumeRoleResult><Credentials><AccessKeyId>ASIAROLE</AccessKeyId><SecretAccessKey>s</SecretAccessKey><SessionToken>t</SessionToken><Expiration>{}</Expiration></Credentials></AssumeRoleResult></AssumeRoleResponse>",
+        rfc3339(T0 + 3600)
     );
     p.on_response(calls[0].0, &answer(200, &xml), &host);
     assert!(p.admit(role, &host).is_ok());
