@@ -29,6 +29,9 @@ OCI_DIR       := dist/oci
 # plain-HTTP registry, or --dest-creds user:token.
 SKOPEO_FLAGS  ?=
 OCI_TOOLS_STAMP := .tools/.oci-tools
+# Logged by every VM at start and exported as envoy_faas_build_info.
+ENVOY_FAAS_COMMIT ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+export ENVOY_FAAS_COMMIT
 PYTHON        ?= python3
 CARGO         ?= cargo
 

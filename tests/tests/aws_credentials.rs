@@ -38,8 +38,9 @@ fn assert_signed(envoy: &Envoy) {
     assert_eq!(r.text(), "Hello, platform!");
 }
 
-fn stat(source: &str, name: &str) -> String {
-    format!("envoy_faas.aws-lambda.credentials.{source}.{name}")
+/// The stat name of a platform-credentials metric of `source`.
+fn stat(source: &str, family: &str) -> String {
+    format!("{family}.filter=.=aws-lambda;.;source=.={source};.;")
 }
 
 #[test]
@@ -47,7 +48,7 @@ fn imds_v2_credentials_sign_the_call() {
     let fakes = Fakes::start(3600).expect("fakes");
     let mut envoy = start(&plugin(json!({})), &[IMDS_ON], &fakes);
     envoy
-        .wait_stat(&stat("imds", "refresh_succeeded"), 1)
+        .wait_stat(&stat("imds", "envoy_faas_credentials_refreshes_total"), 1)
         .unwrap();
     assert_signed(&envoy);
     let c = &fakes.controls;
@@ -62,7 +63,7 @@ fn imds_v2_credentials_sign_the_call() {
     );
     assert_eq!(c.calls("refused"), 0);
     let expiry = envoy
-        .stat_ending(&stat("imds", "expiry_seconds"))
+        .stat_ending(&stat("imds", "envoy_faas_credentials_expiry_seconds"))
         .unwrap()
         .1;
     assert!((3500..=3600).contains(&expiry), "{expiry}");
@@ -75,7 +76,12 @@ fn without_credentials_the_client_gets_503_and_nothing_goes_out_unsigned() {
     let fakes = Fakes::start(3600).expect("fakes");
     fakes.controls.failing.store(true, Ordering::SeqCst);
     let mut envoy = start(&plugin(json!({})), &[IMDS_ON], &fakes);
-    envoy.wait_stat(&stat("imds", "refresh_failed"), 1).unwrap();
+    envoy
+        .wait_stat(
+            &stat("imds", "envoy_faas_credentials_refresh_failures_total"),
+            1,
+        )
+        .unwrap();
     let r = signed_hello(&envoy);
     assert_eq!(r.status, 503, "{}", r.text());
     let body = r.json();
@@ -87,7 +93,10 @@ fn without_credentials_the_client_gets_503_and_nothing_goes_out_unsigned() {
     );
     assert!(
         envoy
-            .stat_ending(&stat("imds", "requests_refused"))
+            .stat_ending(&stat(
+                "imds",
+                "envoy_faas_credentials_requests_refused_total"
+            ))
             .unwrap()
             .1
             >= 1
@@ -105,7 +114,10 @@ fn ecs_container_credentials_with_an_authorization_token() {
     ];
     let mut envoy = start(&plugin(json!({})), &env, &fakes);
     envoy
-        .wait_stat(&stat("container", "refresh_succeeded"), 1)
+        .wait_stat(
+            &stat("container", "envoy_faas_credentials_refreshes_total"),
+            1,
+        )
         .unwrap();
     assert_signed(&envoy);
     assert_eq!(fakes.controls.calls("container"), 1);
@@ -151,7 +163,10 @@ fn eks_pod_identity_reads_the_rotating_token_file_through_envoy() {
     );
     let mut envoy = Envoy::start(&bootstrap).unwrap_or_else(|log| panic!("{log}"));
     envoy
-        .wait_stat(&stat("container", "refresh_succeeded"), 1)
+        .wait_stat(
+            &stat("container", "envoy_faas_credentials_refreshes_total"),
+            1,
+        )
         .unwrap();
     assert_signed(&envoy);
     // The kubelet rotates the token; the next refresh (20 s credentials:
@@ -159,7 +174,10 @@ fn eks_pod_identity_reads_the_rotating_token_file_through_envoy() {
     rotate(&dir, "eks-pod-identity-token", "pod-token-v2");
     *fakes.controls.container_authorization.lock().unwrap() = Some("pod-token-v2".into());
     envoy
-        .wait_stat(&stat("container", "refresh_succeeded"), 2)
+        .wait_stat(
+            &stat("container", "envoy_faas_credentials_refreshes_total"),
+            2,
+        )
         .unwrap();
     assert_eq!(
         fakes.controls.calls("refused"),
@@ -192,7 +210,10 @@ fn irsa_web_identity_token_goes_to_sts_and_its_credentials_sign() {
     );
     let mut envoy = Envoy::start(&bootstrap).unwrap_or_else(|log| panic!("{log}"));
     envoy
-        .wait_stat(&stat("web_identity", "refresh_succeeded"), 1)
+        .wait_stat(
+            &stat("web_identity", "envoy_faas_credentials_refreshes_total"),
+            1,
+        )
         .unwrap();
     assert_signed(&envoy);
     assert_eq!(fakes.controls.calls("web_identity"), 1);
@@ -206,7 +227,10 @@ fn assume_role_chains_from_imds_and_signs_sts_with_the_instance_role() {
                      "aws_assume_role_external_id": "ext-1"});
     let mut envoy = start(&plugin(iam), &[IMDS_ON], &fakes);
     envoy
-        .wait_stat(&stat("assume_role", "refresh_succeeded"), 1)
+        .wait_stat(
+            &stat("assume_role", "envoy_faas_credentials_refreshes_total"),
+            1,
+        )
         .unwrap();
     assert_signed(&envoy);
     assert_eq!(
@@ -241,7 +265,7 @@ fn short_lived_credentials_rotate_before_expiry_with_zero_failed_requests() {
     let fakes = Fakes::start(20).expect("fakes");
     let mut envoy = start(&plugin(json!({})), &[IMDS_ON], &fakes);
     envoy
-        .wait_stat(&stat("imds", "refresh_succeeded"), 1)
+        .wait_stat(&stat("imds", "envoy_faas_credentials_refreshes_total"), 1)
         .unwrap();
     let (sent, failed) = steady_traffic(&envoy, Duration::from_secs(24));
     assert!(sent > 50, "{sent}");
@@ -255,7 +279,7 @@ fn an_outage_keeps_signing_until_expiry_then_503_then_recovers() {
     let fakes = Fakes::start(20).expect("fakes");
     let mut envoy = start(&plugin(json!({})), &[IMDS_ON], &fakes);
     envoy
-        .wait_stat(&stat("imds", "refresh_succeeded"), 1)
+        .wait_stat(&stat("imds", "envoy_faas_credentials_refreshes_total"), 1)
         .unwrap();
     let fetched = Instant::now();
     fakes.controls.failing.store(true, Ordering::SeqCst);
@@ -278,12 +302,17 @@ fn an_outage_keeps_signing_until_expiry_then_503_then_recovers() {
     );
     assert_eq!(body["error"], "credentials_unavailable");
     assert!(fakes.controls.calls("failed") >= 1);
-    envoy.wait_stat(&stat("imds", "refresh_failed"), 1).unwrap();
+    envoy
+        .wait_stat(
+            &stat("imds", "envoy_faas_credentials_refresh_failures_total"),
+            1,
+        )
+        .unwrap();
     // ... and the source coming back is picked up without a restart.
     fakes.controls.failing.store(false, Ordering::SeqCst);
     envoy
         .wait_stat_within(
-            &stat("imds", "refresh_succeeded"),
+            &stat("imds", "envoy_faas_credentials_refreshes_total"),
             2,
             Duration::from_secs(75),
         )
@@ -297,12 +326,12 @@ fn two_workers_make_one_refresh_per_period() {
     let bootstrap = platform_bootstrap(&plugin(json!({})), &[IMDS_ON], fakes.port, None);
     let mut envoy = Envoy::start_with_workers(&bootstrap, 2).unwrap_or_else(|log| panic!("{log}"));
     envoy
-        .wait_stat(&stat("imds", "refresh_succeeded"), 1)
+        .wait_stat(&stat("imds", "envoy_faas_credentials_refreshes_total"), 1)
         .unwrap();
     let (_, failed) = steady_traffic(&envoy, Duration::from_secs(13));
     assert!(failed.is_empty(), "{failed:?}");
     envoy
-        .wait_stat(&stat("imds", "refresh_succeeded"), 2)
+        .wait_stat(&stat("imds", "envoy_faas_credentials_refreshes_total"), 2)
         .unwrap();
     let c = &fakes.controls;
     // 3 VMs (2 workers + main) tick; uncoordinated each would fetch: 3
@@ -316,7 +345,10 @@ fn two_workers_make_one_refresh_per_period() {
         "every fetch is one whole chain"
     );
     let attempted = envoy
-        .stat_ending(&stat("imds", "refresh_attempted"))
+        .stat_ending(&stat(
+            "imds",
+            "envoy_faas_credentials_refresh_attempts_total",
+        ))
         .unwrap()
         .1;
     assert_eq!(attempted, fetches);

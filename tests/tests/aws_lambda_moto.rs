@@ -181,7 +181,10 @@ fn assume_role_through_moto_sts_then_invoke_with_the_role() {
     let moto = Moto::start();
     let mut envoy = assume_role_envoy(&moto, "invoker");
     envoy
-        .wait_stat("credentials.assume_role.refresh_succeeded", 1)
+        .wait_stat(
+            "envoy_faas_credentials_refreshes_total.filter=.=aws-lambda;.;source=.=assume_role;.;",
+            1,
+        )
         .unwrap_or_else(|e| panic!("{e}\n{}", moto.log()));
     let body = br#"{"via":"assumed role"}"#;
     let r = http1(envoy.port, "POST", "/f", &[], body);
@@ -195,7 +198,7 @@ fn assume_role_refused_by_moto_fails_closed() {
     // `nobody` has no policy: moto refuses its AssumeRole.
     let mut envoy = assume_role_envoy(&moto, "nobody");
     envoy
-        .wait_stat("credentials.assume_role.refresh_failed", 1)
+        .wait_stat("envoy_faas_credentials_refresh_failures_total.filter=.=aws-lambda;.;source=.=assume_role;.;", 1)
         .unwrap();
     let r = http1(envoy.port, "POST", "/f", &[], b"{}");
     assert_eq!(r.status, 503, "{}", r.text());

@@ -233,7 +233,7 @@ fn the_modules_report_to_the_admin_stats() {
     let gw = Gateway::start();
     assert_eq!(get(&gw, "/hello").status, 200);
     for filter in ["openfunction", "aws-lambda", "azure-functions"] {
-        let gauge = format!("envoy_faas.{filter}.wasm_memory_bytes");
+        let gauge = format!("envoy_faas_wasm_memory_bytes.filter=.={filter};.;");
         let stat = gw.stat_ending(&gauge);
         assert!(
             stat.as_ref().is_some_and(|(_, b)| *b > 0),

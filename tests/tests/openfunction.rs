@@ -571,7 +571,7 @@ fn wasm_memory_gauge_reports_linear_memory_without_growth() {
         let r = http1(envoy.port, "POST", "/api", &[], &body);
         assert_eq!(r.status, 200, "{}", r.text());
     };
-    let gauge = "envoy_faas.openfunction.wasm_memory_bytes";
+    let gauge = "envoy_faas_wasm_memory_bytes.filter=.=openfunction;.;";
     request();
     let (name, first) = envoy.stat_ending(gauge).expect("gauge exported");
     assert!(name.ends_with(gauge), "{name}");

@@ -15,6 +15,7 @@
 //! `log_type` is `Tail` (the client asked for the log tail).
 
 use faas_core::headers::{self, HeaderList};
+use faas_core::outcome::Failure;
 use faas_core::{base64, CalloutResponse, ErrorReply, LocalReply};
 use serde_json::{Map, Value};
 
@@ -90,22 +91,29 @@ fn invoke_api_error(r: &CalloutResponse, preserve: bool) -> ErrorReply {
         .or_else(|| text("message"))
         .or_else(|| xml_element(&r.body, "Message"))
         .unwrap_or_else(|| format!("HTTP {}", r.status));
-    ErrorReply::custom(
-        api_error_status(r.status, preserve),
-        "lambda_invoke_failed",
+    let failure = match r.status {
+        429 => Failure::InvokeThrottled,
+        413 => Failure::InvokeRequestTooLarge,
+        _ => Failure::InvokeApiFailed,
+    };
+    ErrorReply::new(
+        failure,
         format!("the Lambda Invoke API refused the call: {error_type}: {aws_message}"),
     )
+    .with_status(api_error_status(r.status, preserve))
     .with("aws_status", r.status)
     .with("aws_error_type", error_type)
 }
 
 fn function_error(r: &CalloutResponse, kind: &str, status: Option<u16>) -> ErrorReply {
     let payload: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
-    let mut e = ErrorReply::custom(
-        status.unwrap_or(502),
-        "function_error",
+    let mut e = ErrorReply::new(
+        Failure::FunctionError,
         format!("the function failed ({kind})"),
     );
+    if let Some(status) = status {
+        e = e.with_status(status);
+    }
     if let Some(t) = payload.get("errorType").and_then(Value::as_str) {
         e = e.with("error_type", t);
     }
@@ -116,7 +124,7 @@ fn function_error(r: &CalloutResponse, kind: &str, status: Option<u16>) -> Error
 }
 
 fn invalid(message: impl Into<String>) -> ErrorReply {
-    ErrorReply::custom(502, "invalid_function_response", message)
+    ErrorReply::new(Failure::InvalidFunctionResponse, message)
 }
 
 fn is_token(name: &str) -> bool {
@@ -542,7 +550,7 @@ mod tests {
         for (format, payload, reason) in cases {
             let e = map(invoke(200, AWS_HEADERS, payload), &settings(format)).unwrap_err();
             assert_eq!(
-                (e.status, e.code),
+                (e.status, e.code()),
                 (502, "invalid_function_response"),
                 "{payload}"
             );
@@ -559,7 +567,7 @@ mod tests {
         let payload =
             r#"{"errorMessage":"boom","errorType":"ValueError","stackTrace":["secret/path.py:1"]}"#;
         let e = map(invoke(200, hs, payload), &settings(ResultFormat::Raw)).unwrap_err();
-        assert_eq!((e.status, e.code), (502, "function_error"));
+        assert_eq!((e.status, e.code()), (502, "function_error"));
         let rendered = String::from_utf8(e.render("r", None).body).unwrap();
         assert!(
             rendered.contains("ValueError")
@@ -598,7 +606,7 @@ mod tests {
             ];
             let e = map(invoke(aws, &hs, &body), &settings(ResultFormat::Raw)).unwrap_err();
             assert_eq!(
-                (e.status, e.code),
+                (e.status, e.code()),
                 (expected, "lambda_invoke_failed"),
                 "{kind}"
             );

@@ -10,6 +10,7 @@
 
 use crate::fields::{ConfigError, Fields};
 use crate::layout::BodyLayout;
+use crate::observe::Observability;
 use crate::uri::FunctionUri;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -169,6 +170,14 @@ impl<R> RouteTable<R> {
         matches!(self, RouteTable::ByName(map) if map.is_empty())
     }
 
+    /// The route names of a `routes` table (none for the single form).
+    pub fn names(&self) -> Box<dyn Iterator<Item = &str> + '_> {
+        match self {
+            RouteTable::All(_) => Box::new(std::iter::empty()),
+            RouteTable::ByName(map) => Box::new(map.keys().map(String::as_str)),
+        }
+    }
+
     /// Every compiled route.
     pub fn iter(&self) -> Box<dyn Iterator<Item = &Rc<R>> + '_> {
         match self {
@@ -190,6 +199,18 @@ impl<R> RouteTable<R> {
 pub struct PluginConfig<G, R> {
     pub global: G,
     pub routes: RouteTable<R>,
+    pub observability: Observability,
+}
+
+/// The top-level switches of metrics and access-log fields.
+fn read_observability(top: &mut Fields) -> Result<Observability, ConfigError> {
+    let on = Observability::default();
+    Ok(Observability {
+        metrics: top.bool("metrics")?.unwrap_or(on.metrics),
+        access_log_fields: top
+            .bool("access_log_fields")?
+            .unwrap_or(on.access_log_fields),
+    })
 }
 
 /// Deep-merges `overlay` onto `base`: objects merge per key, anything else
@@ -226,6 +247,7 @@ pub fn compile<G, R>(
         return Ok(PluginConfig {
             global: read_global(&mut none)?,
             routes: RouteTable::ByName(HashMap::new()),
+            observability: Observability::default(),
         });
     }
     let top = match serde_json::from_slice::<Value>(json) {
@@ -246,6 +268,7 @@ pub fn compile<G, R>(
         }
     };
     let mut top = Fields::new(ALL_ROUTES, top);
+    let observability = read_observability(&mut top)?;
     let global = read_global(&mut top)?;
     let routes = match top.take("routes") {
         None => {
@@ -286,7 +309,11 @@ pub fn compile<G, R>(
             ))
         }
     };
-    Ok(PluginConfig { global, routes })
+    Ok(PluginConfig {
+        global,
+        routes,
+        observability,
+    })
 }
 
 #[cfg(test)]

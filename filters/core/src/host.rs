@@ -21,20 +21,26 @@ pub trait Host {
     /// answer. The error says why the host refused (an unknown cluster).
     fn dispatch(&self, call: &Callout) -> Result<u32, String>;
 
-    /// Defines (or finds) a counter or a gauge by its full name.
+    /// Defines a counter, gauge or histogram by its full name (Envoy hands
+    /// out a new id even for a name it knows: define each name once).
     fn metric(&self, kind: MetricKind, name: &str) -> Option<u32>;
 
     /// Adds to a counter.
     fn increment(&self, metric: u32, by: u64);
 
-    /// Sets a gauge.
+    /// Sets a gauge, or records a value in a histogram.
     fn record(&self, metric: u32, value: u64);
+
+    /// Sets a property of the current request (Envoy keeps it as filter
+    /// state `wasm.<name>`, which access logs can print).
+    fn set_property(&self, name: &str, value: &[u8]);
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricKind {
     Counter,
     Gauge,
+    Histogram,
 }
 
 /// Unix seconds of a wall-clock time (0 before 1970).
@@ -72,6 +78,7 @@ pub mod fake {
         pub missing_clusters: RefCell<Vec<String>>,
         names: RefCell<Vec<String>>,
         next_token: Cell<u32>,
+        properties: RefCell<Vec<(String, String)>>,
     }
 
     impl FakeHost {
@@ -82,7 +89,18 @@ pub mod fake {
                 missing_clusters: RefCell::new(Vec::new()),
                 names: RefCell::new(Vec::new()),
                 next_token: Cell::new(1),
+                properties: RefCell::new(Vec::new()),
             }
+        }
+
+        /// The properties set so far, in order.
+        pub fn properties(&self) -> Vec<(String, String)> {
+            self.properties.borrow().clone()
+        }
+
+        /// Every definition so far, as `Kind:name`.
+        pub fn defined(&self) -> Vec<String> {
+            self.names.borrow().clone()
         }
 
         pub fn metric_value(&self, name: &str) -> u64 {
@@ -142,6 +160,11 @@ pub mod fake {
         fn record(&self, metric: u32, value: u64) {
             let name = self.name_of(metric);
             self.shared.metrics.borrow_mut().insert(name, value);
+        }
+
+        fn set_property(&self, name: &str, value: &[u8]) {
+            let value = String::from_utf8_lossy(value).into_owned();
+            self.properties.borrow_mut().push((name.to_string(), value));
         }
     }
 

@@ -14,11 +14,22 @@ pub mod headers;
 pub mod host;
 pub mod integration;
 pub mod layout;
+pub mod metrics;
+pub mod observe;
+pub mod outcome;
 pub mod path;
 pub mod request;
 pub mod response;
 pub mod shell;
 pub mod uri;
+
+/// The module's version, and the git commit it was built from (stamped by
+/// `make build` through `ENVOY_FAAS_COMMIT`); logged when a VM starts.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const COMMIT: &str = match option_env!("ENVOY_FAAS_COMMIT") {
+    Some(commit) => commit,
+    None => "unknown",
+};
 
 pub use config::CommonConfig;
 pub use fields::{ConfigError, Fields};

@@ -19,52 +19,15 @@ pub struct LocalReply {
     pub body: Vec<u8>,
 }
 
-/// Deliberate failures, each with its status and a stable code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
-    RequestBodyTooLarge,
-    FunctionTimeout,
-    FunctionUnreachable,
-    FunctionResponseTooLarge,
-    CalloutFailed,
-    /// The deployment does not deliver request bodies the way the route's
-    /// `body_layout` says (see [`crate::layout`]).
-    BodyLayoutMisconfigured,
-    /// The filter has no valid credentials to sign the call with (they are
-    /// being fetched, or their source fails): never sent unsigned.
-    CredentialsUnavailable,
-}
-
-impl Failure {
-    pub fn status(self) -> u16 {
-        match self {
-            Failure::RequestBodyTooLarge => 413,
-            Failure::FunctionTimeout => 504,
-            Failure::FunctionUnreachable | Failure::FunctionResponseTooLarge => 502,
-            Failure::CalloutFailed | Failure::BodyLayoutMisconfigured => 500,
-            Failure::CredentialsUnavailable => 503,
-        }
-    }
-
-    pub fn code(self) -> &'static str {
-        match self {
-            Failure::RequestBodyTooLarge => "request_body_too_large",
-            Failure::FunctionTimeout => "function_timeout",
-            Failure::FunctionUnreachable => "function_unreachable",
-            Failure::FunctionResponseTooLarge => "function_response_too_large",
-            Failure::CalloutFailed => "callout_failed",
-            Failure::BodyLayoutMisconfigured => "body_layout_misconfigured",
-            Failure::CredentialsUnavailable => "credentials_unavailable",
-        }
-    }
-}
+pub use crate::outcome::Failure;
 
 /// A deliberate error answer, before the shell adds route and request id.
 /// `message` and `details` must never contain a secret.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ErrorReply {
+    /// What went wrong: the code, outcome and fault (see [`crate::outcome`]).
+    pub failure: Failure,
     pub status: u16,
-    pub code: &'static str,
     pub message: String,
     /// Extra fields of the JSON body (e.g. the upstream's error type).
     pub details: Vec<(&'static str, serde_json::Value)>,
@@ -72,16 +35,23 @@ pub struct ErrorReply {
 
 impl ErrorReply {
     pub fn new(failure: Failure, message: impl Into<String>) -> ErrorReply {
-        ErrorReply::custom(failure.status(), failure.code(), message)
-    }
-
-    pub fn custom(status: u16, code: &'static str, message: impl Into<String>) -> ErrorReply {
         ErrorReply {
-            status,
-            code,
+            failure,
+            status: failure.status(),
             message: message.into(),
             details: Vec::new(),
         }
+    }
+
+    /// Answers with `status` instead of the failure's default.
+    pub fn with_status(mut self, status: u16) -> ErrorReply {
+        self.status = status;
+        self
+    }
+
+    /// The JSON `error` code.
+    pub fn code(&self) -> &'static str {
+        self.failure.code()
     }
 
     pub fn with(mut self, key: &'static str, value: impl Into<serde_json::Value>) -> ErrorReply {
@@ -92,7 +62,7 @@ impl ErrorReply {
     /// The JSON reply: `{"error", "message", "route", "request_id", ...details}`.
     pub fn render(&self, route: &str, request_id: Option<&str>) -> LocalReply {
         let mut body = serde_json::Map::new();
-        body.insert("error".into(), self.code.into());
+        body.insert("error".into(), self.code().into());
         body.insert("message".into(), self.message.clone().into());
         body.insert("route".into(), route.into());
         if let Some(id) = request_id {
@@ -112,7 +82,7 @@ impl ErrorReply {
 /// How a callout ended, telling Envoy's synthesised failures apart from a
 /// function's own 503/504.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum CallResult {
     Function(CalloutResponse),
     /// Envoy's async client timed out (synthesised 504).
     TimedOut,
@@ -131,11 +101,11 @@ fn synthesised_by_envoy(r: &CalloutResponse) -> bool {
         && headers::get(&r.headers, "content-type") == Some("text/plain")
 }
 
-pub fn classify(response: CalloutResponse) -> Outcome {
+pub fn classify(response: CalloutResponse) -> CallResult {
     if synthesised_by_envoy(&response) {
         let body = String::from_utf8_lossy(&response.body);
         if response.status == 504 && body == "upstream request timeout" {
-            return Outcome::TimedOut;
+            return CallResult::TimedOut;
         }
         let envoy_503 = [
             "upstream connect error",
@@ -143,10 +113,10 @@ pub fn classify(response: CalloutResponse) -> Outcome {
             "upstream reset",
         ];
         if response.status == 503 && envoy_503.iter().any(|p| body.starts_with(p)) {
-            return Outcome::Unreachable(body.into_owned());
+            return CallResult::Unreachable(body.into_owned());
         }
     }
-    Outcome::Function(response)
+    CallResult::Function(response)
 }
 
 /// Headers of a function response that must not reach the client as-is:
@@ -183,16 +153,16 @@ mod tests {
     fn recognises_envoy_timeouts_and_connect_failures() {
         assert_eq!(
             classify(resp(504, SYNTH, "upstream request timeout")),
-            Outcome::TimedOut
+            CallResult::TimedOut
         );
         let refused = "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure";
         assert_eq!(
             classify(resp(503, SYNTH, refused)),
-            Outcome::Unreachable(refused.into())
+            CallResult::Unreachable(refused.into())
         );
         assert!(matches!(
             classify(resp(503, SYNTH, "no healthy upstream")),
-            Outcome::Unreachable(_)
+            CallResult::Unreachable(_)
         ));
     }
 
@@ -205,13 +175,16 @@ mod tests {
         ];
         assert!(matches!(
             classify(resp(504, own, "upstream request timeout")),
-            Outcome::Function(_)
+            CallResult::Function(_)
         ));
         assert!(matches!(
             classify(resp(503, SYNTH, "busy")),
-            Outcome::Function(_)
+            CallResult::Function(_)
         ));
-        assert!(matches!(classify(resp(503, &[], "")), Outcome::Function(_)));
+        assert!(matches!(
+            classify(resp(503, &[], "")),
+            CallResult::Function(_)
+        ));
     }
 
     #[test]

@@ -11,8 +11,10 @@ use crate::headers::HeaderList;
 use crate::host::{Host, MetricKind};
 use crate::integration::Integration;
 use crate::layout::{self, BodyLayout};
+use crate::metrics::{self, Registry};
+use crate::observe::Observation;
 use crate::request::{Callout, ClientRequest};
-use crate::response::{classify, CalloutResponse, ErrorReply, Failure, LocalReply, Outcome};
+use crate::response::{classify, CallResult, CalloutResponse, ErrorReply, Failure, LocalReply};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
@@ -26,6 +28,7 @@ pub fn install<I: Integration>() {
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
         Box::new(Root::<I> {
             config: None,
+            metrics: Rc::new(Registry::new(I::NAME)),
             memory_gauge: None,
             memory_pages: Cell::new(0),
             body_watch: Rc::new(BodyWatch::default()),
@@ -78,6 +81,7 @@ impl Host for WasmHost {
         let kind = match kind {
             MetricKind::Counter => MetricType::Counter,
             MetricKind::Gauge => MetricType::Gauge,
+            MetricKind::Histogram => MetricType::Histogram,
         };
         hostcalls::define_metric(kind, name).ok()
     }
@@ -89,14 +93,22 @@ impl Host for WasmHost {
     fn record(&self, metric: u32, value: u64) {
         let _ = hostcalls::record_metric(metric, value);
     }
+
+    fn set_property(&self, name: &str, value: &[u8]) {
+        if let Err(status) = hostcalls::set_property(vec![name], Some(value)) {
+            log::debug!("could not set property {name}: {status:?}");
+        }
+    }
 }
 
 type Compiled<I> = PluginConfig<<I as Integration>::Global, <I as Integration>::Route>;
 
 struct Root<I: Integration> {
     config: Option<Rc<Compiled<I>>>,
-    /// Gauge `envoy_faas.<filter>.wasm_memory_bytes`: the VM's linear
-    /// memory, which only grows; a leak shows up here first.
+    /// Every route's metrics, kept across reconfigurations.
+    metrics: Rc<Registry>,
+    /// Gauge [`metrics::WASM_MEMORY_BYTES`]: the VM's linear memory, which
+    /// only grows; a leak shows up here first.
     memory_gauge: Option<u32>,
     /// Last value recorded, so the gauge costs a host call only on growth.
     memory_pages: Cell<usize>,
@@ -133,6 +145,7 @@ struct Waiting<R> {
     context_id: u32,
     header_bytes: u64,
     route: Rc<R>,
+    observation: Option<Rc<Observation>>,
 }
 
 impl<R> BodyWatch<R> {
@@ -186,10 +199,30 @@ impl<I: Integration> Context for Root<I> {
 }
 
 impl<I: Integration> RootContext for Root<I> {
+    /// Says which build runs, once per VM, and sets the build-info gauge.
+    fn on_vm_start(&mut self, _size: usize) -> bool {
+        log::info!(
+            "{}: envoy-faas {} (commit {}) started",
+            I::NAME,
+            crate::VERSION,
+            crate::COMMIT
+        );
+        let labels = [
+            ("filter", I::NAME),
+            ("version", crate::VERSION),
+            ("commit", crate::COMMIT),
+        ];
+        let info = metrics::stat_name(metrics::BUILD_INFO, &labels);
+        if let Some(gauge) = WasmHost.metric(MetricKind::Gauge, &info) {
+            WasmHost.record(gauge, 1);
+        }
+        true
+    }
+
     fn on_configure(&mut self, size: usize) -> bool {
         if self.memory_gauge.is_none() {
-            let name = format!("envoy_faas.{}.wasm_memory_bytes", I::NAME);
-            self.memory_gauge = hostcalls::define_metric(MetricType::Gauge, &name).ok();
+            let name = metrics::stat_name(metrics::WASM_MEMORY_BYTES, &[("filter", I::NAME)]);
+            self.memory_gauge = WasmHost.metric(MetricKind::Gauge, &name);
         }
         self.memory_pages.set(0);
         self.record_memory();
@@ -222,6 +255,11 @@ impl<I: Integration> RootContext for Root<I> {
                 if let Err(status) = hostcalls::set_tick_period(period) {
                     log::error!("{}: could not set the tick period: {status:?}", I::NAME);
                 }
+                if compiled.observability.metrics {
+                    for name in compiled.routes.names() {
+                        self.metrics.route(&WasmHost, name);
+                    }
+                }
                 self.body_watch = Rc::new(BodyWatch::default());
                 self.config = Some(Rc::new(compiled));
                 true
@@ -240,8 +278,10 @@ impl<I: Integration> RootContext for Root<I> {
         Some(Box::new(Stream::<I> {
             context_id,
             config: self.config.clone(),
+            metrics: Rc::clone(&self.metrics),
             body_watch: Rc::clone(&self.body_watch),
             route: None,
+            observation: None,
             request: ClientRequest::default(),
             body_size: 0,
             answered: false,
@@ -270,13 +310,18 @@ impl<I: Integration> RootContext for Root<I> {
             match total {
                 Some(total) if layout::body_withheld(total, w.header_bytes) => {
                     self.body_watch.flag_missing.set(true);
-                    let route = route_label::<I>(&w.route);
+                    let error =
+                        ErrorReply::new(Failure::BodyLayoutMisconfigured, layout::FLAG_MISSING);
+                    let route = match &w.observation {
+                        Some(o) => {
+                            let host = &I::common(&w.route).function.host;
+                            o.failed(&WasmHost, error.failure, host);
+                            o.label.clone()
+                        }
+                        None => route_label::<I>(&w.route),
+                    };
                     let request_id = property(&["request", "id"]);
-                    reject::<I>(
-                        &route,
-                        request_id.as_deref(),
-                        &ErrorReply::new(Failure::BodyLayoutMisconfigured, layout::FLAG_MISSING),
-                    );
+                    reject::<I>(&route, request_id.as_deref(), &error);
                 }
                 _ => still_waiting.push(w),
             }
@@ -293,9 +338,12 @@ impl<I: Integration> RootContext for Root<I> {
 struct Stream<I: Integration> {
     context_id: u32,
     config: Option<Rc<Compiled<I>>>,
+    metrics: Rc<Registry>,
     body_watch: Rc<BodyWatch<I::Route>>,
     /// Set when this request is ours to answer.
     route: Option<Rc<I::Route>>,
+    /// Its metrics and access-log facts (unless both are switched off).
+    observation: Option<Rc<Observation>>,
     request: ClientRequest,
     /// Body bytes Envoy has buffered so far.
     body_size: usize,
@@ -348,15 +396,26 @@ fn reject<I: Integration>(route: &str, request_id: Option<&str>, error: &ErrorRe
     log::warn!(
         "{}: route \"{route}\": {}: {}",
         I::NAME,
-        error.code,
+        error.code(),
         error.message
     );
     send::<I>(error.render(route, request_id));
 }
 
 impl<I: Integration> Stream<I> {
+    /// The configured host of this route's function (access log).
+    fn function_host(&self) -> &str {
+        self.route
+            .as_ref()
+            .map_or("", |r| I::common(r).function.host.as_str())
+    }
+
+    /// Sends the function's mapped answer.
     fn send(&mut self, reply: LocalReply) {
         self.replied = true;
+        if let Some(o) = &self.observation {
+            o.replied(&WasmHost, reply.status, self.function_host());
+        }
         send::<I>(reply);
     }
 
@@ -366,12 +425,39 @@ impl<I: Integration> Stream<I> {
 
     fn reject(&mut self, error: &ErrorReply) {
         self.replied = true;
-        let route = self
-            .route
-            .as_ref()
-            .map(|r| route_label::<I>(r))
-            .unwrap_or_default();
+        let route = match &self.observation {
+            Some(o) => {
+                o.failed(&WasmHost, error.failure, self.function_host());
+                o.label.clone()
+            }
+            None => self
+                .route
+                .as_ref()
+                .map(|r| route_label::<I>(r))
+                .unwrap_or_default(),
+        };
         reject::<I>(&route, self.request.header("x-request-id"), error);
+    }
+
+    /// Starts observing a request on a function route. `route_name` is the
+    /// Envoy route name when the lookup already read it.
+    fn observe(&mut self, config: &Compiled<I>, route_name: Option<String>) {
+        let wanted = config.observability;
+        if !wanted.any() {
+            return;
+        }
+        let label = route_name
+            .or_else(|| property(&["xds", "route_name"]))
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| metrics::UNNAMED_ROUTE.to_string());
+        let route_metrics = wanted
+            .metrics
+            .then(|| self.metrics.route(&WasmHost, &label));
+        self.observation = Some(Rc::new(Observation::new(
+            label,
+            route_metrics,
+            wanted.access_log_fields,
+        )));
     }
 
     /// Pauses request headers that a body follows, and watches for Envoy
@@ -386,6 +472,7 @@ impl<I: Integration> Stream<I> {
             context_id: self.context_id,
             header_bytes: layout::header_bytes(&self.request.headers),
             route,
+            observation: self.observation.clone(),
         });
         Action::Pause
     }
@@ -430,11 +517,14 @@ impl<I: Integration> Stream<I> {
         if let Err(error) = I::admit(&config.global, &route, &WasmHost) {
             return self.reject(&error);
         }
-        let callout =
-            match I::build_callout(&config.global, &route, &self.request, SystemTime::now()) {
-                Ok(c) => c,
-                Err(error) => return self.reject(&error),
-            };
+        let now = SystemTime::now();
+        let callout = match I::build_callout(&config.global, &route, &self.request, now) {
+            Ok(c) => c,
+            Err(error) => return self.reject(&error),
+        };
+        if let Some(o) = &self.observation {
+            o.sent(&WasmHost, now, self.body_size);
+        }
         if let Err(why) = WasmHost.dispatch(&callout) {
             self.fail(Failure::CalloutFailed, &why);
         }
@@ -456,6 +546,7 @@ impl<I: Integration> HttpContext for Stream<I> {
         };
         let limit = I::common(&route).max_req_body_size;
         self.route = Some(Rc::clone(&route));
+        self.observe(&config, route_name);
         self.request.headers = header_map(MapType::HttpRequestHeaders);
         // Refuse before reading a byte of an announced oversized body.
         let announced = self
@@ -524,6 +615,14 @@ impl<I: Integration> HttpContext for Stream<I> {
             _ => Action::Continue,
         }
     }
+
+    /// The stream is complete (Envoy calls this before its access logs):
+    /// a request this filter never answered was abandoned by its client.
+    fn on_log(&mut self) {
+        if let Some(o) = self.observation.as_ref().filter(|o| !o.is_finished()) {
+            o.abandoned(&WasmHost, self.function_host());
+        }
+    }
 }
 
 impl<I: Integration> Drop for Stream<I> {
@@ -547,7 +646,13 @@ impl<I: Integration> Context for Stream<I> {
             return; // answered meanwhile (the router's response was replaced)
         }
         let common = I::common(&route);
+        let now = SystemTime::now();
+        let mut headers = header_map(MapType::HttpCallResponseHeaders);
+        let status = proxy_status(&headers);
         if body_size > common.max_resp_body_size {
+            if let Some(o) = &self.observation {
+                o.answered(&WasmHost, now, status, body_size);
+            }
             return self.fail(
                 Failure::FunctionResponseTooLarge,
                 &format!(
@@ -556,39 +661,45 @@ impl<I: Integration> Context for Stream<I> {
                 ),
             );
         }
-        let mut headers = header_map(MapType::HttpCallResponseHeaders);
-        let status = proxy_status(&headers);
         headers.retain(|(n, _)| !n.starts_with(':'));
         let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
             .ok()
             .flatten()
             .unwrap_or_default();
         let Some(status) = status else {
+            if let Some(o) = &self.observation {
+                o.answered(&WasmHost, now, None, body_size);
+            }
             return self.fail(
                 Failure::FunctionUnreachable,
                 "the function's response had no valid status",
             );
         };
-        match classify(CalloutResponse {
+        let result = classify(CalloutResponse {
             status,
             headers,
             body,
-        }) {
-            Outcome::TimedOut => self.fail(
+        });
+        if let Some(o) = &self.observation {
+            let function_status = matches!(result, CallResult::Function(_)).then_some(status);
+            o.answered(&WasmHost, now, function_status, body_size);
+        }
+        match result {
+            CallResult::TimedOut => self.fail(
                 Failure::FunctionTimeout,
                 &format!(
                     "the function did not answer within {} ms",
                     common.timeout.as_millis()
                 ),
             ),
-            Outcome::Unreachable(why) => self.fail(
+            CallResult::Unreachable(why) => self.fail(
                 Failure::FunctionUnreachable,
                 &format!(
                     "could not reach the function on cluster \"{}\": {why}",
                     common.cluster
                 ),
             ),
-            Outcome::Function(response) => {
+            CallResult::Function(response) => {
                 match I::map_response(&config.global, &route, response) {
                     Ok(reply) => self.send(reply),
                     Err(error) => self.reject(&error),

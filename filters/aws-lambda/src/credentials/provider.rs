@@ -17,7 +17,7 @@ use super::refresh::{backoff_seconds, refresh_at, usable};
 use super::{Credentials, Expiring};
 use faas_core::host::unix_seconds;
 use faas_core::response::Failure;
-use faas_core::{CalloutResponse, ErrorReply, Host, MetricKind};
+use faas_core::{metrics, CalloutResponse, ErrorReply, Host, Integration, MetricKind};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
@@ -107,14 +107,15 @@ struct Stats {
 
 impl Stats {
     fn define(label: &str, host: &dyn Host) -> Stats {
-        let name = |stat: &str| format!("envoy_faas.aws-lambda.credentials.{label}.{stat}");
-        let counter = |stat: &str| host.metric(MetricKind::Counter, &name(stat));
+        let labels = [("filter", crate::AwsLambda::NAME), ("source", label)];
+        let define = |kind, family| host.metric(kind, &metrics::stat_name(family, &labels));
+        let counter = |family| define(MetricKind::Counter, family);
         Stats {
-            attempted: counter("refresh_attempted"),
-            succeeded: counter("refresh_succeeded"),
-            failed: counter("refresh_failed"),
-            refused: counter("requests_refused"),
-            expiry: host.metric(MetricKind::Gauge, &name("expiry_seconds")),
+            attempted: counter(metrics::CREDENTIALS_REFRESH_ATTEMPTS),
+            succeeded: counter(metrics::CREDENTIALS_REFRESHES),
+            failed: counter(metrics::CREDENTIALS_REFRESH_FAILURES),
+            refused: counter(metrics::CREDENTIALS_REQUESTS_REFUSED),
+            expiry: define(MetricKind::Gauge, metrics::CREDENTIALS_EXPIRY_SECONDS),
         }
     }
 }

@@ -55,7 +55,10 @@ fn failing(p: &Provider, host: &FakeHost) {
     p.on_response(calls[0].0, &answer(503, "no healthy upstream"), host);
 }
 
-const STAT: &str = "envoy_faas.aws-lambda.credentials.imds.";
+/// The stat name of an IMDS credentials metric.
+fn imds(family: &str) -> String {
+    format!("{family}.filter=.=aws-lambda;.;source=.=imds;.;")
+}
 
 #[test]
 fn one_vm_refreshes_and_every_vm_signs_with_the_result() {
@@ -70,21 +73,33 @@ fn one_vm_refreshes_and_every_vm_signs_with_the_result() {
     assert!(host_b.calls.borrow().is_empty(), "B did not call");
     serve_imds(&a, &host_a, "ASIA1", T0 + 3600);
     assert_eq!(
-        host_a.metric_value(&format!("{STAT}expiry_seconds")),
+        host_a.metric_value(&imds(metrics::CREDENTIALS_EXPIRY_SECONDS)),
         3600,
         "the gauge is set as the credentials arrive"
     );
     assert!(b.admit(0, &host_b).is_ok());
     assert_eq!(b.credentials(0, T0).unwrap().access_key_id, "ASIA1");
-    assert_eq!(host_a.metric_value(&format!("{STAT}refresh_attempted")), 1);
-    assert_eq!(host_a.metric_value(&format!("{STAT}refresh_succeeded")), 1);
-    assert_eq!(host_a.metric_value(&format!("{STAT}requests_refused")), 1);
+    assert_eq!(
+        host_a.metric_value(&imds(metrics::CREDENTIALS_REFRESH_ATTEMPTS)),
+        1
+    );
+    assert_eq!(
+        host_a.metric_value(&imds(metrics::CREDENTIALS_REFRESHES)),
+        1
+    );
+    assert_eq!(
+        host_a.metric_value(&imds(metrics::CREDENTIALS_REQUESTS_REFUSED)),
+        1
+    );
     // Nothing more until the refresh time, 15 min (minus jitter) before expiry.
     shared.unix_seconds.set(T0 + 2000);
     a.tick(&host_a);
     b.tick(&host_b);
     assert!(host_a.calls.borrow().is_empty() && host_b.calls.borrow().is_empty());
-    assert_eq!(host_b.metric_value(&format!("{STAT}expiry_seconds")), 1600);
+    assert_eq!(
+        host_b.metric_value(&imds(metrics::CREDENTIALS_EXPIRY_SECONDS)),
+        1600
+    );
     shared.unix_seconds.set(T0 + 3600 - 900);
     b.tick(&host_b);
     a.tick(&host_a);
@@ -122,7 +137,7 @@ fn an_outage_keeps_valid_credentials_then_fails_closed_then_recovers() {
     shared.unix_seconds.set(T0 + 56);
     let refused = p.admit(0, &host).unwrap_err();
     assert_eq!(
-        (refused.status, refused.code),
+        (refused.status, refused.code()),
         (503, "credentials_unavailable")
     );
     assert!(
@@ -136,7 +151,10 @@ fn an_outage_keeps_valid_credentials_then_fails_closed_then_recovers() {
     p.tick(&host);
     serve_imds(&p, &host, "ASIA2", T0 + 3600);
     assert!(p.admit(0, &host).is_ok(), "recovered by itself");
-    assert_eq!(host.metric_value(&format!("{STAT}refresh_failed")), 2);
+    assert_eq!(
+        host.metric_value(&imds(metrics::CREDENTIALS_REFRESH_FAILURES)),
+        2
+    );
 }
 
 #[test]
