@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 mod gateway;
 mod platform;
+pub mod prometheus;
 pub use gateway::{compose_as_demo, local_demo_bootstrap, shipped_config, Gateway};
 pub use platform::{platform_bootstrap, token_file_listener, SOURCE_CLUSTERS, TOKEN_FILE_CLUSTER};
 

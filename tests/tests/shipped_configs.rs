@@ -78,3 +78,38 @@ fn platform_credentials_ship_the_tested_token_recipe_and_verified_sts() {
         named(&resources["clusters"], name);
     }
 }
+
+/// Every shipped config carries the same stats_config (the Prometheus
+/// labels) and, on its gateway listener, the same access-log format as
+/// `envoy/demo.yaml`, which `observability.rs` runs.
+#[test]
+fn every_shipped_config_has_the_tested_stats_tags_and_access_log() {
+    let stats = integration_tests::prometheus::shipped_stats_config();
+    let tags: Vec<&str> = stats["stats_tags"]
+        .as_array()
+        .map(|t| t.iter().filter_map(|t| t["tag_name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        tags,
+        ["filter", "route", "outcome", "fault", "source", "version", "commit"]
+    );
+    let log = integration_tests::prometheus::shipped_access_log();
+    let dir = repo_root().join("envoy");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("envoy/") {
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        if !name.ends_with(".yaml") {
+            continue;
+        }
+        let config = shipped_config(&name);
+        assert_eq!(config["stats_config"], stats, "{name}: stats_config");
+        let hcm = integration_tests::prometheus::gateway_hcm(&config);
+        assert_eq!(hcm["access_log"][0], log, "{name}: access_log");
+        checked += 1;
+    }
+    assert!(checked >= 7, "{checked} configs");
+}

@@ -1,0 +1,595 @@
+//! Metrics, access-log fields and the dashboard, in real Envoy 1.40 with
+//! the shipped `stats_config` and access-log format (`envoy/demo.yaml`):
+//! every outcome is driven through the three filters, then
+//! `/stats/prometheus` is scraped and parsed, and the access log read.
+
+use faas_emulator::aws::KEYS;
+use integration_tests::prometheus::{self, Scrape};
+use integration_tests::*;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The outcome labels the README documents, with their fault.
+const OUTCOMES: [(&str, &str); 17] = [
+    ("function_1xx", "none"),
+    ("function_2xx", "none"),
+    ("function_3xx", "none"),
+    ("function_4xx", "client"),
+    ("function_5xx", "function"),
+    ("timeout", "function"),
+    ("unreachable", "function"),
+    ("response_too_large", "function"),
+    ("invalid_response", "function"),
+    ("function_error", "function"),
+    ("invoke_api_error", "function"),
+    ("throttled", "function"),
+    ("request_too_large", "client"),
+    ("credentials_unavailable", "gateway"),
+    ("callout_failed", "gateway"),
+    ("body_layout_misconfigured", "gateway"),
+    ("client_closed", "client"),
+];
+
+fn fault_of(outcome: &str) -> &'static str {
+    OUTCOMES
+        .iter()
+        .find(|(o, _)| *o == outcome)
+        .map(|(_, f)| *f)
+        .unwrap_or_else(|| panic!("undocumented outcome {outcome}"))
+}
+
+fn fn_url(path: &str) -> String {
+    format!("http://127.0.0.1:{}{path}", emulator().port())
+}
+
+/// One request per outcome: `(filter, route, method, body, outcome)`; the
+/// Envoy route `<route>` matches the prefix `/<route>`.
+const CASES: [(&str, &str, &str, usize, &str); 16] = [
+    ("openfunction", "ok", "POST", 1000, "function_2xx"),
+    ("openfunction", "redirect", "GET", 0, "function_3xx"),
+    ("openfunction", "missing", "GET", 0, "function_4xx"),
+    ("openfunction", "broken", "GET", 0, "function_5xx"),
+    ("openfunction", "slow", "GET", 0, "timeout"),
+    ("openfunction", "dead", "GET", 0, "unreachable"),
+    ("openfunction", "big", "GET", 0, "response_too_large"),
+    ("openfunction", "small", "POST", 100, "request_too_large"),
+    ("openfunction", "nocluster", "GET", 0, "callout_failed"),
+    ("aws-lambda", "crash", "POST", 2, "function_error"),
+    ("aws-lambda", "badjson", "POST", 2, "invalid_response"),
+    ("aws-lambda", "throttled", "POST", 2, "throttled"),
+    ("aws-lambda", "unknown", "POST", 2, "invoke_api_error"),
+    (
+        "aws-lambda",
+        "nocreds",
+        "POST",
+        2,
+        "credentials_unavailable",
+    ),
+    (
+        "azure-functions",
+        "layout",
+        "POST",
+        10,
+        "body_layout_misconfigured",
+    ),
+    // Sent by `abandon`: the client leaves before the function answers.
+    ("openfunction", "abandoned", "GET", 0, "client_closed"),
+];
+
+fn openfunction_config() -> Value {
+    let of = |path: &str, extra: Value| {
+        let mut e = json!({"function_uri": fn_url(path), "cluster": "functions"});
+        if let (Some(e), Value::Object(x)) = (e.as_object_mut(), extra) {
+            e.extend(x);
+        }
+        e
+    };
+    json!({"routes": {
+        "ok": of("/echo", json!({})),
+        "redirect": of("/status/302", json!({})),
+        "missing": of("/status/404", json!({})),
+        "broken": of("/status/500", json!({})),
+        "slow": of("/delay/5000", json!({"timeout": 200})),
+        "dead": of("/echo", json!({"cluster": "dead"})),
+        "big": of("/bytes/1000", json!({"max_resp_body_size": 100})),
+        "small": of("/echo", json!({"max_req_body_size": 10})),
+        "nocluster": of("/echo", json!({"cluster": "no_such_cluster"})),
+        "abandoned": of("/delay/5000", json!({"timeout": 10000})),
+    }})
+}
+
+fn aws_lambda_config() -> Value {
+    let invoke = |function: &str, signed: bool| {
+        let mut e = json!({
+            "function_name": function,
+            "endpoint": "http://lambda.us-east-1.amazonaws.com",
+            "cluster": "functions",
+            "aws_region": "us-east-1",
+        });
+        if signed {
+            e["aws_key"] = KEYS[0].0.into();
+            e["aws_secret"] = KEYS[0].1.into();
+        }
+        e
+    };
+    let mut badjson = invoke("bad-json", true);
+    badjson["payload_format"] = "apigateway_v2".into();
+    json!({
+        // No keys on `nocreds`: it signs with instance credentials, and the
+        // metadata service's cluster has no one listening.
+        "imds_cluster": "dead",
+        "routes": {
+            "crash": invoke("crash", true),
+            "badjson": badjson,
+            "throttled": invoke("throttled", true),
+            "unknown": invoke("no-such-function", true),
+            "nocreds": invoke("echo-event", false),
+        }
+    })
+}
+
+/// The scenario's Envoy: the three filters in one chain (azure-functions
+/// without `allow_on_headers_stop_iteration`, so a body it waits for is
+/// withheld), the shipped stats_config, and the shipped access log into a
+/// file. Histograms reach `/stats/prometheus` at each stats flush: 1 s here.
+fn start_scenario(access_log: &Path, plugins: [Value; 3]) -> Envoy {
+    let [openfunction, aws_lambda, azure] = plugins;
+    let mut routes: Vec<Value> = CASES
+        .iter()
+        .map(|(_, name, ..)| route(name, &format!("/{name}"), "functions"))
+        .collect();
+    routes.push(json!({"name": "plain", "match": {"prefix": "/plain/"},
+                       "route": {"cluster": "functions", "prefix_rewrite": "/echo/"}}));
+    let mut azure_filter = wasm_filter("azure-functions", &azure);
+    azure_filter["typed_config"]["config"]
+        .as_object_mut()
+        .map(|c| c.remove("allow_on_headers_stop_iteration"));
+    let env = [("AWS_EC2_METADATA_DISABLED", "false")];
+    let mut config = bootstrap(
+        routes,
+        vec![
+            wasm_filter("openfunction", &openfunction),
+            wasm_filter_with_env("aws-lambda", &aws_lambda, &env),
+            azure_filter,
+        ],
+        vec![
+            cluster("functions", emulator().port()),
+            cluster("dead", dead_port()),
+        ],
+    );
+    config["stats_config"] = prometheus::shipped_stats_config();
+    config["stats_flush_interval"] = "1s".into();
+    let hcm = &mut config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+        ["typed_config"];
+    hcm["access_log"] = json!([prometheus::shipped_access_log_to(access_log)]);
+    Envoy::start(&config).unwrap_or_else(|log| panic!("{log}"))
+}
+
+fn default_plugins() -> [Value; 3] {
+    let azure =
+        json!({"routes": {"layout": {"function_uri": fn_url("/echo"), "cluster": "functions"}}});
+    [openfunction_config(), aws_lambda_config(), azure]
+}
+
+/// Sends every case but the abandoned one; returns the statuses by route.
+fn drive(envoy: &Envoy) -> Vec<(&'static str, u16)> {
+    CASES
+        .iter()
+        .filter(|(_, _, _, _, outcome)| *outcome != "client_closed")
+        .map(|(_, name, method, size, _)| {
+            let body = vec![b'x'; *size];
+            let r = http1(envoy.port, method, &format!("/{name}"), &[], &body);
+            (*name, r.status)
+        })
+        .collect()
+}
+
+/// Sends `GET /abandoned` and closes the connection once Envoy's callout to
+/// the function is in flight (the cluster's own gauge says so).
+fn abandon(envoy: &Envoy) {
+    let mut socket = std::net::TcpStream::connect(("127.0.0.1", envoy.port)).expect("connect");
+    socket
+        .write_all(b"GET /abandoned HTTP/1.1\r\nhost: gateway.test\r\n\r\n")
+        .expect("send");
+    wait_for("the callout to be in flight", || {
+        envoy
+            .stat("cluster.functions.upstream_rq_active")
+            .filter(|&n| n >= 1)
+    });
+    drop(socket);
+}
+
+/// Polls `probe` (Envoy's own stats or files) until it yields, for 20 s.
+fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn scrape(envoy: &Envoy) -> Scrape {
+    let r = admin_get(envoy.admin_port, "/stats/prometheus").expect("scrape");
+    assert_eq!(r.status, 200);
+    prometheus::parse(&r.text()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn requests(s: &Scrape, filter: &str, route: &str, outcome: &str) -> Option<f64> {
+    let labels = [
+        ("filter", filter),
+        ("route", route),
+        ("outcome", outcome),
+        ("fault", fault_of(outcome)),
+    ];
+    s.value("envoy_faas_requests_total", &labels)
+}
+
+/// Scrapes until every case's counter shows and the histograms of the
+/// slow route are flushed.
+fn settled_scrape(envoy: &Envoy) -> Scrape {
+    wait_for("every outcome and the flushed histograms", || {
+        let s = scrape(envoy);
+        let counted = CASES
+            .iter()
+            .all(|(f, r, _, _, o)| requests(&s, f, r, o) == Some(1.0));
+        let flushed = s
+            .value(
+                "envoy_faas_response_body_bytes_count",
+                &[("filter", "openfunction"), ("route", "ok")],
+            )
+            .is_some_and(|n| n >= 1.0);
+        (counted && flushed).then_some(s)
+    })
+}
+
+#[test]
+fn every_outcome_is_scraped_once_with_its_labels_and_the_dashboard_queries_exist() {
+    let dir = ScratchDir::new("observability-metrics");
+    let envoy = start_scenario(&dir.0.join("access.log"), default_plugins());
+    let statuses = drive(&envoy);
+    abandon(&envoy);
+    let s = settled_scrape(&envoy);
+
+    // One family per measurement, with its type.
+    for (family, kind) in [
+        ("envoy_faas_requests_total", "counter"),
+        ("envoy_faas_function_latency_ms", "histogram"),
+        ("envoy_faas_request_body_bytes", "histogram"),
+        ("envoy_faas_response_body_bytes", "histogram"),
+        ("envoy_faas_wasm_memory_bytes", "gauge"),
+        ("envoy_faas_build_info", "gauge"),
+    ] {
+        assert_eq!(
+            s.types.get(family).map(String::as_str),
+            Some(kind),
+            "{family}"
+        );
+    }
+    let per_route = s
+        .types
+        .keys()
+        .filter(|f| f.contains("requests_total"))
+        .count();
+    assert_eq!(
+        per_route, 1,
+        "the requests counter is one family, not one per route"
+    );
+
+    // Each case counted once under its outcome, every other outcome of its
+    // route defined and zero.
+    for (filter, route, _, _, outcome) in CASES {
+        let samples = s.find(
+            "envoy_faas_requests_total",
+            &[("filter", filter), ("route", route)],
+        );
+        let seen: BTreeSet<&str> = samples
+            .iter()
+            .map(|x| x.labels["outcome"].as_str())
+            .collect();
+        let documented: BTreeSet<&str> = OUTCOMES.iter().map(|(o, _)| *o).collect();
+        assert_eq!(seen, documented, "{filter}/{route}: outcome series");
+        for x in samples {
+            let o = &x.labels["outcome"];
+            assert_eq!(x.labels["fault"], fault_of(o), "{filter}/{route}/{o}");
+            let want = if o == outcome { 1.0 } else { 0.0 };
+            assert_eq!(
+                x.value, want,
+                "{filter}/{route}/{o} (statuses {statuses:?})"
+            );
+        }
+    }
+
+    // Latency: the slow function was cut at its 200 ms timeout.
+    let slow = [("filter", "openfunction"), ("route", "slow")];
+    let latency_sum = s
+        .value("envoy_faas_function_latency_ms_sum", &slow)
+        .expect("latency of /slow");
+    assert!(
+        (190.0..2000.0).contains(&latency_sum),
+        "slow latency {latency_sum} ms"
+    );
+    let buckets = s.find("envoy_faas_function_latency_ms_bucket", &slow);
+    assert!(buckets
+        .iter()
+        .any(|b| b.labels["le"] == "+Inf" && b.value == 1.0));
+    // Body sizes: 1000 bytes sent to /echo (Envoy's histogram sums are
+    // approximate: within 5%).
+    let ok = [("filter", "openfunction"), ("route", "ok")];
+    let sent = s
+        .value("envoy_faas_request_body_bytes_sum", &ok)
+        .expect("request body histogram");
+    assert!((950.0..1050.0).contains(&sent), "request body sum {sent}");
+    let buckets = s.find("envoy_faas_request_body_bytes_bucket", &ok);
+    assert!(
+        buckets.iter().any(|b| b.labels["le"] == "1024"),
+        "byte buckets from the shipped histogram_bucket_settings"
+    );
+    // Nothing for a route the filters do not answer.
+    assert!(s
+        .find("envoy_faas_requests_total", &[("route", "plain")])
+        .is_empty());
+
+    // The module's own gauges.
+    for filter in ["openfunction", "aws-lambda", "azure-functions"] {
+        let info = s.find("envoy_faas_build_info", &[("filter", filter)]);
+        assert_eq!(info.len(), 1, "{filter} build info");
+        assert_eq!(info[0].value, 1.0);
+        assert!(!info[0].labels["version"].is_empty() && !info[0].labels["commit"].is_empty());
+        let memory = s
+            .value("envoy_faas_wasm_memory_bytes", &[("filter", filter)])
+            .unwrap_or(0.0);
+        assert!(memory >= 65536.0, "{filter} memory gauge {memory}");
+    }
+    // Platform credentials, labelled by source.
+    let refused = s
+        .value(
+            "envoy_faas_credentials_requests_refused_total",
+            &[("filter", "aws-lambda"), ("source", "imds")],
+        )
+        .expect("credentials counter");
+    assert!(refused >= 1.0);
+
+    dashboard_queries_name_what_the_scrape_shows(&s);
+}
+
+/// Every query of `envoy/grafana-dashboard.json` names families and
+/// labels present in the real scrape.
+fn dashboard_queries_name_what_the_scrape_shows(s: &Scrape) {
+    let path = repo_root().join("envoy/grafana-dashboard.json");
+    let text = std::fs::read_to_string(&path).expect("dashboard");
+    let dashboard: Value = serde_json::from_str(&text).expect("dashboard JSON");
+    let queries = dashboard_queries(&dashboard);
+    assert!(queries.len() >= 4, "dashboard queries: {queries:?}");
+    for expr in &queries {
+        let (families, labels) = promql_names(expr);
+        assert!(!families.is_empty(), "no metric in {expr}");
+        for sample_name in &families {
+            let family = s.family_of(sample_name);
+            assert!(
+                s.types.contains_key(family),
+                "{expr}: {sample_name} is not in the scrape"
+            );
+            for label in &labels {
+                assert!(
+                    s.samples
+                        .iter()
+                        .filter(|x| s.family_of(&x.name) == family)
+                        .any(|x| x.labels.contains_key(label) || label == "le"),
+                    "{expr}: {family} has no label {label}"
+                );
+            }
+        }
+    }
+}
+
+/// Every `expr` of every panel target (rows nest panels).
+fn dashboard_queries(v: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    match v {
+        Value::Object(map) => {
+            if let Some(Value::String(e)) = map.get("expr") {
+                out.push(e.clone());
+            }
+            for x in map.values() {
+                out.extend(dashboard_queries(x));
+            }
+        }
+        Value::Array(list) => list.iter().for_each(|x| out.extend(dashboard_queries(x))),
+        _ => {}
+    }
+    out
+}
+
+/// The metric names (`envoy_faas_*`) and label names a PromQL expression
+/// uses: matchers inside `{}` and `by (...)` / `without (...)` lists.
+fn promql_names(expr: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut families = BTreeSet::new();
+    let mut labels = BTreeSet::new();
+    let mut rest = expr;
+    while let Some(i) = rest.find("envoy_faas_") {
+        let tail = &rest[i..];
+        let end = tail.find(|c| !ident(c)).unwrap_or(tail.len());
+        families.insert(tail[..end].to_string());
+        rest = &tail[end..];
+    }
+    let mut rest = expr;
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..].find('}').map(|c| open + c).expect("closed");
+        for matcher in rest[open + 1..close].split(',') {
+            let name: String = matcher.trim().chars().take_while(|c| ident(*c)).collect();
+            if !name.is_empty() {
+                labels.insert(name);
+            }
+        }
+        rest = &rest[close + 1..];
+    }
+    for keyword in ["by (", "by(", "without (", "without("] {
+        let mut rest = expr;
+        while let Some(i) = rest.find(keyword) {
+            let after = &rest[i + keyword.len()..];
+            let close = after.find(')').expect("closed");
+            for name in after[..close].split(',') {
+                labels.insert(name.trim().to_string());
+            }
+            rest = &after[close..];
+        }
+    }
+    labels.retain(|l| !l.is_empty());
+    (families, labels)
+}
+
+/// The access-log lines (JSON) of `path`, once there are `n`.
+fn access_lines(path: &Path, n: usize) -> Vec<Value> {
+    wait_for("the access log lines", || {
+        let text = std::fs::read_to_string(path).ok()?;
+        let lines: Vec<Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        (lines.len() >= n).then_some(lines)
+    })
+}
+
+#[test]
+fn access_log_lines_carry_the_function_facts() {
+    let dir = ScratchDir::new("observability-log");
+    let log = dir.0.join("access.log");
+    let envoy = start_scenario(&log, default_plugins());
+    let trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let ok = http1(
+        envoy.port,
+        "GET",
+        "/ok",
+        &[("x-request-id", "rid-ok-1"), ("traceparent", trace)],
+        b"",
+    );
+    assert_eq!(ok.status, 200);
+    // What the function saw: the same request id and trace context.
+    let echo = ok.echo();
+    assert_eq!(echo.header("x-request-id"), Some("rid-ok-1"));
+    assert_eq!(echo.header("traceparent"), Some(trace));
+    let statuses = drive(&envoy);
+    abandon(&envoy);
+    let lines = access_lines(&log, 2 + statuses.len());
+    let line = |route: &str| -> &Value {
+        lines
+            .iter()
+            .find(|l| l["envoy_route"] == route)
+            .unwrap_or_else(|| panic!("no access-log line for {route}: {lines:?}"))
+    };
+
+    let first = line("ok");
+    assert_eq!(first["request_id"], "rid-ok-1");
+    assert_eq!(first["traceparent"], trace);
+    assert_eq!(first["route"], "ok");
+    assert_eq!(first["function_host"], "127.0.0.1");
+    assert_eq!(first["outcome"], "function_2xx");
+    assert_eq!(first["fault"], "none");
+    assert_eq!(first["function_status"], "200");
+    assert!(first["error"].is_null(), "{first}");
+    assert!(first["function_latency_ms"].as_str().is_some(), "{first}");
+
+    let slow = line("slow");
+    assert_eq!(slow["status"], 504);
+    assert_eq!(
+        (&slow["outcome"], &slow["error"], &slow["fault"]),
+        (
+            &json!("timeout"),
+            &json!("function_timeout"),
+            &json!("function")
+        )
+    );
+    assert!(
+        slow["function_status"].is_null(),
+        "Envoy's own timeout: {slow}"
+    );
+    let waited: u64 = slow["function_latency_ms"]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .expect("latency");
+    assert!((195..2000).contains(&waited), "{waited}");
+
+    let throttled = line("throttled");
+    assert_eq!(throttled["status"], 429);
+    assert_eq!(throttled["function_host"], "lambda.us-east-1.amazonaws.com");
+    assert_eq!(throttled["function_status"], "429");
+    assert_eq!(throttled["error"], "lambda_invoke_failed");
+    assert_eq!(throttled["outcome"], "throttled");
+
+    let broken = line("broken");
+    assert_eq!(
+        (&broken["status"], &broken["function_status"]),
+        (&json!(500), &json!("500"))
+    );
+    assert_eq!(broken["fault"], "function");
+
+    let nocreds = line("nocreds");
+    assert_eq!(
+        (&nocreds["status"], &nocreds["error"], &nocreds["fault"]),
+        (
+            &json!(503),
+            &json!("credentials_unavailable"),
+            &json!("gateway")
+        )
+    );
+    let layout = line("layout");
+    assert_eq!(layout["outcome"], "body_layout_misconfigured");
+    let small = line("small");
+    assert_eq!(
+        (&small["status"], &small["fault"]),
+        (&json!(413), &json!("client"))
+    );
+
+    // The client that left: outcome set before Envoy wrote the line.
+    let gone = line("abandoned");
+    assert_eq!(gone["outcome"], "client_closed", "{gone}");
+    assert_eq!(gone["fault"], "client");
+
+    let plain = http1(envoy.port, "GET", "/plain/x", &[], b"");
+    assert_eq!(plain.status, 200);
+    let lines = access_lines(&log, 3 + statuses.len());
+    let plain = lines
+        .iter()
+        .find(|l| l["envoy_route"] == "plain")
+        .expect("plain line");
+    assert!(
+        plain["outcome"].is_null() && plain["route"].is_null(),
+        "no facts where no function filter answered: {plain}"
+    );
+}
+
+#[test]
+fn metrics_and_access_log_fields_can_be_switched_off() {
+    let dir = ScratchDir::new("observability-off");
+    let log = dir.0.join("access.log");
+    let mut plugins = default_plugins();
+    plugins[0]["metrics"] = false.into();
+    plugins[0]["access_log_fields"] = false.into();
+    let envoy = start_scenario(&log, plugins);
+    let r = http1(envoy.port, "GET", "/ok", &[], b"");
+    assert_eq!(r.status, 200);
+    let r = http1(envoy.port, "GET", "/throttled", &[], b"");
+    assert_eq!(r.status, 429);
+    let lines = access_lines(&log, 2);
+    let ok = lines.iter().find(|l| l["envoy_route"] == "ok").expect("ok");
+    assert!(ok["outcome"].is_null() && ok["route"].is_null(), "{ok}");
+    let s = wait_for("the aws-lambda counter", || {
+        let s = scrape(&envoy);
+        (requests(&s, "aws-lambda", "throttled", "throttled") == Some(1.0)).then_some(s)
+    });
+    assert!(
+        s.find("envoy_faas_requests_total", &[("filter", "openfunction")])
+            .is_empty(),
+        "openfunction has metrics off"
+    );
+    // Its error bodies still name the route.
+    let r = http1(envoy.port, "GET", "/slow", &[], b"");
+    assert_eq!((r.status, r.json()["route"].as_str()), (504, Some("slow")));
+}
