@@ -12,6 +12,9 @@ PNG) and into BENCHMARKS.md between the `bench:begin`/`bench:end` markers.
 Environment: BENCH_DURATION (seconds per measurement, default 5),
 BENCH_REPS (rounds, median reported, default 3), BENCH_SCENARIOS
 (comma-separated subset), BENCH_MEMORY_REQUESTS (default 200000; 0 skips).
+Each wasm filter also runs as `<name>-nometrics` and `<name>-dark`
+(metrics, then also access-log fields, off) right after itself in every
+round, on the small-body cases.
 """
 
 import json
@@ -539,6 +542,47 @@ def versions(envoy_bin):
     }
 
 
+# The wasm filters again with their metrics off ("-nometrics": access-log
+# facts still on) and with both off ("-dark"), right after themselves in
+# every round: the cost of metrics is default vs -nometrics, the cost of
+# the access-log facts -nometrics vs -dark. Small bodies only: the cost is
+# per request, and the 256 KiB cases would only add noise and minutes.
+OBSERVED = ["aws-url", "aws-invoke", "azure", "openfunction"]
+VARIANTS = {
+    "-nometrics": ("metrics off", {"metrics": False}),
+    "-dark": ("metrics and access-log fields off", {"metrics": False, "access_log_fields": False}),
+}
+VARIANT_BODIES = [("GET", 0), ("POST 1 KiB", 1024)]
+
+
+def is_variant(name):
+    return any(name.endswith(suffix) for suffix in VARIANTS)
+
+
+def variant(name, suffix):
+    label, filters, body, metadata = SCENARIOS[name]
+    what, switches = VARIANTS[suffix]
+
+    def switched_filters():
+        out = filters()
+        for f in out:
+            configuration = f["typed_config"]["config"]["configuration"]
+            plugin = json.loads(configuration["value"])
+            plugin.update(switches)
+            configuration["value"] = json.dumps(plugin)
+        return out
+
+    return (f"{label}, {what}", switched_filters, body, metadata)
+
+
+SCENARIOS = dict(
+    pair
+    for name, scenario in SCENARIOS.items()
+    for pair in [(name, scenario)]
+    + ([(name + suffix, variant(name, suffix)) for suffix in VARIANTS] if name in OBSERVED else [])
+)
+
+
 def main():
     envoy_bin, emulator_bin, micro_dir = sys.argv[1], sys.argv[2], Path(sys.argv[3])
     selected = [s for s in os.environ.get("BENCH_SCENARIOS", ",".join(SCENARIOS)).split(",") if s]
@@ -560,9 +604,10 @@ def main():
                     # V8 starts wasm in its baseline tier and recompiles hot
                     # functions in the background: load every path first so
                     # no measured case pays for the tier-up.
-                    for _, size in BODIES:
+                    bodies = VARIANT_BODIES if is_variant(scenario) else BODIES
+                    for _, size in bodies:
                         h2load(envoy.url(), "HTTP/1.1", size, workdir, duration=1)
-                    for body, size in BODIES:
+                    for body, size in bodies:
                         for protocol in PROTOCOLS:
                             m = measure(envoy, protocol, size, workdir)
                             runs[scenario].setdefault(f"{body}|{protocol}", []).append(m)
@@ -576,7 +621,7 @@ def main():
                     envoy.stop()
         memory = {}
         if MEMORY_REQUESTS:
-            for scenario in selected:
+            for scenario in (s for s in selected if not is_variant(s)):
                 print(f"bench: memory {scenario} ({MEMORY_REQUESTS} requests) ...", flush=True)
                 memory[scenario] = memory_run(envoy_bin, scenario, endpoint_port, workdir)
     finally:

