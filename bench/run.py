@@ -11,7 +11,8 @@ PNG) and into BENCHMARKS.md between the `bench:begin`/`bench:end` markers.
 
 Environment: BENCH_DURATION (seconds per measurement, default 5),
 BENCH_REPS (rounds, median reported, default 3), BENCH_SCENARIOS
-(comma-separated subset), BENCH_MEMORY_REQUESTS (default 200000; 0 skips).
+(comma-separated subset), BENCH_MEMORY_REQUESTS (default 200000; 0 skips),
+BENCH_HOSTCALLS (0 skips the host-call prices).
 Each wasm filter also runs as `<name>-nometrics` and `<name>-dark`
 (metrics, then also access-log fields, off) right after itself in every
 round, on the small-body cases.
@@ -555,6 +556,51 @@ VARIANTS = {
 VARIANT_BODIES = [("GET", 0), ("POST 1 KiB", 1024)]
 
 
+# The probe making N host calls of one kind per request, answered locally
+# (GET, HTTP/1.1): against "none", the price of one host call in Envoy.
+HOSTCALL_KINDS = ["none", "counter", "histogram", "clock", "route_name", "set_property"]
+HOSTCALLS_PER_REQUEST = 32
+HOSTCALLS = os.environ.get("BENCH_HOSTCALLS", "1") != "0"
+for _kind in HOSTCALL_KINDS:
+    SCENARIOS[f"hostcalls-{_kind}"] = (
+        f"probe: {HOSTCALLS_PER_REQUEST} × {_kind}",
+        lambda kind=_kind: [
+            wasm_filter("bench_probe.wasm", f"hostcalls {kind} {HOSTCALLS_PER_REQUEST}", "probe")
+        ],
+        "ok",
+        None,
+    )
+
+
+def is_hostcalls(name):
+    return name.startswith("hostcalls-")
+
+
+def hostcall_costs(envoy_bin, endpoint_port, workdir):
+    """µs of Envoy CPU per host call of each kind (median of REPS rounds)."""
+    cpu = {kind: [] for kind in HOSTCALL_KINDS}
+    for rep in range(REPS):
+        for kind in HOSTCALL_KINDS:
+            envoy = Envoy(envoy_bin, f"hostcalls-{kind}", endpoint_port, workdir)
+            try:
+                check(envoy, f"hostcalls-{kind}")
+                m = measure(envoy, "HTTP/1.1", 0, workdir)
+                cpu[kind].append(m["cpu_us_per_req"])
+                print(f"bench: host calls round {rep + 1}/{REPS} {kind:13} {m['cpu_us_per_req']:6.1f} us CPU/req", flush=True)
+            finally:
+                envoy.stop()
+    base = statistics.median(cpu["none"])
+    return {
+        "per_request": HOSTCALLS_PER_REQUEST,
+        "base_us_per_req": base,
+        "us_per_call": {
+            kind: (statistics.median(v) - base) / HOSTCALLS_PER_REQUEST
+            for kind, v in cpu.items()
+            if kind != "none"
+        },
+    }
+
+
 def is_variant(name):
     return any(name.endswith(suffix) for suffix in VARIANTS)
 
@@ -585,7 +631,8 @@ SCENARIOS = dict(
 
 def main():
     envoy_bin, emulator_bin, micro_dir = sys.argv[1], sys.argv[2], Path(sys.argv[3])
-    selected = [s for s in os.environ.get("BENCH_SCENARIOS", ",".join(SCENARIOS)).split(",") if s]
+    default = ",".join(s for s in SCENARIOS if not is_hostcalls(s))
+    selected = [s for s in os.environ.get("BENCH_SCENARIOS", default).split(",") if s]
     for s in selected:
         if s not in SCENARIOS:
             sys.exit(f"unknown scenario {s!r}; known: {', '.join(SCENARIOS)}")
@@ -619,6 +666,7 @@ def main():
                             )
                 finally:
                     envoy.stop()
+        hostcalls = hostcall_costs(envoy_bin, endpoint_port, workdir) if HOSTCALLS else {}
         memory = {}
         if MEMORY_REQUESTS:
             for scenario in (s for s in selected if not is_variant(s)):
@@ -655,6 +703,7 @@ def main():
         "summary": summary,
         "runs": runs,
         "memory": memory,
+        "hostcalls": hostcalls,
         "micro": micro,
         "wasm_sizes": sizes,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

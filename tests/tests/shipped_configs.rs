@@ -113,3 +113,18 @@ fn every_shipped_config_has_the_tested_stats_tags_and_access_log() {
     }
     assert!(checked >= 7, "{checked} configs");
 }
+
+/// Envoy Gateway's EnvoyProxy merges the same stats_tags into its bootstrap.
+#[test]
+fn envoy_gateway_merges_the_shipped_stats_tags() {
+    let proxy = manifest_kind("deploy/envoy-gateway/holding-filter.yaml", "EnvoyProxy");
+    assert_eq!(proxy["spec"]["bootstrap"]["type"], "Merge");
+    let value = proxy["spec"]["bootstrap"]["value"]
+        .as_str()
+        .expect("bootstrap value");
+    let merged: serde_json::Value = serde_yaml::from_str(value).expect("bootstrap YAML");
+    assert_eq!(
+        merged["stats_config"]["stats_tags"],
+        integration_tests::prometheus::shipped_stats_config()["stats_tags"]
+    );
+}

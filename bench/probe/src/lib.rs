@@ -10,12 +10,16 @@
 //! - `forward`: buffer the request, rewrite `:authority`, add one header,
 //!   and let the router send it upstream, as Envoy's native `aws_lambda`
 //!   filter does. The alternative design.
+//! - `hostcalls <kind> <n>`: make `n` host calls of one kind per request
+//!   (`none`, `counter`, `histogram`, `clock`, `route_name`,
+//!   `set_property`), then answer `200 ok` locally. Against `none`, this
+//!   prices one host call in Envoy, which is what observability costs.
 //!
 //! Failures answer 500 instead of panicking, like the real filters.
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, MapType};
+use proxy_wasm::types::{Action, BufferType, ContextType, MapType, MetricType};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -27,12 +31,45 @@ proxy_wasm::main! {{
 enum Mode {
     Callout,
     Forward,
+    HostCalls(HostCall, usize),
 }
+
+#[derive(Clone, Copy, PartialEq)]
+enum HostCall {
+    None,
+    Counter,
+    Histogram,
+    Clock,
+    RouteName,
+    SetProperty,
+}
+
+impl HostCall {
+    fn parse(kind: &str) -> Option<HostCall> {
+        Some(match kind {
+            "none" => HostCall::None,
+            "counter" => HostCall::Counter,
+            "histogram" => HostCall::Histogram,
+            "clock" => HostCall::Clock,
+            "route_name" => HostCall::RouteName,
+            "set_property" => HostCall::SetProperty,
+            _ => return None,
+        })
+    }
+}
+
+/// Property names for `set_property`: each set once per request, as the
+/// filters' access-log facts are.
+const PROPERTIES: [&str; 8] = [
+    "probe.a", "probe.b", "probe.c", "probe.d", "probe.e", "probe.f", "probe.g", "probe.h",
+];
 
 struct Plan {
     mode: Mode,
     cluster: String,
     authority: String,
+    /// Metric ids for the `counter` and `histogram` host calls.
+    metrics: Vec<u32>,
 }
 
 struct Root {
@@ -50,14 +87,26 @@ impl RootContext for Root {
         let text = String::from_utf8_lossy(&bytes);
         let words: Vec<&str> = text.split_whitespace().collect();
         let (mode, cluster, authority) = match words.as_slice() {
-            ["callout", c, a] => (Mode::Callout, c, a),
-            ["forward", c, a] => (Mode::Forward, c, a),
+            ["callout", c, a] => (Mode::Callout, *c, *a),
+            ["forward", c, a] => (Mode::Forward, *c, *a),
+            ["hostcalls", kind, n] => match (HostCall::parse(kind), n.parse()) {
+                (Some(kind), Ok(n)) => (Mode::HostCalls(kind, n), "", ""),
+                _ => return false,
+            },
             _ => return false,
         };
+        let kind = match mode {
+            Mode::HostCalls(HostCall::Histogram, _) => MetricType::Histogram,
+            _ => MetricType::Counter,
+        };
+        let metrics = (0..4)
+            .filter_map(|i| hostcalls::define_metric(kind, &format!("probe_{i}")).ok())
+            .collect();
         self.plan = Some(Rc::new(Plan {
             mode,
             cluster: cluster.to_string(),
             authority: authority.to_string(),
+            metrics,
         }));
         true
     }
@@ -90,6 +139,11 @@ impl Stream {
             return Action::Continue;
         };
         match plan.mode {
+            Mode::HostCalls(kind, n) => {
+                host_calls(&plan, kind, n);
+                let _ = hostcalls::send_http_response(200, vec![], Some(b"ok"));
+                Action::Pause
+            }
             Mode::Forward => {
                 let ok = hostcalls::set_map_value(
                     MapType::HttpRequestHeaders,
@@ -132,6 +186,35 @@ impl Stream {
                     internal_error();
                 }
                 Action::Pause
+            }
+        }
+    }
+}
+
+/// `n` host calls of `kind`, their results ignored.
+fn host_calls(plan: &Plan, kind: HostCall, n: usize) {
+    for i in 0..n {
+        let metric = plan.metrics.get(i % 4).copied().unwrap_or(0);
+        match kind {
+            HostCall::None => {}
+            HostCall::Counter => {
+                let _ = hostcalls::increment_metric(metric, 1);
+            }
+            HostCall::Histogram => {
+                let _ = hostcalls::record_metric(metric, 42);
+            }
+            HostCall::Clock => {
+                std::hint::black_box(std::time::SystemTime::now());
+            }
+            HostCall::RouteName => {
+                let _ = std::hint::black_box(hostcalls::get_property(vec!["xds", "route_name"]));
+            }
+            HostCall::SetProperty => {
+                // A fresh name per call: the filters create each fact once per
+                // request, and creating the filter-state entry is the cost.
+                let name = PROPERTIES.get(i % 8).copied().unwrap_or("probe.a");
+                let name = format!("{name}{}", i / 8);
+                let _ = hostcalls::set_property(vec![name.as_str()], Some(b"function_timeout"));
             }
         }
     }

@@ -94,10 +94,9 @@ impl Host for WasmHost {
         let _ = hostcalls::record_metric(metric, value);
     }
 
+    /// A fact the host refuses is only missing from the access log.
     fn set_property(&self, name: &str, value: &[u8]) {
-        if let Err(status) = hostcalls::set_property(vec![name], Some(value)) {
-            log::debug!("could not set property {name}: {status:?}");
-        }
+        let _ = hostcalls::set_property(vec![name], Some(value));
     }
 }
 
@@ -526,11 +525,13 @@ impl<I: Integration> Stream<I> {
             Ok(c) => c,
             Err(error) => return self.reject(&error),
         };
-        if let Some(o) = &self.observation {
-            o.sent(&WasmHost, now, self.body_size);
-        }
-        if let Err(why) = WasmHost.dispatch(&callout) {
-            self.fail(Failure::CalloutFailed, &why);
+        match WasmHost.dispatch(&callout) {
+            Ok(_) => {
+                if let Some(o) = &self.observation {
+                    o.sent(&WasmHost, now, self.body_size);
+                }
+            }
+            Err(why) => self.fail(Failure::CalloutFailed, &why),
         }
     }
 }
