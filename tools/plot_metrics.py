@@ -13,6 +13,7 @@ Usage: plot_metrics.py <envoy> <faas-emulator> <output.png> [seconds]
 """
 
 import concurrent.futures
+import http.client
 import math
 import re
 import socket
@@ -83,7 +84,10 @@ def demo_config(work, listen, admin, functions):
     return path
 
 
-# (path, method, body) per phase; each phase lasts a third of the run.
+# (path, method, body). Six workers send the healthy mix as fast as they
+# can, all along; two more send each phase's trouble, one request per
+# TROUBLE_PACE seconds each (each phase lasts a third of the run).
+TROUBLE_PACE = 0.02
 HEALTHY = [
     ("/hello/world", "GET", None),
     ("/echo/a", "POST", b"x" * 512),
@@ -92,25 +96,47 @@ HEALTHY = [
     ("/azure", "GET", None),
 ]
 PHASES = [
-    ("healthy", HEALTHY),
-    ("function trouble", HEALTHY + [("/slow", "GET", None), ("/unreachable", "GET", None)]),
-    ("oversized requests", HEALTHY + [("/echo/big", "POST", b"x" * (7 * 1024 * 1024))]),
+    ("healthy", []),
+    ("function trouble", [("/slow", "GET", None), ("/unreachable", "GET", None)]),
+    ("oversized requests", [("/echo/big", "OVERSIZED", None)]),
 ]
 
 
+def oversized(listen, path):
+    """Announces a 7 MiB body (over the 6 MiB default limit) and waits for
+    the filter's 413, which comes before any body byte is read."""
+    conn = http.client.HTTPConnection("127.0.0.1", listen, timeout=5)
+    try:
+        conn.putrequest("POST", path)
+        conn.putheader("content-length", str(7 * 1024 * 1024))
+        conn.endheaders()
+        conn.getresponse().read()
+    finally:
+        conn.close()
+
+
 def load(listen, stop, phase_of):
-    def one(i):
+    def one(i, trouble):
         while not stop.is_set():
-            _, requests = PHASES[phase_of()]
+            requests = PHASES[phase_of()][1] if trouble else HEALTHY
+            if not requests:
+                time.sleep(0.05)
+                continue
             path, method, body = requests[i % len(requests)]
-            i += 7
+            if trouble:
+                time.sleep(TROUBLE_PACE)
+            else:
+                i += 1
             try:
-                get(f"http://127.0.0.1:{listen}{path}", data=body if method == "POST" else None)
+                if method == "OVERSIZED":
+                    oversized(listen, path)
+                else:
+                    get(f"http://127.0.0.1:{listen}{path}", data=body if method == "POST" else None)
             except OSError:
                 pass
 
     pool = concurrent.futures.ThreadPoolExecutor(8)
-    return [pool.submit(one, i) for i in range(8)], pool
+    return [pool.submit(one, i, i >= 6) for i in range(8)], pool
 
 
 def quantile(q, buckets):
@@ -200,7 +226,7 @@ def main():
         "envoy_faas_requests_total",
         lambda l: l["outcome"] if l["fault"] != "none" else None,
     )
-    fig, axes = plt.subplots(3, 1, figsize=(11, 11), sharex=True)
+    fig, axes = plt.subplots(3, 1, figsize=(12, 10), sharex=True)
     for route, points in sorted(rps.items()):
         if any(v for _, v in points):
             axes[0].plot([t for t, _ in points], [v for _, v in points], label=route)
@@ -231,10 +257,11 @@ def main():
     axes[2].set_xlabel("seconds")
     for ax in axes:
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, ncol=3)
+        ax.legend(fontsize=8, ncol=1, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        for i, (name, _) in enumerate(PHASES):
+            ax.axvspan(seconds * i / 3, seconds * (i + 1) / 3, alpha=0.04 * (i + 1), color="grey")
     for i, (name, _) in enumerate(PHASES):
-        axes[0].axvspan(seconds * i / 3, seconds * (i + 1) / 3, alpha=0.05 * (i + 1), color="grey")
-        axes[0].text(seconds * i / 3 + 0.5, axes[0].get_ylim()[1] * 0.92, name, fontsize=8)
+        axes[0].text(seconds * i / 3 + 0.5, 0.02, name, fontsize=8, transform=axes[0].get_xaxis_transform())
     fig.suptitle("envoy-faas demo gateway under a mixed load: what /stats/prometheus shows", fontsize=10)
     fig.tight_layout()
     output.parent.mkdir(parents=True, exist_ok=True)
