@@ -25,7 +25,7 @@ pub mod fact {
     pub const ERROR: &str = "faas.error";
     pub const FUNCTION_STATUS: &str = "faas.function_status";
     pub const FUNCTION_LATENCY_MS: &str = "faas.function_latency_ms";
-    /// Every fact, for docs and tests.
+    /// Every fact the filters write.
     pub const ALL: [&str; 5] = [
         FUNCTION_HOST,
         OUTCOME,
@@ -204,6 +204,7 @@ mod tests {
         assert_eq!(m("envoy_faas_request_body_bytes", ""), 1024);
         assert_eq!(m("envoy_faas_response_body_bytes", ""), 5);
         let facts = host.properties();
+        assert!(facts.iter().all(|(k, _)| fact::ALL.contains(&k.as_str())));
         assert_eq!(
             facts,
             vec![
