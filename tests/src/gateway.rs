@@ -140,17 +140,24 @@ pub fn shipped_config(name: &str) -> Value {
 /// `functions` on the in-process emulator, `nowhere` on a dead port, module
 /// paths absolute. Routes, filters and plugin configs stay as shipped.
 pub fn local_demo_bootstrap() -> Value {
-    let mut config = shipped_config("demo.yaml");
+    local_bootstrap("demo.yaml", |cluster| match cluster {
+        "functions" => emulator().port(),
+        "nowhere" => dead_port(),
+        other => panic!("envoy/demo.yaml: unexpected cluster {other:?}"),
+    })
+}
+
+/// A shipped config (`envoy/<name>`) for a test's own Envoy: listeners and
+/// admin on port 0, each cluster's endpoints on `port_of(cluster name)`,
+/// module paths absolute; everything else as shipped.
+pub fn local_bootstrap(name: &str, port_of: impl Fn(&str) -> u16) -> Value {
+    let mut config = shipped_config(name);
     set_port(&mut config["admin"]["address"], 0);
     for listener in as_array_mut(&mut config["static_resources"]["listeners"]) {
         set_port(&mut listener["address"], 0);
     }
     for cluster in as_array_mut(&mut config["static_resources"]["clusters"]) {
-        let port = match cluster["name"].as_str() {
-            Some("functions") => emulator().port(),
-            Some("nowhere") => dead_port(),
-            other => panic!("envoy/demo.yaml: unexpected cluster {other:?}"),
-        };
+        let port = port_of(cluster["name"].as_str().unwrap_or_default());
         for endpoint in endpoints_mut(cluster) {
             set_port(&mut endpoint["endpoint"]["address"], port);
         }

@@ -22,9 +22,12 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 mod gateway;
+pub mod jwt;
 mod platform;
 pub mod prometheus;
-pub use gateway::{compose_as_demo, local_demo_bootstrap, shipped_config, Gateway};
+pub use gateway::{
+    compose_as_demo, local_bootstrap, local_demo_bootstrap, shipped_config, Gateway,
+};
 pub use platform::{platform_bootstrap, token_file_listener, SOURCE_CLUSTERS, TOKEN_FILE_CLUSTER};
 
 pub fn repo_root() -> PathBuf {

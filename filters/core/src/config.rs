@@ -9,7 +9,7 @@
 //!   default). Requests on routes without an entry pass through.
 
 use crate::fields::{ConfigError, Fields};
-use crate::layout::BodyLayout;
+use crate::layout::{BodyLayout, Placement};
 use crate::observe::Observability;
 use crate::uri::FunctionUri;
 use serde_json::{Map, Value};
@@ -57,6 +57,8 @@ pub struct CommonConfig {
     pub cluster_hints: ClusterHints,
     /// How the request body reaches the filter in this deployment.
     pub body_layout: BodyLayout,
+    /// Listener or upstream filter chain.
+    pub placement: Placement,
 }
 
 /// Reads and parses a URL field.
@@ -125,6 +127,11 @@ impl CommonConfig {
                 )
             })?,
         };
+        let placement = match fields.string("placement")? {
+            None => Placement::default(),
+            Some(name) => Placement::parse(&name)
+                .ok_or_else(|| fields.error("placement", "must be \"listener\" or \"upstream\""))?,
+        };
         let cluster_hints = ClusterHints {
             ssl_verify: fields.bool("ssl_verify")?.unwrap_or(true),
             keepalive,
@@ -146,6 +153,7 @@ impl CommonConfig {
             strip_prefix,
             cluster_hints,
             body_layout,
+            placement,
         })
     }
 }
@@ -431,6 +439,7 @@ mod tests {
             (r#"{"function_uri": "http://h/f", "keepalive": "yes"}"#, "route \"*\": field \"keepalive\": must be a boolean or a whole number of ms, got string"),
             (r#"[1]"#, "route \"*\": plugin configuration must be a JSON object"),
             (r#"{"function_uri": "http://h/f", "body_layout": "buffer"}"#, "route \"*\": field \"body_layout\": must be \"stop_iteration\" or \"holding_filter\""),
+            (r#"{"function_uri": "http://h/f", "placement": "router"}"#, "route \"*\": field \"placement\": must be \"listener\" or \"upstream\""),
         ];
         for (input, expected) in cases {
             assert_eq!(

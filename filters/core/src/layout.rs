@@ -37,6 +37,35 @@ impl BodyLayout {
     }
 }
 
+/// Where the filter runs, set per route with `placement`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Placement {
+    /// In the listener's HTTP filter chain (the usual place).
+    #[default]
+    Listener,
+    /// In a cluster's upstream HTTP filters (before `upstream_codec`), the
+    /// arrangement that lets Envoy's cache filter store function answers.
+    Upstream,
+}
+
+impl Placement {
+    pub fn parse(name: &str) -> Option<Placement> {
+        match name {
+            "listener" => Some(Placement::Listener),
+            "upstream" => Some(Placement::Upstream),
+            _ => None,
+        }
+    }
+
+    /// Whether the filter may read the `source.address` property: Envoy
+    /// 1.40 crashes (a null dereference, the whole process) when an
+    /// upstream filter reads it. Upstream, `x-forwarded-for` is forwarded
+    /// as the HCM set it (`use_remote_address: true` appends the client).
+    pub fn reads_peer_address(self) -> bool {
+        self == Placement::Listener
+    }
+}
+
 /// Envoy's `HeaderMap::byteSize()`: names plus values, pseudo-headers
 /// included. Envoy's `request.total_size` is this plus the body bytes it
 /// has received, so the difference tells whether body bytes arrived.

@@ -12,6 +12,7 @@ pub mod config;
 pub mod fields;
 pub mod headers;
 pub mod host;
+pub mod http_date;
 pub mod integration;
 pub mod layout;
 pub mod metrics;

@@ -10,7 +10,7 @@ use crate::config::{compile, PluginConfig};
 use crate::headers::HeaderList;
 use crate::host::{Host, MetricKind};
 use crate::integration::Integration;
-use crate::layout::{self, BodyLayout};
+use crate::layout::{self, BodyLayout, Placement};
 use crate::metrics::{self, Registry};
 use crate::observe::Observation;
 use crate::request::{Callout, ClientRequest};
@@ -409,9 +409,19 @@ impl<I: Integration> Stream<I> {
             .map_or("", |r| I::common(r).function.host.as_str())
     }
 
-    /// Sends the function's mapped answer.
-    fn send(&mut self, reply: LocalReply) {
+    /// Sends the function's mapped answer. Upstream, it gets a `date` if it
+    /// has none: the listener's cache filter stores no answer without one
+    /// (Envoy adds `date` only later, on the way to the client).
+    fn send(&mut self, mut reply: LocalReply) {
         self.replied = true;
+        let upstream = self
+            .route
+            .as_ref()
+            .is_some_and(|r| I::common(r).placement == Placement::Upstream);
+        if upstream && crate::headers::get(&reply.headers, "date").is_none() {
+            let date = crate::http_date::format(SystemTime::now());
+            reply.headers.push(("date".into(), date));
+        }
         if let Some(o) = &self.observation {
             o.replied(&WasmHost, reply.status, self.function_host());
         }
@@ -513,7 +523,9 @@ impl<I: Integration> Stream<I> {
                     .flatten()
                     .unwrap_or_default();
         }
-        self.request.peer_address = property(&["source", "address"]);
+        if I::common(&route).placement.reads_peer_address() {
+            self.request.peer_address = property(&["source", "address"]);
+        }
         if I::uses_protocol(&route) {
             self.request.protocol = property(&["request", "protocol"]);
         }

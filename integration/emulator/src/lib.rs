@@ -11,6 +11,7 @@
 //! | `/bytes/<n>` | `n` bytes of body |
 //! | `/close` | closes the connection without answering |
 //! | `/hop` | a response carrying hop-by-hop headers and two `set-cookie` |
+//! | `/catalog/<item_id>` | the function-backend sample ([`catalog`]): a typed JSON item with the gateway headers it saw, cacheable |
 //!
 //! AWS front doors (selected by the Host header, see [`aws`]) verify
 //! `x-api-key` and SigV4 and then run the same functions; so does an Azure
@@ -18,6 +19,7 @@
 
 pub mod aws;
 pub mod azure;
+pub mod catalog;
 pub mod http;
 pub mod lambda;
 pub mod metadata;
@@ -168,6 +170,7 @@ async fn handle(req: Request) -> Reply {
     let response = match function {
         "hello" => hello(&req, rest),
         "echo" => echo(&req),
+        "catalog" => catalog::handle(&req, rest),
         "mirror" => {
             let ct = req
                 .header("content-type")
