@@ -192,6 +192,7 @@ fn the_correlation_id_reaches_the_function_and_the_client_and_bad_ones_are_repla
     assert_eq!(seen["correlation_id"], supplied);
     assert_eq!(seen["routed_by"], "envoy-faas");
 
+    let t2 = token("corr-bob");
     for bad in [
         "short",
         "has spaces in it",
@@ -201,7 +202,7 @@ fn the_correlation_id_reaches_the_function_and_the_client_and_bad_ones_are_repla
         let r = get_as(
             &envoy,
             "/api/catalog/corr-2?fresh=1",
-            &t,
+            &t2,
             &[("x-correlation-id", bad)],
         );
         assert_eq!(r.status, 200, "{}", r.text());
