@@ -253,3 +253,37 @@ fn every_error_the_gateway_produces_has_the_same_envelope() {
         .as_str()
         .is_some_and(|m| m.contains("functions")));
 }
+
+/// The same posture with `aws-lambda` upstream, signing for an emulated
+/// Lambda Function URL: the signature holds although the router added its
+/// own headers to the upstream request, and the answer is cached.
+#[test]
+fn aws_lambda_signs_and_is_cached_as_an_upstream_filter() {
+    let mut config = local_bootstrap("function-backend.yaml", |_| emulator().port());
+    let (key, secret, _) = faas_emulator::aws::KEYS[0];
+    let plugin = json!({
+        "function_uri": "http://upstream.lambda-url.us-east-1.on.aws/catalog",
+        "cluster": "functions",
+        "strip_prefix": "/api/catalog",
+        "placement": "upstream",
+        "authorization": {"iam": {"accesskey": key, "secretkey": secret}},
+    });
+    let clusters = config["static_resources"]["clusters"]
+        .as_array_mut()
+        .expect("clusters");
+    let backend = clusters
+        .iter_mut()
+        .find(|c| c["name"] == "catalog_backend")
+        .expect("catalog_backend");
+    backend["typed_extension_protocol_options"]
+        ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["http_filters"][0] =
+        wasm_filter("aws-lambda", &plugin);
+    let envoy = Envoy::start(&config).unwrap_or_else(|log| panic!("{log}"));
+    let t = token("lambda-alice");
+    let first = get_as(&envoy, "/api/catalog/l-1", &t, &[]);
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert_eq!(first.json()["gateway"]["routed_by"], "envoy-faas");
+    let second = get_as(&envoy, "/api/catalog/l-1", &t, &[]);
+    assert_eq!(second.header("x-cache-status"), Some("hit"));
+    assert_eq!(function_calls(&envoy), 1);
+}
