@@ -22,6 +22,28 @@ fn start() -> Envoy {
     start_with_functions_on(emulator().port())
 }
 
+/// The function filter entry on `catalog_backend` of a bootstrap.
+fn backend_filter(config: &mut Value) -> &mut Value {
+    let backend = config["static_resources"]["clusters"]
+        .as_array_mut()
+        .and_then(|c| c.iter_mut().find(|c| c["name"] == "catalog_backend"))
+        .expect("catalog_backend");
+    &mut backend["typed_extension_protocol_options"]
+        ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["http_filters"][0]
+}
+
+/// The shipped posture with the function filter's plugin config changed.
+fn start_with_plugin(change: impl FnOnce(&mut Value)) -> Envoy {
+    let mut config = local_bootstrap("function-backend.yaml", |_| emulator().port());
+    let value =
+        &mut backend_filter(&mut config)["typed_config"]["config"]["configuration"]["value"];
+    let mut plugin: Value =
+        serde_json::from_str(value.as_str().unwrap_or("{}")).expect("plugin JSON");
+    change(&mut plugin);
+    *value = plugin.to_string().into();
+    Envoy::start(&config).unwrap_or_else(|log| panic!("{log}"))
+}
+
 fn get_as(envoy: &Envoy, path: &str, bearer: &str, extra: &[(&str, &str)]) -> Response {
     let auth = format!("Bearer {bearer}");
     let mut headers = vec![("authorization", auth.as_str())];
@@ -252,6 +274,17 @@ fn every_error_the_gateway_produces_has_the_same_envelope() {
     assert!(v["message"]
         .as_str()
         .is_some_and(|m| m.contains("functions")));
+    // The function filter's timeout.
+    let slow = start_with_plugin(|plugin| {
+        plugin["function_uri"] =
+            format!("http://127.0.0.1:{}/delay/3000", emulator().port()).into();
+        plugin["timeout"] = 200.into();
+    });
+    envelope(
+        &get_as(&slow, "/api/catalog/e-3", &t, &[]),
+        504,
+        "function_timeout",
+    );
 }
 
 /// The same posture with `aws-lambda` upstream, signing for an emulated
@@ -268,16 +301,7 @@ fn aws_lambda_signs_and_is_cached_as_an_upstream_filter() {
         "placement": "upstream",
         "authorization": {"iam": {"accesskey": key, "secretkey": secret}},
     });
-    let clusters = config["static_resources"]["clusters"]
-        .as_array_mut()
-        .expect("clusters");
-    let backend = clusters
-        .iter_mut()
-        .find(|c| c["name"] == "catalog_backend")
-        .expect("catalog_backend");
-    backend["typed_extension_protocol_options"]
-        ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["http_filters"][0] =
-        wasm_filter("aws-lambda", &plugin);
+    *backend_filter(&mut config) = wasm_filter("aws-lambda", &plugin);
     let envoy = Envoy::start(&config).unwrap_or_else(|log| panic!("{log}"));
     let t = token("lambda-alice");
     let first = get_as(&envoy, "/api/catalog/l-1", &t, &[]);
