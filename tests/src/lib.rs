@@ -347,6 +347,15 @@ impl Envoy {
         Ok(())
     }
 
+    /// Waits until Envoy's log contains `text` (Envoy writes it
+    /// asynchronously).
+    pub fn wait_log(&mut self, text: &str) -> Result<(), String> {
+        let what = format!("\"{text}\" in the log");
+        self.poll(&what, Duration::from_secs(10), |e| {
+            e.log().contains(text).then_some(())
+        })
+    }
+
     /// A counter or gauge from the admin `/stats` endpoint, by exact name.
     pub fn stat(&self, name: &str) -> Option<u64> {
         self.stat_ending(name)
@@ -980,4 +989,19 @@ impl Drop for ScratchDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// A loopback server that answers every connection with `reply`, raw bytes
+/// (broken HTTP on purpose), then closes it. Returns its port.
+pub fn raw_reply_server(reply: &'static [u8]) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind raw server");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut buf = [0u8; 65536];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(reply);
+        }
+    });
+    port
 }

@@ -590,3 +590,40 @@ fn wasm_memory_gauge_reports_linear_memory_without_growth() {
         "linear memory grew over 300 requests after warm-up"
     );
 }
+
+/// A function that does not speak HTTP (garbage, an invalid status line,
+/// broken chunked framing) gets the filter's JSON 502, logged, never
+/// Envoy's text/plain "protocol error" passed through as if the function
+/// had sent it.
+#[test]
+fn a_function_that_does_not_speak_http_gets_the_json_502() {
+    let replies: [&'static [u8]; 3] = [
+        b"this is not http\r\n\r\n",
+        b"HTTP/1.1 99x OK\r\ncontent-length: 2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nhello\r\n",
+    ];
+    for reply in replies {
+        let port = raw_reply_server(reply);
+        let plugin = json!({"routes": {"f": {
+            "function_uri": format!("http://127.0.0.1:{port}/x"),
+            "cluster": "broken"
+        }}});
+        let mut envoy = Envoy::start(&bootstrap(
+            vec![route("f", "/api", "functions")],
+            vec![wasm_filter("openfunction", &plugin)],
+            vec![
+                cluster("functions", emulator().port()),
+                cluster("broken", port),
+            ],
+        ))
+        .unwrap_or_else(|log| panic!("{log}"));
+        let r = http1(envoy.port, "GET", "/api", &[], b"");
+        let what = String::from_utf8_lossy(reply);
+        assert_eq!(r.status, 502, "{what}: {}", r.text());
+        assert_eq!(r.header("content-type"), Some("application/json"), "{what}");
+        assert_eq!(r.json()["error"], "function_unreachable", "{what}");
+        envoy
+            .wait_log("route \"f\": function_unreachable")
+            .unwrap_or_else(|e| panic!("{what}: not logged: {e}"));
+    }
+}

@@ -115,6 +115,11 @@ pub fn classify(response: CalloutResponse) -> CallResult {
         if response.status == 503 && envoy_503.iter().any(|p| body.starts_with(p)) {
             return CallResult::Unreachable(body.into_owned());
         }
+        // The function's answer was not HTTP (garbage, an invalid status
+        // line): Envoy's codec gives up with a 502 of the same shape.
+        if response.status == 502 && body.starts_with("upstream connect error") {
+            return CallResult::Unreachable(body.into_owned());
+        }
     }
     CallResult::Function(response)
 }
@@ -163,6 +168,25 @@ mod tests {
         assert!(matches!(
             classify(resp(503, SYNTH, "no healthy upstream")),
             CallResult::Unreachable(_)
+        ));
+    }
+
+    #[test]
+    fn envoys_502_for_a_function_that_does_not_speak_http_is_a_transport_failure() {
+        let broken = "upstream connect error or disconnect/reset before headers. reset reason: protocol error";
+        assert_eq!(
+            classify(resp(502, SYNTH, broken)),
+            CallResult::Unreachable(broken.into())
+        );
+        // A function's own 502, even a text/plain one, passes through.
+        assert!(matches!(
+            classify(resp(502, SYNTH, "function502")),
+            CallResult::Function(_)
+        ));
+        let own = &[("content-type", "text/plain"), ("x-fn", "1")];
+        assert!(matches!(
+            classify(resp(502, own, broken)),
+            CallResult::Function(_)
         ));
     }
 
