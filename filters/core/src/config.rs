@@ -27,6 +27,11 @@ pub const DEFAULT_MAX_BODY_SIZE: u64 = 6 * 1024 * 1024;
 /// Upper bound for either body limit (the VM has a 4 GiB address space and
 /// every in-flight request holds its body in it).
 pub const MAX_BODY_SIZE_LIMIT: u64 = 256 * 1024 * 1024;
+/// Envoy 1.40's async client cuts a callout response whose body is over
+/// 32 MiB (measured: 33,554,432 bytes arrive, one more does not), and the
+/// filter then gets a failed call with no headers. A larger
+/// `max_resp_body_size` could never take effect, so it is refused.
+pub const ENVOY_CALLOUT_RESPONSE_CAP: u64 = 32 * 1024 * 1024;
 
 /// Label used in errors and replies for the single-config form.
 pub const ALL_ROUTES: &str = "*";
@@ -87,6 +92,14 @@ impl CommonConfig {
         let max_resp = fields
             .integer("max_resp_body_size", 1, MAX_BODY_SIZE_LIMIT)?
             .unwrap_or(DEFAULT_MAX_BODY_SIZE);
+        if max_resp > ENVOY_CALLOUT_RESPONSE_CAP {
+            return Err(fields.error(
+                "max_resp_body_size",
+                format!(
+                    "must be at most {ENVOY_CALLOUT_RESPONSE_CAP}: Envoy cuts function responses above 32 MiB before the filter sees them"
+                ),
+            ));
+        }
         let strip_prefix = fields.string("strip_prefix")?;
         if let Some(p) = &strip_prefix {
             if !p.starts_with('/') || p.contains(['?', '#']) {
@@ -440,6 +453,7 @@ mod tests {
             (r#"[1]"#, "route \"*\": plugin configuration must be a JSON object"),
             (r#"{"function_uri": "http://h/f", "body_layout": "buffer"}"#, "route \"*\": field \"body_layout\": must be \"stop_iteration\" or \"holding_filter\""),
             (r#"{"function_uri": "http://h/f", "placement": "router"}"#, "route \"*\": field \"placement\": must be \"listener\" or \"upstream\""),
+            (r#"{"function_uri": "http://h/f", "max_resp_body_size": 33554433}"#, "route \"*\": field \"max_resp_body_size\": must be at most 33554432: Envoy cuts function responses above 32 MiB before the filter sees them"),
         ];
         for (input, expected) in cases {
             assert_eq!(
