@@ -36,12 +36,27 @@ pub fn format(time: SystemTime) -> String {
         .copied()
         .unwrap_or("Jan");
     let rest = secs % 86_400;
-    format!(
-        "{weekday}, {day:02} {month_name} {year} {:02}:{:02}:{:02} GMT",
-        rest / 3600,
-        rest / 60 % 60,
-        rest % 60
-    )
+    let mut out = String::with_capacity(29);
+    out.push_str(weekday);
+    out.push_str(", ");
+    two_digits(&mut out, u64::from(day));
+    out.push(' ');
+    out.push_str(month_name);
+    out.push(' ');
+    out.push_str(&year.to_string());
+    out.push(' ');
+    two_digits(&mut out, rest / 3600);
+    out.push(':');
+    two_digits(&mut out, rest / 60 % 60);
+    out.push(':');
+    two_digits(&mut out, rest % 60);
+    out.push_str(" GMT");
+    out
+}
+
+fn two_digits(out: &mut String, n: u64) {
+    out.push(char::from(b'0' + (n / 10 % 10) as u8));
+    out.push(char::from(b'0' + (n % 10) as u8));
 }
 
 #[cfg(test)]
