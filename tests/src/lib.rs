@@ -291,8 +291,9 @@ impl Envoy {
 
     /// Polls `probe` until it yields a value. Fails with Envoy's log when
     /// Envoy exits first or `within` passes. Polling reads Envoy's own
-    /// signals (admin file, `/ready`, stats); it never stands in for them.
-    fn poll<T>(
+    /// signals (admin file, `/ready`, stats, its access log); it never
+    /// stands in for them.
+    pub fn poll<T>(
         &mut self,
         what: &str,
         within: Duration,

@@ -36,15 +36,9 @@ impl Scrape {
 
     /// The value of the one sample of `name` with exactly these labels.
     pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        self.samples
-            .iter()
-            .find(|s| {
-                s.name == name
-                    && s.labels.len() == labels.len()
-                    && labels
-                        .iter()
-                        .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-            })
+        self.find(name, labels)
+            .into_iter()
+            .find(|s| s.labels.len() == labels.len())
             .map(|s| s.value)
     }
 

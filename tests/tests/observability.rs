@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The outcome labels the README documents, with their fault.
 const OUTCOMES: [(&str, &str); 17] = [
@@ -189,29 +189,23 @@ fn drive(envoy: &Envoy) -> Vec<(&'static str, u16)> {
 
 /// Sends `GET /abandoned` and closes the connection once Envoy's callout to
 /// the function is in flight (the cluster's own gauge says so).
-fn abandon(envoy: &Envoy) {
+fn abandon(envoy: &mut Envoy) {
     let mut socket = std::net::TcpStream::connect(("127.0.0.1", envoy.port)).expect("connect");
     socket
         .write_all(b"GET /abandoned HTTP/1.1\r\nhost: gateway.test\r\n\r\n")
         .expect("send");
-    wait_for("the callout to be in flight", || {
-        envoy
-            .stat("cluster.functions.upstream_rq_active")
+    settle(envoy, "the callout to be in flight", |e| {
+        e.stat("cluster.functions.upstream_rq_active")
             .filter(|&n| n >= 1)
     });
     drop(socket);
 }
 
-/// Polls `probe` (Envoy's own stats or files) until it yields, for 20 s.
-fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// [`Envoy::poll`] for 20 s, failing the test with Envoy's log.
+fn settle<T>(envoy: &mut Envoy, what: &str, probe: impl FnMut(&Envoy) -> Option<T>) -> T {
+    envoy
+        .poll(what, Duration::from_secs(20), probe)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn scrape(envoy: &Envoy) -> Scrape {
@@ -232,9 +226,9 @@ fn requests(s: &Scrape, filter: &str, route: &str, outcome: &str) -> Option<f64>
 
 /// Scrapes until every case's counter shows and the histograms of the
 /// slow route are flushed.
-fn settled_scrape(envoy: &Envoy) -> Scrape {
-    wait_for("every outcome and the flushed histograms", || {
-        let s = scrape(envoy);
+fn settled_scrape(envoy: &mut Envoy) -> Scrape {
+    settle(envoy, "every outcome and the flushed histograms", |e| {
+        let s = scrape(e);
         let counted = CASES
             .iter()
             .all(|(f, r, _, _, o)| requests(&s, f, r, o) == Some(1.0));
@@ -251,10 +245,10 @@ fn settled_scrape(envoy: &Envoy) -> Scrape {
 #[test]
 fn every_outcome_is_scraped_once_with_its_labels_and_the_dashboard_queries_exist() {
     let dir = ScratchDir::new("observability-metrics");
-    let envoy = start_scenario(&dir.0.join("access.log"), default_plugins());
+    let mut envoy = start_scenario(&dir.0.join("access.log"), default_plugins());
     let statuses = drive(&envoy);
-    abandon(&envoy);
-    let s = settled_scrape(&envoy);
+    abandon(&mut envoy);
+    let s = settled_scrape(&mut envoy);
 
     // One family per measurement, with its type.
     for (family, kind) in [
@@ -455,8 +449,8 @@ fn promql_names(expr: &str) -> (BTreeSet<String>, BTreeSet<String>) {
 }
 
 /// The access-log lines (JSON) of `path`, once there are `n`.
-fn access_lines(path: &Path, n: usize) -> Vec<Value> {
-    wait_for("the access log lines", || {
+fn access_lines(envoy: &mut Envoy, path: &Path, n: usize) -> Vec<Value> {
+    settle(envoy, "the access log lines", |_| {
         let text = std::fs::read_to_string(path).ok()?;
         let lines: Vec<Value> = text
             .lines()
@@ -470,7 +464,7 @@ fn access_lines(path: &Path, n: usize) -> Vec<Value> {
 fn access_log_lines_carry_the_function_facts() {
     let dir = ScratchDir::new("observability-log");
     let log = dir.0.join("access.log");
-    let envoy = start_scenario(&log, default_plugins());
+    let mut envoy = start_scenario(&log, default_plugins());
     let trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let ok = http1(
         envoy.port,
@@ -485,8 +479,8 @@ fn access_log_lines_carry_the_function_facts() {
     assert_eq!(echo.header("x-request-id"), Some("rid-ok-1"));
     assert_eq!(echo.header("traceparent"), Some(trace));
     let statuses = drive(&envoy);
-    abandon(&envoy);
-    let lines = access_lines(&log, 2 + statuses.len());
+    abandon(&mut envoy);
+    let lines = access_lines(&mut envoy, &log, 2 + statuses.len());
     let line = |route: &str| -> &Value {
         lines
             .iter()
@@ -556,7 +550,7 @@ fn access_log_lines_carry_the_function_facts() {
 
     let plain = http1(envoy.port, "GET", "/plain/x", &[], b"");
     assert_eq!(plain.status, 200);
-    let lines = access_lines(&log, 3 + statuses.len());
+    let lines = access_lines(&mut envoy, &log, 3 + statuses.len());
     let plain = lines
         .iter()
         .find(|l| l["route"] == "plain")
@@ -574,19 +568,19 @@ fn metrics_and_access_log_fields_can_be_switched_off() {
     let mut plugins = default_plugins();
     plugins[0]["metrics"] = false.into();
     plugins[0]["access_log_fields"] = false.into();
-    let envoy = start_scenario(&log, plugins);
+    let mut envoy = start_scenario(&log, plugins);
     let r = http1(envoy.port, "GET", "/ok", &[], b"");
     assert_eq!(r.status, 200);
     let r = http1(envoy.port, "GET", "/throttled", &[], b"");
     assert_eq!(r.status, 429);
-    let lines = access_lines(&log, 2);
+    let lines = access_lines(&mut envoy, &log, 2);
     let ok = lines.iter().find(|l| l["route"] == "ok").expect("ok");
     assert!(
         ok["outcome"].is_null() && ok["function_host"].is_null(),
         "{ok}"
     );
-    let s = wait_for("the aws-lambda counter", || {
-        let s = scrape(&envoy);
+    let s = settle(&mut envoy, "the aws-lambda counter", |e| {
+        let s = scrape(e);
         (requests(&s, "aws-lambda", "throttled", "throttled") == Some(1.0)).then_some(s)
     });
     assert!(

@@ -1,28 +1,6 @@
 //! Calendar formatting of Unix times (UTC), without a date crate.
 
-/// `(year, month, day, hour, minute, second)` of a Unix time.
-pub fn civil(unix_seconds: u64) -> (i64, i64, i64, u64, u64, u64) {
-    let days = i64::try_from(unix_seconds / 86_400).unwrap_or(0);
-    let secs = unix_seconds % 86_400;
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (
-        year,
-        month,
-        day,
-        secs / 3_600,
-        (secs % 3_600) / 60,
-        secs % 60,
-    )
-}
+pub use faas_core::calendar::civil;
 
 /// Unix seconds of an RFC 3339 time as AWS sources write expirations:
 /// `2026-11-21T18:00:00Z`, optionally with fractional seconds and a numeric

@@ -8,11 +8,11 @@
 //! it through the [`host::Host`] trait.
 
 pub mod base64;
+pub mod calendar;
 pub mod config;
 pub mod fields;
 pub mod headers;
 pub mod host;
-pub mod http_date;
 pub mod integration;
 pub mod layout;
 pub mod metrics;

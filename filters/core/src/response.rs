@@ -107,17 +107,18 @@ pub fn classify(response: CalloutResponse) -> CallResult {
         if response.status == 504 && body == "upstream request timeout" {
             return CallResult::TimedOut;
         }
-        let envoy_503 = [
-            "upstream connect error",
-            "no healthy upstream",
-            "upstream reset",
-        ];
-        if response.status == 503 && envoy_503.iter().any(|p| body.starts_with(p)) {
-            return CallResult::Unreachable(body.into_owned());
-        }
-        // The function's answer was not HTTP (garbage, an invalid status
-        // line): Envoy's codec gives up with a 502 of the same shape.
-        if response.status == 502 && body.starts_with("upstream connect error") {
+        let envoy_prefixes: &[&str] = match response.status {
+            503 => &[
+                "upstream connect error",
+                "no healthy upstream",
+                "upstream reset",
+            ],
+            // The function's answer was not HTTP (garbage, an invalid
+            // status line): Envoy's codec gives up with this 502.
+            502 => &["upstream connect error"],
+            _ => &[],
+        };
+        if envoy_prefixes.iter().any(|p| body.starts_with(p)) {
             return CallResult::Unreachable(body.into_owned());
         }
     }

@@ -311,14 +311,7 @@ impl<I: Integration> RootContext for Root<I> {
                     self.body_watch.flag_missing.set(true);
                     let error =
                         ErrorReply::new(Failure::BodyLayoutMisconfigured, layout::FLAG_MISSING);
-                    if let Some(o) = &w.observation {
-                        let host = &I::common(&w.route).function.host;
-                        o.failed(&WasmHost, error.failure, host);
-                    }
-                    let route = match w.observation.as_ref().and_then(|o| o.label.clone()) {
-                        Some(label) => label,
-                        None => route_label::<I>(&w.route),
-                    };
+                    let route = record_failure::<I>(w.observation.as_deref(), &w.route, &error);
                     let request_id = property(&["request", "id"]);
                     reject::<I>(&route, request_id.as_deref(), &error);
                 }
@@ -380,6 +373,22 @@ fn route_label<I: Integration>(route: &I::Route) -> String {
         .unwrap_or_else(|| I::common(route).route.clone())
 }
 
+/// Records `error` as the request's outcome (when observed) and returns the
+/// route label for its body: the one the request started with, else the
+/// Envoy route name read now.
+fn record_failure<I: Integration>(
+    observation: Option<&Observation>,
+    route: &I::Route,
+    error: &ErrorReply,
+) -> String {
+    if let Some(o) = observation {
+        o.failed(&WasmHost, error.failure, &I::common(route).function.host);
+    }
+    observation
+        .and_then(|o| o.label.clone())
+        .unwrap_or_else(|| route_label::<I>(route))
+}
+
 /// Sends `reply` to the client of the effective context.
 fn send<I: Integration>(reply: LocalReply) {
     let headers = crate::headers::borrowed(&reply.headers);
@@ -419,7 +428,7 @@ impl<I: Integration> Stream<I> {
             .as_ref()
             .is_some_and(|r| I::common(r).placement == Placement::Upstream);
         if upstream && crate::headers::get(&reply.headers, "date").is_none() {
-            let date = crate::http_date::format(SystemTime::now());
+            let date = crate::calendar::http_date(SystemTime::now());
             reply.headers.push(("date".into(), date));
         }
         if let Some(o) = &self.observation {
@@ -434,17 +443,11 @@ impl<I: Integration> Stream<I> {
 
     fn reject(&mut self, error: &ErrorReply) {
         self.replied = true;
-        if let Some(o) = &self.observation {
-            o.failed(&WasmHost, error.failure, self.function_host());
-        }
-        let route = match self.observation.as_ref().and_then(|o| o.label.clone()) {
-            Some(label) => label,
-            None => self
-                .route
-                .as_ref()
-                .map(|r| route_label::<I>(r))
-                .unwrap_or_default(),
-        };
+        let route = self
+            .route
+            .as_ref()
+            .map(|r| record_failure::<I>(self.observation.as_deref(), r, error))
+            .unwrap_or_default();
         reject::<I>(&route, self.request.header("x-request-id"), error);
     }
 
