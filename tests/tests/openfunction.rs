@@ -591,18 +591,25 @@ fn wasm_memory_gauge_reports_linear_memory_without_growth() {
     );
 }
 
-/// A function that does not speak HTTP (garbage, an invalid status line,
-/// broken chunked framing) gets the filter's JSON 502, logged, never
-/// Envoy's text/plain "protocol error" passed through as if the function
-/// had sent it.
+/// A function that does not speak HTTP (garbage, an invalid status line)
+/// gets the filter's JSON 502, logged, never Envoy's text/plain "protocol
+/// error" passed through as if the function had sent it. Broken framing
+/// after a valid status line reaches the filter as a failed call, the same
+/// signal as an answer over Envoy's buffer: a JSON 502 that names both.
 #[test]
 fn a_function_that_does_not_speak_http_gets_the_json_502() {
-    let replies: [&'static [u8]; 3] = [
-        b"this is not http\r\n\r\n",
-        b"HTTP/1.1 99x OK\r\ncontent-length: 2\r\n\r\nok",
-        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nhello\r\n",
+    let replies: [(&'static [u8], &str); 3] = [
+        (b"this is not http\r\n\r\n", "function_unreachable"),
+        (
+            b"HTTP/1.1 99x OK\r\ncontent-length: 2\r\n\r\nok",
+            "function_unreachable",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nhello\r\n",
+            "function_response_too_large",
+        ),
     ];
-    for reply in replies {
+    for (reply, code) in replies {
         let port = raw_reply_server(reply);
         let plugin = json!({"routes": {"f": {
             "function_uri": format!("http://127.0.0.1:{port}/x"),
@@ -621,9 +628,112 @@ fn a_function_that_does_not_speak_http_gets_the_json_502() {
         let what = String::from_utf8_lossy(reply);
         assert_eq!(r.status, 502, "{what}: {}", r.text());
         assert_eq!(r.header("content-type"), Some("application/json"), "{what}");
-        assert_eq!(r.json()["error"], "function_unreachable", "{what}");
+        assert_eq!(r.json()["error"], code, "{what}");
         envoy
-            .wait_log("route \"f\": function_unreachable")
+            .wait_log(&format!("route \"f\": {code}"))
             .unwrap_or_else(|e| panic!("{what}: not logged: {e}"));
+    }
+}
+
+/// Headers that describe the representation (`content-type`, and for a
+/// HEAD the `content-length` a GET would have) reach the client as the
+/// function sent them, over HTTP/1.1 and HTTP/2, exactly as a plain Envoy
+/// route to the same function passes them.
+#[test]
+fn head_and_empty_bodies_keep_the_functions_representation_headers() {
+    let csv: &'static [u8] =
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/csv\r\ncontent-length: 42\r\nx-fn: 1\r\n\r\n";
+    let empty_json: &'static [u8] =
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 0\r\nx-fn: 1\r\n\r\n";
+    for (method, reply, length) in [("HEAD", csv, "42"), ("GET", empty_json, "0")] {
+        let port = raw_reply_server(reply);
+        let plugin = json!({"routes": {"f": {
+            "function_uri": format!("http://127.0.0.1:{port}/x"),
+            "cluster": "fn"
+        }}});
+        let envoy = Envoy::start(&bootstrap(
+            vec![route("f", "/api", "fn"), route("plain", "/plain", "fn")],
+            vec![wasm_filter("openfunction", &plugin)],
+            vec![cluster("fn", port)],
+        ))
+        .unwrap_or_else(|log| panic!("{log}"));
+        let content_type = if method == "HEAD" {
+            "text/csv"
+        } else {
+            "application/json"
+        };
+        for path in ["/plain", "/api"] {
+            let what = format!("{method} {path}");
+            let r = http1(envoy.port, method, path, &[], b"");
+            assert_eq!(r.status, 200, "{what}");
+            assert_eq!(r.header("x-fn"), Some("1"), "{what}: {:?}", r.headers);
+            assert_eq!(
+                r.header("content-type"),
+                Some(content_type),
+                "{what}: {:?}",
+                r.headers
+            );
+            assert_eq!(
+                r.header("content-length"),
+                Some(length),
+                "{what}: {:?}",
+                r.headers
+            );
+            assert_eq!(
+                r.header("transfer-encoding"),
+                None,
+                "{what}: {:?}",
+                r.headers
+            );
+            assert!(r.body.is_empty(), "{what}");
+            let r = http2(envoy.port, method, path, &[], b"");
+            assert_eq!(r.status, 200, "{what} h2");
+            assert_eq!(
+                r.header("content-type"),
+                Some(content_type),
+                "{what} h2: {:?}",
+                r.headers
+            );
+            if method == "HEAD" {
+                assert_eq!(
+                    r.header("content-length"),
+                    Some(length),
+                    "{what} h2: {:?}",
+                    r.headers
+                );
+            }
+            assert!(r.body.is_empty(), "{what} h2");
+        }
+    }
+}
+
+/// Envoy's async client drops a callout answer above its buffer limit
+/// (32 MiB by default) after the function's headers, and the plugin sees
+/// a failed call: that is the 502 function_response_too_large, not an
+/// unreachable function.
+#[test]
+fn answers_beyond_envoys_callout_buffer_are_too_large() {
+    let cap = 33_554_432u64;
+    let envoy = start(
+        one_route(
+            "/bytes",
+            json!({"strip_prefix": "/b", "max_resp_body_size": cap}),
+        ),
+        &[("f", "/b")],
+    );
+    let r = get(envoy.port, &format!("/b/{cap}"));
+    assert_eq!((r.status, r.body.len() as u64), (200, cap));
+    for size in [cap + 1, 2 * cap] {
+        let v = assert_error(
+            &get(envoy.port, &format!("/b/{size}")),
+            502,
+            "function_response_too_large",
+            "f",
+        );
+        let message = v["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("cut off") && message.contains(&cap.to_string()),
+            "{message}"
+        );
     }
 }

@@ -119,16 +119,10 @@ pub fn read_platform_fields(fields: &mut Fields) -> Result<PlatformFields, Confi
         }
     };
     let external_id = fields.header_value("aws_assume_role_external_id")?;
-    if assume_role_arn.is_none() {
-        for (present, name) in [
-            (role_session_name.is_some(), "aws_role_session_name"),
-            (sts_endpoint.is_some(), "aws_sts_endpoint_url"),
-            (external_id.is_some(), "aws_assume_role_external_id"),
-        ] {
-            if present {
-                return Err(fields.error(name, "needs aws_assume_role_arn"));
-            }
-        }
+    // Kong exports aws_role_session_name ("kong") and aws_sts_endpoint_url
+    // with every block; without a role Kong ignores them, and so do we.
+    if assume_role_arn.is_none() && external_id.is_some() {
+        return Err(fields.error("aws_assume_role_external_id", "needs aws_assume_role_arn"));
     }
     let imds_allow_v1 = match fields.string("aws_imds_protocol_version")?.as_deref() {
         None | Some("v2") => false,

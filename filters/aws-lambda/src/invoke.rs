@@ -104,19 +104,25 @@ fn arn_region(region: &str, account: &str) -> Result<Option<String>, &'static st
     }
 }
 
-/// Kong fields envoy-faas deliberately does not implement.
-const KONG_UNSUPPORTED: &[(&str, &str)] = &[
-    ("proxy_url", "route through an Envoy cluster instead"),
-    ("skip_large_bodies", "bodies over max_req_body_size get 413"),
-    (
-        "empty_arrays_mode",
-        "JSON results are never re-serialised, so empty arrays stay arrays",
-    ),
-    (
-        "awsgateway_compatible_payload_version",
-        "use payload_format apigateway_v1 or apigateway_v2",
-    ),
-];
+/// Kong fields that a block exported from Kong always lists. Each is
+/// accepted at Kong's default (or `null`) and at any value whose effect
+/// envoy-faas already has; only values it cannot honour are refused.
+fn read_kong_only_fields(fields: &mut Fields) -> Result<(), ConfigError> {
+    if fields.take("proxy_url").is_some() {
+        return Err(fields.error(
+            "proxy_url",
+            "is a Kong field envoy-faas does not support: route through an Envoy cluster instead",
+        ));
+    }
+    // true (Kong's default) omits bodies nginx spilled to disk; false reads
+    // them. envoy-faas always sends the whole body up to max_req_body_size
+    // and answers 413 above it: either value loads, neither omits a body.
+    fields.bool("skip_large_bodies")?;
+    // legacy (Kong's default) turns [] into {} in re-serialised results;
+    // envoy-faas passes results through byte for byte, as with correct.
+    choice(fields, "empty_arrays_mode", &["legacy", "correct"])?;
+    Ok(())
+}
 
 fn choice<'a>(
     fields: &mut Fields,
@@ -133,13 +139,21 @@ fn choice<'a>(
     }
 }
 
-fn read_payload(fields: &mut Fields) -> Result<Payload, ConfigError> {
+/// The request payload, and whether it came from Kong's fields: Kong reads
+/// the result as a proxy response only with `is_proxy_integration: true`.
+fn read_payload(fields: &mut Fields) -> Result<(Payload, bool), ConfigError> {
     let format = choice(
         fields,
         "payload_format",
         &["raw", "apigateway_v1", "apigateway_v2"],
     )?;
     let compatible = fields.bool("awsgateway_compatible")?;
+    let version = choice(fields, "awsgateway_compatible_payload_version", &["1.0", "2.0"])?;
+    let gateway = if version == Some("2.0") {
+        Payload::ApiGatewayV2
+    } else {
+        Payload::ApiGatewayV1
+    };
     let forward = Forward {
         method: fields.bool("forward_request_method")?.unwrap_or(false),
         uri: fields.bool("forward_request_uri")?.unwrap_or(false),
@@ -147,7 +161,7 @@ fn read_payload(fields: &mut Fields) -> Result<Payload, ConfigError> {
         body: fields.bool("forward_request_body")?.unwrap_or(false),
     };
     let kong = match (compatible, forward.any()) {
-        (Some(true), _) => Some(Payload::ApiGatewayV1), // Kong: takes precedence over forward_request_*
+        (Some(true), _) => Some(gateway), // Kong: takes precedence over forward_request_*
         (_, true) => Some(Payload::KongForward(forward)),
         _ => None,
     };
@@ -156,10 +170,10 @@ fn read_payload(fields: &mut Fields) -> Result<Payload, ConfigError> {
             "payload_format",
             "cannot be combined with Kong's awsgateway_compatible or forward_request_* fields",
         )),
-        (Some("apigateway_v1"), None) => Ok(Payload::ApiGatewayV1),
-        (Some("apigateway_v2"), None) => Ok(Payload::ApiGatewayV2),
-        (_, Some(p)) => Ok(p),
-        _ => Ok(Payload::Raw),
+        (Some("apigateway_v1"), None) => Ok((Payload::ApiGatewayV1, false)),
+        (Some("apigateway_v2"), None) => Ok((Payload::ApiGatewayV2, false)),
+        (_, Some(p)) => Ok((p, true)),
+        _ => Ok((Payload::Raw, false)),
     }
 }
 
@@ -260,14 +274,7 @@ fn read_endpoint(fields: &mut Fields, region: &str) -> Result<FunctionUri, Confi
 /// Reads an Invoke-mode route; returns it and the endpoint the common
 /// fields (cluster default, timeout, ...) apply to.
 pub fn read(fields: &mut Fields, global: &Global) -> Result<(Invoke, FunctionUri), ConfigError> {
-    for (name, advice) in KONG_UNSUPPORTED {
-        if fields.has(name) {
-            return Err(fields.error(
-                name,
-                format!("is a Kong field envoy-faas does not support: {advice}"),
-            ));
-        }
-    }
+    read_kong_only_fields(fields)?;
     let raw_name = fields.required_string("function_name")?;
     let name = parse_function_name(&raw_name).map_err(|why| fields.error("function_name", why))?;
     let qualifier = fields.non_empty_string("qualifier")?;
@@ -315,12 +322,14 @@ pub fn read(fields: &mut Fields, global: &Global) -> Result<(Invoke, FunctionUri
     let unhandled_status = fields
         .integer("unhandled_status", 100, 599)?
         .and_then(|s| u16::try_from(s).ok());
-    let payload = read_payload(fields)?;
+    let (payload, from_kong) = read_payload(fields)?;
     let base64_encode_body = fields.bool("base64_encode_body")?.unwrap_or(true);
+    // Our payload_format implies a proxy result, as API Gateway does; Kong's
+    // awsgateway_compatible shapes only the request.
     let is_apigateway = matches!(payload, Payload::ApiGatewayV1 | Payload::ApiGatewayV2);
     let result = match fields
         .bool("is_proxy_integration")?
-        .unwrap_or(is_apigateway)
+        .unwrap_or(is_apigateway && !from_kong)
     {
         true => ResultFormat::Proxy {
             v2: payload == Payload::ApiGatewayV2,
@@ -508,15 +517,27 @@ mod tests {
                 Payload::ApiGatewayV1,
                 ResultFormat::Raw,
             ),
+            // Kong: awsgateway_compatible shapes the request only.
             (
                 r#""function_name": "f", "awsgateway_compatible": true"#,
+                Payload::ApiGatewayV1,
+                ResultFormat::Raw,
+            ),
+            (
+                r#""function_name": "f", "awsgateway_compatible": true, "forward_request_body": true, "is_proxy_integration": true"#,
                 Payload::ApiGatewayV1,
                 ResultFormat::Proxy { v2: false },
             ),
             (
-                r#""function_name": "f", "awsgateway_compatible": true, "forward_request_body": true"#,
-                Payload::ApiGatewayV1,
-                ResultFormat::Proxy { v2: false },
+                r#""function_name": "f", "awsgateway_compatible": true, "awsgateway_compatible_payload_version": "2.0", "is_proxy_integration": true"#,
+                Payload::ApiGatewayV2,
+                ResultFormat::Proxy { v2: true },
+            ),
+            // The version alone does not switch the gateway event on.
+            (
+                r#""function_name": "f", "awsgateway_compatible": false, "awsgateway_compatible_payload_version": "2.0""#,
+                Payload::Raw,
+                ResultFormat::Raw,
             ),
             (
                 r#""function_name": "f", "forward_request_method": true, "is_proxy_integration": true"#,
@@ -596,9 +617,29 @@ mod tests {
                 "must be a role ARN",
             ),
             (
-                r#""function_name": "f", "aws_role_session_name": "s1""#,
-                "aws_role_session_name",
+                r#""function_name": "f", "aws_assume_role_external_id": "x1""#,
+                "aws_assume_role_external_id",
                 "needs aws_assume_role_arn",
+            ),
+            (
+                r#""function_name": "f", "proxy_url": "http://proxy:3128""#,
+                "proxy_url",
+                "route through an Envoy cluster",
+            ),
+            (
+                r#""function_name": "f", "empty_arrays_mode": "fixed""#,
+                "empty_arrays_mode",
+                "must be one of legacy, correct",
+            ),
+            (
+                r#""function_name": "f", "awsgateway_compatible_payload_version": "3.0""#,
+                "awsgateway_compatible_payload_version",
+                "must be one of 1.0, 2.0",
+            ),
+            (
+                r#""function_name": "f", "skip_large_bodies": "yes""#,
+                "skip_large_bodies",
+                "must be a boolean",
             ),
             (
                 r#""function_name": "f", "aws_assume_role_arn": "arn:aws:iam::1:role/r", "aws_role_session_name": "a b""#,

@@ -242,7 +242,9 @@ pub fn proxy_result(payload: &[u8], v2: bool) -> Result<LocalReply, ErrorReply> 
         Some(Value::String(s)) => s.as_bytes().to_vec(),
         Some(_) => return Err(invalid("body must be a string")),
     };
-    let mut headers = headers::end_to_end(&headers, |n| n == "content-length");
+    // content-length stays: the shell's framing drops it, or restores it
+    // for a HEAD (see faas_core::response::frame).
+    let mut headers = headers::end_to_end(&headers, |_| false);
     if headers::get(&headers, "content-type").is_none() && !body.is_empty() {
         headers.push(("content-type".into(), "application/json".into()));
     }
@@ -431,7 +433,12 @@ mod tests {
                 v1,
                 r#"{"statusCode":200,"headers":{"connection":"close","content-length":"99","x-k":"v"},"body":"ok"}"#,
                 200,
-                vec![("x-k", "v"), ("content-type", "application/json")],
+                // content-length is left to the shell's framing.
+                vec![
+                    ("content-length", "99"),
+                    ("x-k", "v"),
+                    ("content-type", "application/json"),
+                ],
                 b"ok".to_vec(),
             ),
             (

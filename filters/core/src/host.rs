@@ -2,7 +2,9 @@
 //! metrics, the clock), behind a trait: the shell implements it over
 //! proxy-wasm, and the logic that uses it is unit-tested with a fake.
 
+use crate::headers::HeaderList;
 use crate::request::Callout;
+use crate::response::LocalReply;
 use std::time::SystemTime;
 
 pub trait Host {
@@ -36,6 +38,32 @@ pub trait Host {
     fn set_property(&self, name: &str, value: &[u8]);
 }
 
+/// What one request's context reads from and sends to Envoy, on top of
+/// [`Host`]. Reads that fail give empty values: the state machine treats
+/// them like absent data, never as a reason to panic.
+pub trait StreamHost: Host {
+    /// The client's request headers, pseudo-headers included.
+    fn request_headers(&self) -> HeaderList;
+
+    /// The first `size` bytes of the buffered request body.
+    fn request_body(&self, size: usize) -> Vec<u8>;
+
+    /// A request property (`xds.route_name`, `source.address`, ...).
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>>;
+
+    /// The callout answer's headers, `:status` included.
+    fn call_response_headers(&self) -> HeaderList;
+
+    /// The callout answer's body.
+    fn call_response_body(&self, size: usize) -> Vec<u8>;
+
+    /// Answers the client with `reply` (Envoy's local-reply path).
+    fn send_response(&self, reply: &LocalReply) -> Result<(), String>;
+
+    /// Sets a header of the response passing the filter.
+    fn set_response_header(&self, name: &str, value: &str);
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricKind {
     Counter,
@@ -54,8 +82,10 @@ pub fn unix_seconds(time: SystemTime) -> u64 {
 /// settable clock.
 #[cfg(any(test, feature = "fake-host"))]
 pub mod fake {
-    use super::{Host, MetricKind};
+    use super::{Host, MetricKind, StreamHost};
+    use crate::headers::HeaderList;
     use crate::request::Callout;
+    use crate::response::LocalReply;
     use std::cell::{Cell, RefCell};
     use std::collections::BTreeMap;
     use std::rc::Rc;
@@ -79,6 +109,25 @@ pub mod fake {
         names: RefCell<Vec<String>>,
         next_token: Cell<u32>,
         properties: RefCell<Vec<(String, String)>>,
+        /// What the current request looks like to [`StreamHost`] reads.
+        pub request: RefCell<FakeRequest>,
+        /// Replies sent to the client, in order.
+        pub sent: RefCell<Vec<LocalReply>>,
+        /// Headers set on the response passing the filter, in order.
+        pub response_headers_set: RefCell<HeaderList>,
+        /// The client went away: replies fail as Envoy's do then.
+        pub client_gone: Cell<bool>,
+    }
+
+    /// The request and callout answer a [`FakeHost`] hands out.
+    #[derive(Default)]
+    pub struct FakeRequest {
+        pub headers: HeaderList,
+        pub body: Vec<u8>,
+        /// Readable properties by dotted path (`xds.route_name`).
+        pub properties: BTreeMap<String, Vec<u8>>,
+        pub call_headers: HeaderList,
+        pub call_body: Vec<u8>,
     }
 
     impl FakeHost {
@@ -90,6 +139,10 @@ pub mod fake {
                 names: RefCell::new(Vec::new()),
                 next_token: Cell::new(1),
                 properties: RefCell::new(Vec::new()),
+                request: RefCell::new(FakeRequest::default()),
+                sent: RefCell::new(Vec::new()),
+                response_headers_set: RefCell::new(Vec::new()),
+                client_gone: Cell::new(false),
             }
         }
 
@@ -165,6 +218,48 @@ pub mod fake {
         fn set_property(&self, name: &str, value: &[u8]) {
             let value = String::from_utf8_lossy(value).into_owned();
             self.properties.borrow_mut().push((name.to_string(), value));
+        }
+    }
+
+    impl StreamHost for FakeHost {
+        fn request_headers(&self) -> HeaderList {
+            self.request.borrow().headers.clone()
+        }
+
+        fn request_body(&self, size: usize) -> Vec<u8> {
+            let body = &self.request.borrow().body;
+            body.get(..size).unwrap_or(body).to_vec()
+        }
+
+        fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+            self.request
+                .borrow()
+                .properties
+                .get(&path.join("."))
+                .cloned()
+        }
+
+        fn call_response_headers(&self) -> HeaderList {
+            self.request.borrow().call_headers.clone()
+        }
+
+        fn call_response_body(&self, size: usize) -> Vec<u8> {
+            let body = &self.request.borrow().call_body;
+            body.get(..size).unwrap_or(body).to_vec()
+        }
+
+        fn send_response(&self, reply: &LocalReply) -> Result<(), String> {
+            if self.client_gone.get() {
+                return Err("NotFound".into());
+            }
+            self.sent.borrow_mut().push(reply.clone());
+            Ok(())
+        }
+
+        fn set_response_header(&self, name: &str, value: &str) {
+            self.response_headers_set
+                .borrow_mut()
+                .push((name.to_string(), value.to_string()));
         }
     }
 

@@ -22,6 +22,7 @@ pub mod path;
 pub mod request;
 pub mod response;
 pub mod shell;
+pub mod stream;
 pub mod uri;
 
 /// The module's version, and the git commit it was built from (stamped by
@@ -34,7 +35,7 @@ pub const COMMIT: &str = match option_env!("ENVOY_FAAS_COMMIT") {
 
 pub use config::CommonConfig;
 pub use fields::{ConfigError, Fields};
-pub use host::{Host, MetricKind};
+pub use host::{Host, MetricKind, StreamHost};
 pub use integration::Integration;
 pub use request::{Callout, ClientRequest};
 pub use response::{CalloutResponse, ErrorReply, LocalReply};

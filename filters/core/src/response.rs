@@ -95,10 +95,17 @@ pub enum CallResult {
 /// the router's fixed bodies. A function (through Envoy's router) always
 /// answers with its own headers, so this shape identifies Envoy's replies.
 fn synthesised_by_envoy(r: &CalloutResponse) -> bool {
-    r.headers
-        .iter()
-        .all(|(n, _)| n == "content-length" || n == "content-type")
-        && headers::get(&r.headers, "content-type") == Some("text/plain")
+    envoy_shaped(&r.headers, r.body.len())
+}
+
+/// Whether an answer of these headers (no pseudo-headers) and body size
+/// may be one of Envoy's own failures: its bodies are short sentences.
+pub fn envoy_shaped(headers: &[(String, String)], body_size: usize) -> bool {
+    body_size <= 512
+        && headers
+            .iter()
+            .all(|(n, _)| n == "content-length" || n == "content-type")
+        && headers::get(headers, "content-type") == Some("text/plain")
 }
 
 pub fn classify(response: CalloutResponse) -> CallResult {
@@ -125,20 +132,44 @@ pub fn classify(response: CalloutResponse) -> CallResult {
     CallResult::Function(response)
 }
 
-/// Headers of a function response that must not reach the client as-is:
-/// framing is recomputed by Envoy for the local reply.
-fn not_returned(name: &str) -> bool {
-    name == "content-length"
-}
-
 /// The client gets the function's status, end-to-end headers (repeats kept
-/// in order) and body, byte for byte.
+/// in order, `content-length` included: see [`frame`]) and body, byte for
+/// byte.
 pub fn passthrough(response: CalloutResponse) -> LocalReply {
     LocalReply {
         status: response.status,
-        headers: headers::end_to_end(&response.headers, not_returned),
+        headers: headers::end_to_end(&response.headers, |_| false),
         body: response.body,
     }
+}
+
+/// A reply ready for Envoy's local-reply path, and the headers to put back
+/// when it passes this filter's response hook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Framed {
+    pub reply: LocalReply,
+    pub restore: HeaderList,
+}
+
+/// Prepares `reply` for `send_http_response`. Envoy computes the framing
+/// itself: it sets `content-length` from the body, and for an empty body
+/// removes both `content-length` and `content-type`, even for a HEAD,
+/// whose empty body says nothing about the representation. Those headers
+/// are kept aside in `restore` as the function sent them: `content-type`
+/// of any empty body, and a HEAD's `content-length` (what a GET would
+/// carry; without it an HTTP/1.1 client would get a chunked HEAD answer).
+pub fn frame(mut reply: LocalReply, head: bool) -> Framed {
+    let mut restore = HeaderList::new();
+    let empty = reply.body.is_empty();
+    reply.headers.retain(|(name, value)| {
+        let length = name == "content-length";
+        let number = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+        if empty && (name == "content-type" || (length && head && number)) {
+            restore.push((name.clone(), value.clone()));
+        }
+        !length
+    });
+    Framed { reply, restore }
 }
 
 #[cfg(test)]
@@ -213,7 +244,40 @@ mod tests {
     }
 
     #[test]
-    fn passthrough_strips_framing_and_hop_by_hop_but_keeps_repeats() {
+    fn framing_keeps_what_envoy_drops_from_empty_bodies_aside() {
+        let reply = |hs: &[(&str, &str)], body: &str| LocalReply {
+            status: 200,
+            headers: crate::headers::owned(hs),
+            body: body.as_bytes().to_vec(),
+        };
+        let csv = [("content-type", "text/csv"), ("content-length", "42")];
+        // HEAD: the GET's length and type come back after Envoy drops them.
+        let f = frame(reply(&csv, ""), true);
+        assert_eq!(
+            f.reply.headers,
+            crate::headers::owned(&[("content-type", "text/csv")])
+        );
+        assert_eq!(
+            f.restore,
+            crate::headers::owned(&[("content-type", "text/csv"), ("content-length", "42")])
+        );
+        // GET with an empty body: only the type (Envoy sends length 0).
+        let f = frame(reply(&csv[..1], ""), false);
+        assert_eq!(
+            f.restore,
+            crate::headers::owned(&[("content-type", "text/csv")])
+        );
+        // A body: Envoy frames it, nothing to restore, no stale length.
+        let f = frame(reply(&[("content-length", "99"), ("x", "1")], "ok"), true);
+        assert_eq!(f.reply.headers, crate::headers::owned(&[("x", "1")]));
+        assert!(f.restore.is_empty());
+        // A length that is not a number is not restored.
+        let f = frame(reply(&[("content-length", "4x")], ""), true);
+        assert!(f.restore.is_empty() && f.reply.headers.is_empty());
+    }
+
+    #[test]
+    fn passthrough_strips_hop_by_hop_but_keeps_repeats() {
         let r = resp(
             201,
             &[
@@ -231,10 +295,11 @@ mod tests {
         assert_eq!(out.body, b"ok");
         assert_eq!(
             out.headers,
-            vec![
-                ("set-cookie".to_string(), "a=1".to_string()),
-                ("set-cookie".into(), "b=2".into())
-            ]
+            crate::headers::owned(&[
+                ("set-cookie", "a=1"),
+                ("content-length", "2"),
+                ("set-cookie", "b=2")
+            ])
         );
     }
 

@@ -1,0 +1,920 @@
+//! One client request on a function route: the state machine between
+//! Envoy's callbacks (headers, body, trailers, the callout's answer, the
+//! response passing back, the end of the stream) and the pure core.
+//!
+//! It reaches Envoy only through [`StreamHost`], so every transition is
+//! unit-tested with [`crate::host::fake::FakeHost`], including the ones
+//! Envoy makes hard to provoke. `shell` wires it to proxy-wasm.
+
+use crate::config::PluginConfig;
+use crate::headers::HeaderList;
+use crate::host::StreamHost;
+use crate::integration::Integration;
+use crate::layout::{self, BodyLayout, Placement};
+use crate::metrics::{self, Registry};
+use crate::observe::Observation;
+use crate::request::ClientRequest;
+use crate::response::{
+    classify, envoy_shaped, frame, CallResult, CalloutResponse, ErrorReply, Failure, LocalReply,
+};
+use proxy_wasm::types::Action;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::SystemTime;
+
+pub type Compiled<I> = PluginConfig<<I as Integration>::Global, <I as Integration>::Route>;
+
+/// Requests paused in headers (`stop_iteration`) that still wait for their
+/// body. Envoy withholds the body from such a filter when the PluginConfig
+/// lacks `allow_on_headers_stop_iteration`; the request would then hang
+/// until a stream timeout. The root's tick finds these requests by
+/// comparing Envoy's `request.total_size` with the headers' size, and
+/// answers them with the fix instead.
+pub struct BodyWatch<R> {
+    pub waiting: RefCell<Vec<Waiting<R>>>,
+    /// Set once a withheld body was seen: this plugin config runs without
+    /// the flag, so later requests with a body are answered at once.
+    pub flag_missing: Cell<bool>,
+}
+
+impl<R> Default for BodyWatch<R> {
+    fn default() -> Self {
+        BodyWatch {
+            waiting: RefCell::new(Vec::new()),
+            flag_missing: Cell::new(false),
+        }
+    }
+}
+
+pub struct Waiting<R> {
+    pub context_id: u32,
+    pub header_bytes: u64,
+    pub route: Rc<R>,
+    pub observation: Option<Rc<Observation>>,
+}
+
+impl<R> BodyWatch<R> {
+    fn forget(&self, context_id: u32) {
+        self.waiting
+            .borrow_mut()
+            .retain(|w| w.context_id != context_id);
+    }
+}
+
+/// Why a callout answer without headers is reported as too large: Envoy
+/// synthesises a 502/503/504 for every failure before the function's
+/// headers, so a failure without any headers happened after them. Its
+/// async client then either cut a response above its buffer limit (which
+/// the plugin cannot see) or the connection broke mid-body.
+pub const CUT_OFF: &str = "the function's response was cut off: over Envoy's callout \
+limit (33554432 bytes by default, runtime key http.async_response_buffer_limit), or its \
+connection broke mid-response";
+
+pub fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+fn property(host: &dyn StreamHost, path: &[&str]) -> Option<String> {
+    host.property(path).map(text)
+}
+
+/// The Envoy route name, else the name the route was configured under.
+fn route_label<I: Integration>(host: &dyn StreamHost, route: &I::Route) -> String {
+    property(host, &["xds", "route_name"])
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| I::common(route).route.clone())
+}
+
+/// Records `error` as the request's outcome (when observed) and returns the
+/// route label for its body: the one the request started with, else the
+/// Envoy route name read now.
+pub fn record_failure<I: Integration>(
+    host: &dyn StreamHost,
+    observation: Option<&Observation>,
+    route: &I::Route,
+    error: &ErrorReply,
+) -> String {
+    if let Some(o) = observation {
+        o.failed(host, error.failure, &I::common(route).function.host);
+    }
+    observation
+        .and_then(|o| o.label.clone())
+        .unwrap_or_else(|| route_label::<I>(host, route))
+}
+
+/// Sends `reply` to the client of the current request.
+fn send_reply<I: Integration>(host: &dyn StreamHost, reply: &LocalReply) {
+    if let Err(why) = host.send_response(reply) {
+        log::error!("{}: could not send the response: {why}", I::NAME);
+    }
+}
+
+/// Answers with a JSON error and logs it (messages carry no secrets).
+pub fn reject<I: Integration>(
+    host: &dyn StreamHost,
+    route: &str,
+    request_id: Option<&str>,
+    error: &ErrorReply,
+) {
+    log::warn!(
+        "{}: route \"{route}\": {}: {}",
+        I::NAME,
+        error.code(),
+        error.message
+    );
+    send_reply::<I>(host, &error.render(route, request_id));
+}
+
+fn proxy_status(headers: &HeaderList) -> Option<u16> {
+    crate::headers::get(headers, ":status")
+        .and_then(|s| s.parse::<u16>().ok())
+        .filter(|s| (100..=599).contains(s))
+}
+
+pub struct Stream<I: Integration, H: StreamHost> {
+    host: H,
+    context_id: u32,
+    config: Option<Rc<Compiled<I>>>,
+    metrics: Rc<Registry>,
+    body_watch: Rc<BodyWatch<I::Route>>,
+    /// Set when this request is ours to answer.
+    route: Option<Rc<I::Route>>,
+    /// Its metrics and access-log facts (unless both are switched off).
+    observation: Option<Rc<Observation>>,
+    request: ClientRequest,
+    /// Body bytes Envoy has buffered so far.
+    body_size: usize,
+    /// The call was dispatched or the client already answered: later body
+    /// or trailer callbacks must not act again.
+    answered: bool,
+    /// This filter sent the client's response: a response it did not send
+    /// comes from the router (see `on_response_headers`).
+    replied: bool,
+    /// Representation headers Envoy's local reply drops, put back when the
+    /// reply passes `on_response_headers` (see [`frame`]).
+    restore: HeaderList,
+}
+
+impl<I: Integration, H: StreamHost> Stream<I, H> {
+    pub fn new(
+        host: H,
+        context_id: u32,
+        config: Option<Rc<Compiled<I>>>,
+        metrics: Rc<Registry>,
+        body_watch: Rc<BodyWatch<I::Route>>,
+    ) -> Self {
+        Stream {
+            host,
+            context_id,
+            config,
+            metrics,
+            body_watch,
+            route: None,
+            observation: None,
+            request: ClientRequest::default(),
+            body_size: 0,
+            answered: false,
+            replied: false,
+            restore: HeaderList::new(),
+        }
+    }
+
+    pub fn host(&self) -> &H {
+        &self.host
+    }
+
+    /// The configured host of this route's function (access log).
+    fn function_host(&self) -> &str {
+        self.route
+            .as_ref()
+            .map_or("", |r| I::common(r).function.host.as_str())
+    }
+
+    /// Sends the function's mapped answer. Upstream, it gets a `date` if it
+    /// has none: the listener's cache filter stores no answer without one
+    /// (Envoy adds `date` only later, on the way to the client).
+    fn send(&mut self, reply: LocalReply) {
+        self.replied = true;
+        let framed = frame(reply, self.request.method() == "HEAD");
+        let mut reply = framed.reply;
+        self.restore = framed.restore;
+        let upstream = self
+            .route
+            .as_ref()
+            .is_some_and(|r| I::common(r).placement == Placement::Upstream);
+        if upstream && crate::headers::get(&reply.headers, "date").is_none() {
+            let date = crate::calendar::http_date(self.host.now());
+            reply.headers.push(("date".into(), date));
+        }
+        if let Some(o) = &self.observation {
+            o.replied(&self.host, reply.status, self.function_host());
+        }
+        send_reply::<I>(&self.host, &reply);
+    }
+
+    fn fail(&mut self, failure: Failure, message: &str) {
+        self.reject(&ErrorReply::new(failure, message));
+    }
+
+    fn reject(&mut self, error: &ErrorReply) {
+        self.replied = true;
+        let route = self
+            .route
+            .as_ref()
+            .map(|r| record_failure::<I>(&self.host, self.observation.as_deref(), r, error))
+            .unwrap_or_default();
+        reject::<I>(
+            &self.host,
+            &route,
+            self.request.header("x-request-id"),
+            error,
+        );
+    }
+
+    /// Starts observing a request on a function route. `route_name` is the
+    /// Envoy route name when the lookup already read it; metrics need it
+    /// (a property read costs about 1.2 µs, so only they fetch it).
+    fn observe(&mut self, config: &Compiled<I>, route_name: Option<String>) {
+        let wanted = config.observability;
+        if !wanted.any() {
+            return;
+        }
+        let (label, route_metrics) = if wanted.metrics {
+            let label = route_name
+                .or_else(|| property(&self.host, &["xds", "route_name"]))
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| metrics::UNNAMED_ROUTE.to_string());
+            let route_metrics = self.metrics.route(&self.host, &label);
+            (Some(label), Some(route_metrics))
+        } else {
+            (route_name, None)
+        };
+        self.observation = Some(Rc::new(Observation::new(
+            label,
+            route_metrics,
+            wanted.access_log_fields,
+        )));
+    }
+
+    /// Pauses request headers that a body follows, and watches for Envoy
+    /// withholding that body (no `allow_on_headers_stop_iteration`).
+    fn pause_for_body(&mut self, route: Rc<I::Route>) -> Action {
+        if self.body_watch.flag_missing.get() {
+            self.answered = true;
+            self.fail(Failure::BodyLayoutMisconfigured, layout::FLAG_MISSING);
+            return Action::Pause;
+        }
+        self.body_watch.waiting.borrow_mut().push(Waiting {
+            context_id: self.context_id,
+            header_bytes: layout::header_bytes(&self.request.headers),
+            route,
+            observation: self.observation.clone(),
+        });
+        Action::Pause
+    }
+
+    /// The body arrived, or the stream ends: it no longer waits (only
+    /// `stop_iteration` routes ever register).
+    fn stop_watching(&self) {
+        if self
+            .route
+            .as_ref()
+            .is_some_and(|r| I::common(r).body_layout.pauses_headers())
+        {
+            self.body_watch.forget(self.context_id);
+        }
+    }
+
+    fn body_too_large(&mut self, size: usize, limit: usize) {
+        self.answered = true;
+        self.fail(
+            Failure::RequestBodyTooLarge,
+            &format!("request body of {size} bytes exceeds max_req_body_size ({limit} bytes)"),
+        );
+    }
+
+    /// The whole request is here: build the call and send it.
+    fn dispatch(&mut self) {
+        let (Some(config), Some(route)) = (self.config.clone(), self.route.clone()) else {
+            return;
+        };
+        self.answered = true;
+        if self.body_size > 0 {
+            self.request.body = self.host.request_body(self.body_size);
+        }
+        if I::common(&route).placement.reads_peer_address() {
+            self.request.peer_address = property(&self.host, &["source", "address"]);
+        }
+        if I::uses_protocol(&route) {
+            self.request.protocol = property(&self.host, &["request", "protocol"]);
+        }
+        if let Err(error) = I::admit(&config.global, &route, &self.host) {
+            return self.reject(&error);
+        }
+        let now = self.host.now();
+        let callout = match I::build_callout(&config.global, &route, &self.request, now) {
+            Ok(c) => c,
+            Err(error) => return self.reject(&error),
+        };
+        match self.host.dispatch(&callout) {
+            Ok(_) => {
+                if let Some(o) = &self.observation {
+                    o.sent(&self.host, now, self.body_size);
+                }
+            }
+            Err(why) => self.fail(Failure::CalloutFailed, &why),
+        }
+    }
+
+    pub fn on_request_headers(&mut self, end_of_stream: bool) -> Action {
+        let Some(config) = self.config.clone() else {
+            return Action::Continue;
+        };
+        let route_name = if config.routes.needs_route_name() {
+            property(&self.host, &["xds", "route_name"])
+        } else {
+            None
+        };
+        let Some(route) = config.routes.lookup(route_name.as_deref()) else {
+            return Action::Continue; // not a function route: pass through untouched
+        };
+        let limit = I::common(&route).max_req_body_size;
+        self.route = Some(Rc::clone(&route));
+        self.observe(&config, route_name);
+        self.request.headers = self.host.request_headers();
+        // Refuse before reading a byte of an announced oversized body.
+        let announced = self
+            .request
+            .header("content-length")
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if let Some(size) = announced.filter(|&n| n > limit as u64) {
+            self.body_too_large(usize::try_from(size).unwrap_or(usize::MAX), limit);
+            return Action::Pause;
+        }
+        if end_of_stream {
+            // Header-only: answer from here; the router never starts.
+            self.dispatch();
+            return Action::Pause;
+        }
+        match I::common(&route).body_layout {
+            // The flag lets the body reach a filter that paused here.
+            BodyLayout::StopIteration => self.pause_for_body(route),
+            // The holding filter after this one keeps the headers from the
+            // router; this filter holds the body until it is complete.
+            BodyLayout::HoldingFilter => Action::Continue,
+        }
+    }
+
+    pub fn on_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let Some(route) = self.route.clone() else {
+            return Action::Continue;
+        };
+        self.stop_watching();
+        if self.answered {
+            return Action::Pause;
+        }
+        self.body_size = body_size;
+        let limit = I::common(&route).max_req_body_size;
+        if body_size > limit {
+            self.body_too_large(body_size, limit);
+            return Action::Pause;
+        }
+        if end_of_stream {
+            self.dispatch();
+        }
+        Action::Pause
+    }
+
+    /// Trailers end the request: with or without a body, it is complete.
+    pub fn on_request_trailers(&mut self) -> Action {
+        if self.route.is_none() {
+            return Action::Continue;
+        }
+        self.stop_watching();
+        if !self.answered {
+            self.dispatch();
+        }
+        Action::Pause
+    }
+
+    /// On a function route every response is this filter's own, unless
+    /// the router got the request: in `holding_filter` layout that means
+    /// no holding filter follows. The router's answer (or its connect
+    /// error) is replaced by the fix. The filter's own reply gets back the
+    /// headers Envoy's local-reply path dropped.
+    pub fn on_response_headers(&mut self) -> Action {
+        match &self.route {
+            Some(route) if !self.replied && !I::common(route).body_layout.pauses_headers() => {
+                self.answered = true;
+                self.fail(Failure::BodyLayoutMisconfigured, layout::NO_HOLDING_FILTER);
+                Action::Pause
+            }
+            _ => {
+                for (name, value) in std::mem::take(&mut self.restore) {
+                    self.host.set_response_header(&name, &value);
+                }
+                Action::Continue
+            }
+        }
+    }
+
+    /// The stream is complete (Envoy calls this before its access logs):
+    /// a request this filter never answered was abandoned by its client.
+    pub fn on_log(&mut self) {
+        if let Some(o) = self.observation.as_ref().filter(|o| !o.is_finished()) {
+            o.abandoned(&self.host, self.function_host());
+        }
+    }
+
+    fn response_too_large(&mut self, now: SystemTime, status: Option<u16>, body_size: usize) {
+        if let Some(o) = &self.observation {
+            o.answered(&self.host, now, status, body_size);
+        }
+        let limit = self
+            .route
+            .as_ref()
+            .map_or(0, |r| I::common(r).max_resp_body_size);
+        self.fail(
+            Failure::FunctionResponseTooLarge,
+            &format!(
+                "function response of {body_size} bytes exceeds max_resp_body_size ({limit} bytes)"
+            ),
+        );
+    }
+
+    /// The function's answer (`num_headers` 0: the call failed, see
+    /// [`CUT_OFF`]).
+    pub fn on_call_response(&mut self, num_headers: usize, body_size: usize) {
+        let (Some(config), Some(route)) = (self.config.clone(), self.route.clone()) else {
+            return;
+        };
+        if self.replied {
+            return; // answered meanwhile (the router's response was replaced)
+        }
+        let common = I::common(&route);
+        let now = self.host.now();
+        if num_headers == 0 {
+            if let Some(o) = &self.observation {
+                o.answered(&self.host, now, None, 0);
+            }
+            return self.fail(Failure::FunctionResponseTooLarge, CUT_OFF);
+        }
+        let mut headers = self.host.call_response_headers();
+        let status = proxy_status(&headers);
+        headers.retain(|(n, _)| !n.starts_with(':'));
+        // An oversized answer is refused unread, unless it may be Envoy's
+        // own short failure (a 24-byte timeout must not pass for a large
+        // answer when max_resp_body_size is tiny).
+        let too_large = body_size > common.max_resp_body_size;
+        if too_large && !envoy_shaped(&headers, body_size) {
+            return self.response_too_large(now, status, body_size);
+        }
+        let body = self.host.call_response_body(body_size);
+        let Some(status) = status else {
+            if let Some(o) = &self.observation {
+                o.answered(&self.host, now, None, body_size);
+            }
+            return self.fail(
+                Failure::FunctionUnreachable,
+                "the function's response had no valid status",
+            );
+        };
+        let result = classify(CalloutResponse {
+            status,
+            headers,
+            body,
+        });
+        if too_large && matches!(result, CallResult::Function(_)) {
+            return self.response_too_large(now, Some(status), body_size);
+        }
+        if let Some(o) = &self.observation {
+            let function_status = matches!(result, CallResult::Function(_)).then_some(status);
+            o.answered(&self.host, now, function_status, body_size);
+        }
+        match result {
+            CallResult::TimedOut => self.fail(
+                Failure::FunctionTimeout,
+                &format!(
+                    "the function did not answer within {} ms",
+                    // u64, not the u128 of as_millis: its formatter costs 1.5 KB of wasm.
+                    u64::try_from(common.timeout.as_millis()).unwrap_or(u64::MAX)
+                ),
+            ),
+            CallResult::Unreachable(why) => self.fail(
+                Failure::FunctionUnreachable,
+                &format!(
+                    "could not reach the function on cluster \"{}\": {why}",
+                    common.cluster
+                ),
+            ),
+            CallResult::Function(response) => {
+                match I::map_response(&config.global, &route, response) {
+                    Ok(reply) => self.send(reply),
+                    Err(error) => self.reject(&error),
+                }
+            }
+        }
+    }
+}
+
+impl<I: Integration, H: StreamHost> Drop for Stream<I, H> {
+    fn drop(&mut self) {
+        self.stop_watching();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every transition of the state machine, over the fake host. The
+    //! comments name the Envoy callback sequence each test plays.
+
+    use super::*;
+    use crate::config::{compile, read_function_uri, CommonConfig};
+    use crate::fields::{ConfigError, Fields};
+    use crate::headers::owned;
+    use crate::host::fake::{FakeHost, Shared};
+    use crate::request::{forward, Callout};
+
+    /// The smallest integration: forwards the request, passes the answer.
+    struct Plain;
+
+    impl Integration for Plain {
+        const NAME: &'static str = "plain";
+        type Global = ();
+        type Route = CommonConfig;
+
+        fn read_global(_: &mut Fields) -> Result<(), ConfigError> {
+            Ok(())
+        }
+
+        fn read_route(fields: &mut Fields, _: &()) -> Result<CommonConfig, ConfigError> {
+            let uri = read_function_uri(fields, "function_uri")?;
+            CommonConfig::read(fields, uri)
+        }
+
+        fn common(route: &CommonConfig) -> &CommonConfig {
+            route
+        }
+
+        fn build_callout(
+            _: &(),
+            route: &CommonConfig,
+            request: &ClientRequest,
+            _: SystemTime,
+        ) -> Result<Callout, ErrorReply> {
+            Ok(forward(route, request))
+        }
+    }
+
+    type TestStream = Stream<Plain, FakeHost>;
+
+    fn stream_with(config: &str, watch: &Rc<BodyWatch<CommonConfig>>) -> TestStream {
+        let compiled = compile(config.as_bytes(), Plain::read_global, Plain::read_route)
+            .expect("test config compiles");
+        Stream::new(
+            FakeHost::new(Rc::new(Shared::default())),
+            7,
+            Some(Rc::new(compiled)),
+            Rc::new(Registry::new("plain")),
+            Rc::clone(watch),
+        )
+    }
+
+    const CONFIG: &str = r#"{"function_uri": "http://fn.test/f", "cluster": "functions",
+        "max_req_body_size": 10, "max_resp_body_size": 20}"#;
+
+    fn stream() -> TestStream {
+        stream_with(CONFIG, &Rc::new(BodyWatch::default()))
+    }
+
+    /// Sets the client's request as Envoy would present it.
+    fn request(s: &TestStream, method: &str, extra: &[(&str, &str)], body: &str) {
+        let mut headers = owned(&[(":method", method), (":path", "/f"), (":authority", "gw")]);
+        headers.extend(owned(extra));
+        let mut r = s.host().request.borrow_mut();
+        r.headers = headers;
+        r.body = body.as_bytes().to_vec();
+    }
+
+    /// Sets the callout's answer.
+    fn answer(s: &TestStream, status: &str, headers: &[(&str, &str)], body: &str) {
+        let mut all = owned(&[(":status", status)]);
+        all.extend(owned(headers));
+        let mut r = s.host().request.borrow_mut();
+        r.call_headers = all;
+        r.call_body = body.as_bytes().to_vec();
+    }
+
+    fn calls(s: &TestStream) -> Vec<Callout> {
+        s.host()
+            .calls
+            .borrow()
+            .iter()
+            .map(|(_, c)| c.clone())
+            .collect()
+    }
+
+    fn sent(s: &TestStream) -> Vec<LocalReply> {
+        s.host().sent.borrow().clone()
+    }
+
+    /// The JSON error code of the only reply.
+    fn only_error(s: &TestStream) -> (u16, String) {
+        let replies = sent(s);
+        assert_eq!(replies.len(), 1, "exactly one reply: {replies:?}");
+        let reply = replies.first().expect("one reply");
+        let v: serde_json::Value = serde_json::from_slice(&reply.body).expect("JSON error");
+        (
+            reply.status,
+            v["error"].as_str().unwrap_or_default().to_string(),
+        )
+    }
+
+    fn outcome(s: &TestStream) -> Vec<String> {
+        s.host()
+            .properties()
+            .into_iter()
+            .filter(|(n, _)| n == crate::observe::fact::OUTCOME)
+            .map(|(_, v)| v)
+            .collect()
+    }
+
+    #[test]
+    fn without_a_config_or_off_a_function_route_everything_passes() {
+        let watch = Rc::new(BodyWatch::default());
+        let mut s = Stream::<Plain, _>::new(
+            FakeHost::new(Rc::new(Shared::default())),
+            1,
+            None,
+            Rc::new(Registry::new("plain")),
+            watch,
+        );
+        assert_eq!(s.on_request_headers(true), Action::Continue);
+        let mut s = stream_with(
+            r#"{"routes": {"fn": {"function_uri": "http://fn.test/f"}}}"#,
+            &Rc::new(BodyWatch::default()),
+        );
+        s.host()
+            .request
+            .borrow_mut()
+            .properties
+            .insert("xds.route_name".into(), b"other".to_vec());
+        assert_eq!(s.on_request_headers(false), Action::Continue);
+        assert_eq!(s.on_request_body(3, true), Action::Continue);
+        assert_eq!(s.on_request_trailers(), Action::Continue);
+        assert_eq!(s.on_response_headers(), Action::Continue);
+        assert!(calls(&s).is_empty() && sent(&s).is_empty());
+    }
+
+    #[test]
+    fn a_header_only_request_is_dispatched_from_the_headers_once() {
+        let mut s = stream();
+        request(&s, "GET", &[("x-a", "1")], "");
+        assert_eq!(s.on_request_headers(true), Action::Pause);
+        let c = calls(&s);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.first().map(|c| c.cluster.as_str()), Some("functions"));
+        assert_eq!(c.first().and_then(|c| c.header("x-a")), Some("1"));
+        // A stray trailer callback after dispatch does nothing.
+        assert_eq!(s.on_request_trailers(), Action::Pause);
+        assert_eq!(calls(&s).len(), 1);
+    }
+
+    #[test]
+    fn a_body_is_accumulated_until_its_end_then_dispatched_once() {
+        let watch = Rc::new(BodyWatch::default());
+        let mut s = stream_with(CONFIG, &watch);
+        request(&s, "POST", &[], "hello");
+        assert_eq!(s.on_request_headers(false), Action::Pause);
+        assert_eq!(watch.waiting.borrow().len(), 1, "waits for its body");
+        assert_eq!(s.on_request_body(3, false), Action::Pause);
+        assert!(watch.waiting.borrow().is_empty(), "the body arrived");
+        assert!(calls(&s).is_empty(), "not before the end of the body");
+        assert_eq!(s.on_request_body(5, true), Action::Pause);
+        let c = calls(&s);
+        assert_eq!(c.first().map(|c| c.body.clone()), Some(b"hello".to_vec()));
+        // A second end-of-body callback after dispatch (Envoy resumes the
+        // paused chunk) must not send the call again.
+        assert_eq!(s.on_request_body(5, true), Action::Pause);
+        assert_eq!(calls(&s).len(), 1);
+    }
+
+    #[test]
+    fn trailers_without_a_body_complete_the_request() {
+        let watch = Rc::new(BodyWatch::default());
+        let mut s = stream_with(CONFIG, &watch);
+        request(&s, "POST", &[], "");
+        assert_eq!(s.on_request_headers(false), Action::Pause);
+        assert_eq!(s.on_request_trailers(), Action::Pause);
+        assert_eq!(calls(&s).len(), 1);
+        assert!(watch.waiting.borrow().is_empty(), "no longer watched");
+    }
+
+    #[test]
+    fn an_announced_oversized_body_gets_413_before_a_byte_is_read() {
+        let mut s = stream();
+        request(&s, "POST", &[("content-length", "11")], "");
+        assert_eq!(s.on_request_headers(false), Action::Pause);
+        assert_eq!(only_error(&s), (413, "request_body_too_large".into()));
+        // The body still streams in: nothing more happens.
+        assert_eq!(s.on_request_body(11, true), Action::Pause);
+        assert_eq!(s.on_request_trailers(), Action::Pause);
+        assert!(calls(&s).is_empty());
+        assert_eq!(sent(&s).len(), 1);
+    }
+
+    #[test]
+    fn a_chunked_body_over_the_limit_gets_413_once() {
+        let mut s = stream();
+        request(&s, "POST", &[], "");
+        s.on_request_headers(false);
+        assert_eq!(s.on_request_body(11, false), Action::Pause);
+        assert_eq!(s.on_request_body(30, true), Action::Pause);
+        assert_eq!(only_error(&s), (413, "request_body_too_large".into()));
+        assert!(calls(&s).is_empty());
+    }
+
+    #[test]
+    fn the_functions_answer_becomes_the_reply() {
+        let mut s = stream();
+        request(&s, "GET", &[], "");
+        s.on_request_headers(true);
+        answer(&s, "201", &[("x-fn", "1"), ("content-length", "2")], "ok");
+        s.on_call_response(3, 2);
+        let reply = sent(&s);
+        let reply = reply.first().expect("a reply");
+        assert_eq!(
+            (reply.status, reply.body.as_slice()),
+            (201, b"ok".as_slice())
+        );
+        // Envoy frames the body itself.
+        assert_eq!(reply.headers, owned(&[("x-fn", "1")]));
+        assert_eq!(outcome(&s), vec!["function_2xx".to_string()]);
+        // The reply passes the response hook unchanged.
+        assert_eq!(s.on_response_headers(), Action::Continue);
+        assert!(s.host().response_headers_set.borrow().is_empty());
+    }
+
+    #[test]
+    fn representation_headers_come_back_on_the_replys_way_out() {
+        let mut s = stream();
+        request(&s, "HEAD", &[], "");
+        s.on_request_headers(true);
+        answer(
+            &s,
+            "200",
+            &[("content-type", "text/csv"), ("content-length", "42")],
+            "",
+        );
+        s.on_call_response(3, 0);
+        assert_eq!(s.on_response_headers(), Action::Continue);
+        assert_eq!(
+            *s.host().response_headers_set.borrow(),
+            owned(&[("content-type", "text/csv"), ("content-length", "42")])
+        );
+    }
+
+    #[test]
+    fn a_call_that_failed_after_the_functions_headers_is_a_response_cut_off() {
+        let mut s = stream();
+        request(&s, "GET", &[], "");
+        s.on_request_headers(true);
+        s.on_call_response(0, 0);
+        assert_eq!(only_error(&s), (502, "function_response_too_large".into()));
+        let body = sent(&s).first().map(|r| r.body.clone()).unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(v["message"], CUT_OFF);
+        assert!(CUT_OFF.contains(&crate::config::ENVOY_CALLOUT_RESPONSE_CAP.to_string()));
+        assert_eq!(outcome(&s), vec!["response_too_large".to_string()]);
+    }
+
+    #[test]
+    fn over_max_resp_body_size_timeouts_and_envoys_failures_are_json_errors() {
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str, (u16, &'a str));
+        let cases: [Case; 3] = [
+            (
+                "200",
+                &[],
+                "012345678901234567890",
+                (502, "function_response_too_large"),
+            ),
+            (
+                "504",
+                &[("content-length", "24"), ("content-type", "text/plain")],
+                "upstream request timeout",
+                (504, "function_timeout"),
+            ),
+            (
+                "503",
+                &[("content-length", "19"), ("content-type", "text/plain")],
+                "no healthy upstream",
+                (502, "function_unreachable"),
+            ),
+        ];
+        for (status, headers, body, expected) in cases {
+            let mut s = stream();
+            request(&s, "GET", &[], "");
+            s.on_request_headers(true);
+            answer(&s, status, headers, body);
+            s.on_call_response(headers.len() + 1, body.len());
+            assert_eq!(only_error(&s), (expected.0, expected.1.to_string()));
+        }
+    }
+
+    #[test]
+    fn an_answer_after_the_client_went_away_is_dropped_quietly() {
+        let mut s = stream();
+        request(&s, "GET", &[], "");
+        s.on_request_headers(true);
+        // The client disconnects: Envoy ends the stream and logs it.
+        s.host().client_gone.set(true);
+        s.on_log();
+        assert_eq!(outcome(&s), vec!["client_closed".to_string()]);
+        // Should the answer still arrive, the failed reply is only logged
+        // and the request is not counted twice.
+        answer(&s, "200", &[], "late");
+        s.on_call_response(1, 4);
+        assert!(sent(&s).is_empty());
+        assert_eq!(outcome(&s), vec!["client_closed".to_string()]);
+        s.on_log();
+        assert_eq!(outcome(&s).len(), 1);
+    }
+
+    #[test]
+    fn the_routers_answer_is_replaced_when_no_holding_filter_follows() {
+        let mut s = stream_with(
+            r#"{"function_uri": "http://fn.test/f", "body_layout": "holding_filter"}"#,
+            &Rc::new(BodyWatch::default()),
+        );
+        request(&s, "POST", &[], "");
+        assert_eq!(s.on_request_headers(false), Action::Continue);
+        // The router answered before the body reached us.
+        assert_eq!(s.on_response_headers(), Action::Pause);
+        assert_eq!(only_error(&s), (500, "body_layout_misconfigured".into()));
+        // The body, and then the function's answer, come too late to act.
+        assert_eq!(s.on_request_body(3, true), Action::Pause);
+        assert!(calls(&s).is_empty());
+        answer(&s, "200", &[], "");
+        s.on_call_response(1, 0);
+        assert_eq!(sent(&s).len(), 1);
+    }
+
+    #[test]
+    fn once_the_flag_is_known_missing_bodies_are_refused_at_once() {
+        let watch = Rc::new(BodyWatch::default());
+        watch.flag_missing.set(true);
+        let mut s = stream_with(CONFIG, &watch);
+        request(&s, "POST", &[], "");
+        assert_eq!(s.on_request_headers(false), Action::Pause);
+        assert_eq!(only_error(&s), (500, "body_layout_misconfigured".into()));
+        assert!(watch.waiting.borrow().is_empty());
+        // A header-only request on the same config is still served.
+        let mut s = stream_with(CONFIG, &watch);
+        request(&s, "GET", &[], "");
+        s.on_request_headers(true);
+        assert_eq!(calls(&s).len(), 1);
+    }
+
+    #[test]
+    fn a_dropped_stream_stops_being_watched() {
+        let watch = Rc::new(BodyWatch::default());
+        let mut s = stream_with(CONFIG, &watch);
+        request(&s, "POST", &[], "");
+        s.on_request_headers(false);
+        assert_eq!(watch.waiting.borrow().len(), 1);
+        drop(s);
+        assert!(watch.waiting.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_cluster_the_host_refuses_is_a_callout_failure() {
+        let mut s = stream();
+        s.host()
+            .missing_clusters
+            .borrow_mut()
+            .push("functions".into());
+        request(&s, "GET", &[("x-request-id", "rid-1")], "");
+        s.on_request_headers(true);
+        assert_eq!(only_error(&s), (500, "callout_failed".into()));
+        let body = sent(&s).first().map(|r| r.body.clone()).unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(v["request_id"], "rid-1");
+    }
+
+    #[test]
+    fn upstream_replies_get_a_date() {
+        let mut s = stream_with(
+            r#"{"function_uri": "http://fn.test/f", "placement": "upstream"}"#,
+            &Rc::new(BodyWatch::default()),
+        );
+        request(&s, "GET", &[], "");
+        s.on_request_headers(true);
+        answer(&s, "200", &[], "ok");
+        s.on_call_response(1, 2);
+        let reply = sent(&s);
+        let date = reply
+            .first()
+            .and_then(|r| crate::headers::get(&r.headers, "date").map(str::to_string));
+        assert_eq!(date.as_deref(), Some("Thu, 01 Jan 1970 00:00:00 GMT"));
+    }
+}
