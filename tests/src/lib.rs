@@ -232,6 +232,111 @@ pub fn bootstrap(routes: Vec<Value>, http_filters: Vec<Value>, clusters: Vec<Val
     })
 }
 
+/// Polls `probe` every 20 ms until it yields a value; fails when `exited`
+/// says the process behind it is gone or `within` passes. What is polled
+/// is the other process's own signal (a file, `/ready`, a stat, a log
+/// line), never a stand-in for one.
+pub fn poll_until<T>(
+    what: &str,
+    within: Duration,
+    mut probe: impl FnMut() -> Option<T>,
+    mut exited: impl FnMut() -> bool,
+) -> Result<T, String> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = probe() {
+            return Ok(value);
+        }
+        if exited() {
+            return Err(format!("exited while waiting for {what}"));
+        }
+        if Instant::now() > deadline {
+            return Err(format!("timed out waiting for {what}"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `base` with the fields of `extra` added (or replaced); both objects.
+pub fn merged(mut base: Value, extra: Value) -> Value {
+    if let (Some(b), Value::Object(x)) = (base.as_object_mut(), extra) {
+        b.extend(x);
+    }
+    base
+}
+
+/// A plugin config with one function route, `f`.
+pub fn single_route(entry: Value) -> Value {
+    json!({"routes": {"f": entry}})
+}
+
+/// [`start_filter`], or the test fails with Envoy's log.
+pub fn start_or_panic(filter: &str, plugin: &Value, routes: &[(&str, &str)]) -> Envoy {
+    start_filter(filter, plugin, routes, &[]).unwrap_or_else(|log| panic!("{log}"))
+}
+
+/// Asserts the filter's JSON error reply (status, content type, code and
+/// route, a message) and returns its body.
+pub fn assert_error(r: &Response, status: u16, code: &str, route: &str) -> Value {
+    assert_eq!(r.status, status, "body: {}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let v = r.json();
+    assert_eq!(v["error"], code, "{v}");
+    assert_eq!(v["route"], route, "{v}");
+    assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+    v
+}
+
+/// One integration case, the shape of Envoy's own `runTest`: a request
+/// and what the client must get. `error` expects the filter's JSON error.
+#[derive(Debug, Clone, Copy)]
+pub struct Exchange<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub headers: &'a [(&'a str, &'a str)],
+    pub body: &'a [u8],
+    pub status: u16,
+    pub error: Option<&'a str>,
+}
+
+impl<'a> Exchange<'a> {
+    pub fn get(path: &'a str, status: u16) -> Exchange<'a> {
+        Exchange {
+            method: "GET",
+            path,
+            headers: &[],
+            body: b"",
+            status,
+            error: None,
+        }
+    }
+
+    pub fn failing(mut self, error: &'a str) -> Exchange<'a> {
+        self.error = Some(error);
+        self
+    }
+}
+
+/// Sends `case` over HTTP/1.1 and HTTP/2, asserts the status (and the JSON
+/// error on route `f`) on both, and returns the HTTP/1.1 response for the
+/// case's own checks.
+pub fn run_test(to: u16, case: &Exchange<'_>) -> Response {
+    let h2 = http2(to, case.method, case.path, case.headers, case.body);
+    let h1 = http1(to, case.method, case.path, case.headers, case.body);
+    for (r, protocol) in [(&h1, "HTTP/1.1"), (&h2, "HTTP/2")] {
+        assert_eq!(
+            r.status,
+            case.status,
+            "{case:?} over {protocol}: {}",
+            r.text()
+        );
+        if let Some(code) = case.error {
+            assert_error(r, case.status, code, "f");
+        }
+    }
+    h1
+}
+
 /// A running Envoy.
 pub struct Envoy {
     child: Child,
@@ -299,25 +404,14 @@ impl Envoy {
         within: Duration,
         mut probe: impl FnMut(&Envoy) -> Option<T>,
     ) -> Result<T, String> {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(value) = probe(self) {
-                return Ok(value);
-            }
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return Err(format!(
-                    "envoy exited while waiting for {what}\n--- envoy log ---\n{}",
-                    self.log()
-                ));
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "timed out waiting for {what}\n--- envoy log ---\n{}",
-                    self.log()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let envoy = std::cell::RefCell::new(self);
+        poll_until(
+            what,
+            within,
+            || probe(&envoy.borrow()),
+            || matches!(envoy.borrow_mut().child.try_wait(), Ok(Some(_))),
+        )
+        .map_err(|why| format!("{why}\n--- envoy log ---\n{}", envoy.borrow().log()))
     }
 
     /// GET on the admin interface.
@@ -786,19 +880,21 @@ impl Moto {
             setup: Value::Null,
             log,
         };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let probe = try_request(
-                port,
-                b"GET /moto-api/ HTTP/1.1\r\nhost: moto\r\nconnection: close\r\n\r\n",
-            );
-            if probe.is_ok_and(|r| r.status == 200) {
-                break;
-            }
-            if matches!(moto.child.try_wait(), Ok(Some(_))) || Instant::now() > deadline {
-                panic!("moto_server did not start:\n{}", moto.log());
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let ready = poll_until(
+            "moto_server",
+            Duration::from_secs(60),
+            || {
+                try_request(
+                    port,
+                    b"GET /moto-api/ HTTP/1.1\r\nhost: moto\r\nconnection: close\r\n\r\n",
+                )
+                .ok()
+                .filter(|r| r.status == 200)
+            },
+            || matches!(moto.child.try_wait(), Ok(Some(_))),
+        );
+        if let Err(why) = ready {
+            panic!("{why}:\n{}", moto.log());
         }
         let setup = Command::new(venv_bin("python"))
             .arg(repo_root().join("tests/moto/setup_moto.py"))

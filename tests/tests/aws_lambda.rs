@@ -25,7 +25,7 @@ fn one(function_uri: String, authorization: Value) -> Value {
 }
 
 fn start(plugin: Value) -> Envoy {
-    start_filter("aws-lambda", &plugin, &[("f", "/f")], &[]).unwrap_or_else(|log| panic!("{log}"))
+    start_or_panic("aws-lambda", &plugin, &[("f", "/f")])
 }
 
 fn assert_aws_403(r: &Response, error_type: &str) -> String {

@@ -9,7 +9,7 @@ const LAMBDA_HOST: &str = "http://lambda.us-east-1.amazonaws.com";
 
 /// One Invoke-mode route `f` on `/f` (endpoint: the emulator, by cluster).
 fn invoke_route(function_name: &str, extra: Value) -> Value {
-    let mut entry = json!({
+    let entry = json!({
         "function_name": function_name,
         "endpoint": LAMBDA_HOST,
         "cluster": "functions",
@@ -17,29 +17,19 @@ fn invoke_route(function_name: &str, extra: Value) -> Value {
         "aws_key": KEYS[0].0,
         "aws_secret": KEYS[0].1,
     });
-    if let (Some(e), Value::Object(x)) = (entry.as_object_mut(), extra) {
-        e.extend(x);
-    }
-    json!({"routes": {"f": entry}})
+    single_route(merged(entry, extra))
 }
 
 fn start(function_name: &str, extra: Value) -> Envoy {
-    start_filter(
+    start_or_panic(
         "aws-lambda",
         &invoke_route(function_name, extra),
         &[("f", "/f")],
-        &[],
     )
-    .unwrap_or_else(|log| panic!("{log}"))
 }
 
 fn error_of(r: &Response, status: u16, code: &str) -> Value {
-    assert_eq!(r.status, status, "{}", r.text());
-    assert_eq!(r.header("content-type"), Some("application/json"));
-    let v = r.json();
-    assert_eq!(v["error"], code, "{v}");
-    assert_eq!(v["route"], "f", "{v}");
-    v
+    assert_error(r, status, code, "f")
 }
 
 #[test]

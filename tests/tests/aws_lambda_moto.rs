@@ -10,12 +10,8 @@ use integration_tests::*;
 use serde_json::{json, Value};
 
 fn envoy_for(moto: &Moto, entry_fields: Value) -> Envoy {
-    let mut entry =
-        json!({"endpoint": format!("http://127.0.0.1:{}", moto.port), "cluster": "moto"});
-    if let (Some(e), Value::Object(r)) = (entry.as_object_mut(), entry_fields) {
-        e.extend(r);
-    }
-    let plugin = json!({"routes": {"f": entry}});
+    let entry = json!({"endpoint": format!("http://127.0.0.1:{}", moto.port), "cluster": "moto"});
+    let plugin = single_route(merged(entry, entry_fields));
     Envoy::start(&bootstrap(
         vec![route("f", "/f", "moto")],
         vec![wasm_filter("aws-lambda", &plugin)],
@@ -26,13 +22,6 @@ fn envoy_for(moto: &Moto, entry_fields: Value) -> Envoy {
 
 fn keys(moto: &Moto, who: &str) -> Value {
     json!({"aws_key": moto.setup[who]["key"], "aws_secret": moto.setup[who]["secret"]})
-}
-
-fn with(mut a: Value, b: Value) -> Value {
-    if let (Some(a), Value::Object(b)) = (a.as_object_mut(), b) {
-        a.extend(b);
-    }
-    a
 }
 
 #[test]
@@ -51,7 +40,7 @@ fn names_arns_qualifiers_and_invocation_types_are_accepted_by_moto() {
         json!({"function_name": format!("{arn}:7")}),
     ];
     for case in cases {
-        let envoy = envoy_for(&moto, with(keys(&moto, "invoker"), case.clone()));
+        let envoy = envoy_for(&moto, merged(keys(&moto, "invoker"), case.clone()));
         let body = br#"{"hello":"moto","n":[1,2,3]}"#;
         let r = http1(
             envoy.port,
@@ -65,7 +54,7 @@ fn names_arns_qualifiers_and_invocation_types_are_accepted_by_moto() {
     }
     let envoy = envoy_for(
         &moto,
-        with(
+        merged(
             keys(&moto, "invoker"),
             json!({"function_name": "echo", "invocation_type": "Event"}),
         ),
@@ -76,7 +65,7 @@ fn names_arns_qualifiers_and_invocation_types_are_accepted_by_moto() {
     );
     let envoy = envoy_for(
         &moto,
-        with(
+        merged(
             keys(&moto, "invoker"),
             json!({"function_name": "echo", "invocation_type": "DryRun"}),
         ),
@@ -88,7 +77,7 @@ fn names_arns_qualifiers_and_invocation_types_are_accepted_by_moto() {
     // An API Gateway v2 event is signed over its JSON body like any other.
     let envoy = envoy_for(
         &moto,
-        with(
+        merged(
             keys(&moto, "invoker"),
             json!({"function_name": "echo", "payload_format": "apigateway_v2", "is_proxy_integration": false}),
         ),
@@ -128,7 +117,7 @@ fn moto_refuses_a_wrong_secret_and_an_unauthorised_user() {
     let moto = Moto::start();
     let mut wrong = keys(&moto, "invoker");
     wrong["aws_secret"] = json!("wrong-secret-wrong-secret-wrong-secret00");
-    let envoy = envoy_for(&moto, with(wrong, json!({"function_name": "echo"})));
+    let envoy = envoy_for(&moto, merged(wrong, json!({"function_name": "echo"})));
     let r = http1(envoy.port, "POST", "/f", &[], b"{}");
     assert_eq!(r.status, 502, "{}", r.text());
     let v = r.json();
@@ -141,7 +130,7 @@ fn moto_refuses_a_wrong_secret_and_an_unauthorised_user() {
 
     let envoy = envoy_for(
         &moto,
-        with(
+        merged(
             keys(&moto, "nobody"),
             json!({"function_name": "echo", "preserve_lambda_api_error_code": true}),
         ),
@@ -156,7 +145,7 @@ fn moto_refuses_a_wrong_secret_and_an_unauthorised_user() {
 /// assume roles), and the Invoke call with the role's session credentials.
 fn assume_role_envoy(moto: &Moto, who: &str) -> Envoy {
     let endpoint = format!("http://127.0.0.1:{}", moto.port);
-    let route = with(
+    let route = merged(
         keys(moto, who),
         json!({"endpoint": endpoint, "cluster": "moto", "function_name": "echo",
                "aws_assume_role_arn": moto.setup["role_arn"],

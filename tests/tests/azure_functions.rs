@@ -11,15 +11,11 @@ const FUNCTION_KEY: &str = KEYS[0];
 const HOST_KEY: &str = KEYS[1];
 
 fn start(plugin: Value, routes: &[(&str, &str)]) -> Envoy {
-    start_filter("azure-functions", &plugin, routes, &[]).unwrap_or_else(|log| panic!("{log}"))
+    start_or_panic("azure-functions", &plugin, routes)
 }
 
 fn one(entry: Value) -> Value {
-    let mut e = json!({"cluster": "functions"});
-    if let (Some(m), Value::Object(x)) = (e.as_object_mut(), entry) {
-        m.extend(x);
-    }
-    json!({"routes": {"f": e}})
+    single_route(merged(json!({"cluster": "functions"}), entry))
 }
 
 #[test]

@@ -15,17 +15,6 @@ use std::time::{Duration, Instant};
 const DEMO_SERVICE_TOKEN: &str = "demo:demo-secret";
 const DEMO_BASIC_AUTH: &str = "Basic ZGVtbzpkZW1vLXNlY3JldA==";
 
-fn assert_error(r: &Response, status: u16, code: &str, route: &str) {
-    assert_eq!(r.status, status, "body: {}", r.text());
-    assert_eq!(r.header("content-type"), Some("application/json"));
-    let v = r.json();
-    assert_eq!(
-        (v["error"].as_str(), v["route"].as_str()),
-        (Some(code), Some(route)),
-        "{v}"
-    );
-}
-
 #[test]
 fn hello_function_answers_through_envoy() {
     let gw = Gateway::start();

@@ -81,11 +81,10 @@ const CASES: [(&str, &str, &str, usize, &str); 16] = [
 
 fn openfunction_config() -> Value {
     let of = |path: &str, extra: Value| {
-        let mut e = json!({"function_uri": fn_url(path), "cluster": "functions"});
-        if let (Some(e), Value::Object(x)) = (e.as_object_mut(), extra) {
-            e.extend(x);
-        }
-        e
+        merged(
+            json!({"function_uri": fn_url(path), "cluster": "functions"}),
+            extra,
+        )
     };
     json!({"routes": {
         "ok": of("/echo", json!({})),

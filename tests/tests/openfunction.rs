@@ -12,7 +12,7 @@ fn fn_url(path: &str) -> String {
 
 /// Envoy with the openfunction filter (see [`start_filter`]).
 fn start(plugin: Value, routes: &[(&str, &str)]) -> Envoy {
-    try_start(plugin, routes).unwrap_or_else(|log| panic!("envoy did not start: {log}"))
+    start_or_panic("openfunction", &plugin, routes)
 }
 
 fn try_start(plugin: Value, routes: &[(&str, &str)]) -> Result<Envoy, String> {
@@ -20,11 +20,10 @@ fn try_start(plugin: Value, routes: &[(&str, &str)]) -> Result<Envoy, String> {
 }
 
 fn one_route(function_path: &str, extra: Value) -> Value {
-    let mut entry = json!({"function_uri": fn_url(function_path), "cluster": "functions"});
-    if let (Some(e), Value::Object(x)) = (entry.as_object_mut(), extra) {
-        e.extend(x);
-    }
-    json!({"routes": {"f": entry}})
+    single_route(merged(
+        json!({"function_uri": fn_url(function_path), "cluster": "functions"}),
+        extra,
+    ))
 }
 
 #[test]
@@ -287,16 +286,6 @@ fn http2_downstream_works_for_get_and_post() {
     assert_eq!(e.header("x-forwarded-host"), Some("gateway.test"));
 }
 
-fn assert_error(r: &Response, status: u16, code: &str, route: &str) -> Value {
-    assert_eq!(r.status, status, "body: {}", r.text());
-    assert_eq!(r.header("content-type"), Some("application/json"));
-    let v = r.json();
-    assert_eq!(v["error"], code, "{v}");
-    assert_eq!(v["route"], route, "{v}");
-    assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()));
-    v
-}
-
 #[test]
 fn a_slow_function_times_out_with_504() {
     let envoy = start(
@@ -357,8 +346,8 @@ fn a_functions_own_error_status_and_empty_body_pass_through() {
     let plugin = json!({"cluster": "functions", "routes": {"f": {"function_uri": fn_url("/status"), "strip_prefix": "/s"}}});
     let envoy = start(plugin, &[("f", "/s")]);
     for code in [404u16, 418, 503, 504] {
-        let r = get(envoy.port, &format!("/s/{code}"));
-        assert_eq!(r.status, code);
+        let path = format!("/s/{code}");
+        let r = run_test(envoy.port, &Exchange::get(&path, code));
         assert!(r.body.is_empty(), "{code}: {:?}", r.text());
         assert_eq!(
             r.header("x-emulator-status"),
@@ -724,12 +713,9 @@ fn answers_beyond_envoys_callout_buffer_are_too_large() {
     let r = get(envoy.port, &format!("/b/{cap}"));
     assert_eq!((r.status, r.body.len() as u64), (200, cap));
     for size in [cap + 1, 2 * cap] {
-        let v = assert_error(
-            &get(envoy.port, &format!("/b/{size}")),
-            502,
-            "function_response_too_large",
-            "f",
-        );
+        let path = format!("/b/{size}");
+        let case = Exchange::get(&path, 502).failing("function_response_too_large");
+        let v = run_test(envoy.port, &case).json();
         let message = v["message"].as_str().unwrap_or_default();
         assert!(
             message.contains("cut off") && message.contains(&cap.to_string()),
