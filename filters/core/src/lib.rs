@@ -4,8 +4,10 @@
 //! tested on the host: config parsing ([`config`], [`fields`], [`uri`]),
 //! the function call ([`request`], [`path`], [`headers`]), the answer
 //! ([`response`]) and how the body reaches the filter ([`layout`]).
-//! [`shell`] is the only module that talks to Envoy; background work reaches
-//! it through the [`host::Host`] trait.
+//! [`stream`] is one request's state machine; it and the background work
+//! reach Envoy only through the [`host::Host`] and [`host::StreamHost`]
+//! traits, so both are unit-tested with a fake. [`shell`] is the only module
+//! that talks to Envoy.
 
 pub mod base64;
 pub mod calendar;
