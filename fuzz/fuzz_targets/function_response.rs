@@ -3,19 +3,13 @@
 //! reply. Framing never lets a stale content-length through.
 #![no_main]
 
-use envoy_faas_fuzz::message;
+use envoy_faas_fuzz::callout_response;
 use faas_core::response::{classify, frame, passthrough, CallResult};
-use faas_core::CalloutResponse;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let m = message(data);
-    let status = m.start.trim().parse::<u16>().unwrap_or(200);
-    let response = CalloutResponse {
-        status,
-        headers: m.headers,
-        body: m.body,
-    };
+    let response = callout_response(data);
+    let status = response.status;
     if let CallResult::Function(response) = classify(response) {
         let head = status % 2 == 0;
         let framed = frame(passthrough(response), head);

@@ -4,18 +4,12 @@
 #![no_main]
 
 use aws_lambda::invoke_response::{map, InvocationType, ResponseSettings, ResultFormat};
-use envoy_faas_fuzz::message;
-use faas_core::CalloutResponse;
+use envoy_faas_fuzz::callout_response;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let m = message(data);
-    let status = m.start.trim().parse::<u16>().unwrap_or(200);
-    let response = CalloutResponse {
-        status,
-        headers: m.headers,
-        body: m.body,
-    };
+    let response = callout_response(data);
+    let status = response.status;
     for result in [
         ResultFormat::Raw,
         ResultFormat::Proxy { v2: false },

@@ -4,7 +4,7 @@
 //! line, then the body bytes.
 
 use faas_core::headers::HeaderList;
-use faas_core::ClientRequest;
+use faas_core::{CalloutResponse, ClientRequest};
 
 /// A message split leniently: never fails, whatever the bytes.
 pub struct Message {
@@ -71,5 +71,16 @@ pub fn client_request(data: &[u8]) -> ClientRequest {
         body: m.body,
         peer_address: Some("127.0.0.1:50000".into()),
         protocol: Some("HTTP/1.1".into()),
+    }
+}
+
+/// A callout's answer: the status on the start line (200 if it is not a
+/// number), then headers and body.
+pub fn callout_response(data: &[u8]) -> CalloutResponse {
+    let m = message(data);
+    CalloutResponse {
+        status: m.start.trim().parse::<u16>().unwrap_or(200),
+        headers: m.headers,
+        body: m.body,
     }
 }

@@ -14,7 +14,7 @@ use crate::layout;
 use crate::metrics::{self, Registry};
 use crate::request::Callout;
 use crate::response::{CalloutResponse, ErrorReply, Failure, LocalReply};
-use crate::stream::{record_failure, reject, text, BodyWatch, Compiled, Stream};
+use crate::stream::{proxy_status, record_failure, reject, text, BodyWatch, Compiled, Stream};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
@@ -194,9 +194,7 @@ impl<I: Integration> Context for Root<I> {
         };
         let mut headers = WasmHost.call_response_headers();
         // No status at all: treat as Envoy's own failure.
-        let status = crate::headers::get(&headers, ":status")
-            .and_then(|s| s.parse::<u16>().ok())
-            .unwrap_or(503);
+        let status = proxy_status(&headers).unwrap_or(503);
         headers.retain(|(n, _)| !n.starts_with(':'));
         let body = WasmHost.call_response_body(body_size);
         let response = CalloutResponse {

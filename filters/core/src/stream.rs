@@ -125,7 +125,8 @@ pub fn reject<I: Integration>(
     send_reply::<I>(host, &error.render(route, request_id));
 }
 
-fn proxy_status(headers: &HeaderList) -> Option<u16> {
+/// The `:status` of an answer, when it is a valid HTTP status.
+pub fn proxy_status(headers: &HeaderList) -> Option<u16> {
     crate::headers::get(headers, ":status")
         .and_then(|s| s.parse::<u16>().ok())
         .filter(|s| (100..=599).contains(s))
@@ -426,20 +427,20 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
         }
     }
 
-    fn response_too_large(&mut self, now: SystemTime, status: Option<u16>, body_size: usize) {
+    /// Records the function's answer (when observed) and fails the request:
+    /// the answer came, but is not one the client may get.
+    fn fail_answered(
+        &mut self,
+        now: SystemTime,
+        status: Option<u16>,
+        body_size: usize,
+        failure: Failure,
+        message: &str,
+    ) {
         if let Some(o) = &self.observation {
             o.answered(&self.host, now, status, body_size);
         }
-        let limit = self
-            .route
-            .as_ref()
-            .map_or(0, |r| I::common(r).max_resp_body_size);
-        self.fail(
-            Failure::FunctionResponseTooLarge,
-            &format!(
-                "function response of {body_size} bytes exceeds max_resp_body_size ({limit} bytes)"
-            ),
-        );
+        self.fail(failure, message);
     }
 
     /// The function's answer (`num_headers` 0: the call failed, see
@@ -454,10 +455,7 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
         let common = I::common(&route);
         let now = self.host.now();
         if num_headers == 0 {
-            if let Some(o) = &self.observation {
-                o.answered(&self.host, now, None, 0);
-            }
-            return self.fail(Failure::FunctionResponseTooLarge, CUT_OFF);
+            return self.fail_answered(now, None, 0, Failure::FunctionResponseTooLarge, CUT_OFF);
         }
         let mut headers = self.host.call_response_headers();
         let status = proxy_status(&headers);
@@ -465,19 +463,22 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
         // An oversized answer is refused unread, unless it may be Envoy's
         // own short failure (a 24-byte timeout must not pass for a large
         // answer when max_resp_body_size is tiny).
-        let too_large = body_size > common.max_resp_body_size;
+        let limit = common.max_resp_body_size;
+        let too_large = body_size > limit;
+        let too_large_message = || {
+            format!(
+                "function response of {body_size} bytes exceeds max_resp_body_size ({limit} bytes)"
+            )
+        };
         if too_large && !envoy_shaped(&headers, body_size) {
-            return self.response_too_large(now, status, body_size);
+            let message = too_large_message();
+            let failure = Failure::FunctionResponseTooLarge;
+            return self.fail_answered(now, status, body_size, failure, &message);
         }
         let body = self.host.call_response_body(body_size);
         let Some(status) = status else {
-            if let Some(o) = &self.observation {
-                o.answered(&self.host, now, None, body_size);
-            }
-            return self.fail(
-                Failure::FunctionUnreachable,
-                "the function's response had no valid status",
-            );
+            let message = "the function's response had no valid status";
+            return self.fail_answered(now, None, body_size, Failure::FunctionUnreachable, message);
         };
         let result = classify(CalloutResponse {
             status,
@@ -485,7 +486,9 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
             body,
         });
         if too_large && matches!(result, CallResult::Function(_)) {
-            return self.response_too_large(now, Some(status), body_size);
+            let message = too_large_message();
+            let failure = Failure::FunctionResponseTooLarge;
+            return self.fail_answered(now, Some(status), body_size, failure, &message);
         }
         if let Some(o) = &self.observation {
             let function_status = matches!(result, CallResult::Function(_)).then_some(status);
