@@ -1,8 +1,10 @@
 //! The API Gateway (1.0, 2.0) and Kong events built from a client request:
-//! always a JSON object, whatever the path, query, headers and body.
+//! always a JSON object, whatever the path, query, headers and body; and
+//! the written 1.0 and 2.0 events are byte for byte the serde_json
+//! rendering they replaced (`events::reference`).
 #![no_main]
 
-use aws_lambda::events::{apigw_v1, apigw_v2, kong_forward, EventContext, Forward};
+use aws_lambda::events::{apigw_v1, apigw_v2, kong_forward, reference, EventContext, Forward};
 use envoy_faas_fuzz::client_request;
 use libfuzzer_sys::fuzz_target;
 
@@ -15,9 +17,15 @@ fuzz_target!(|data: &[u8]| {
             strip_prefix,
             base64_encode_body,
         };
-        for event in [apigw_v1(&request, &ctx), apigw_v2(&request, &ctx)] {
-            assert!(event.is_object());
-            assert!(serde_json::to_vec(&event).is_ok());
+        let written = [apigw_v1(&request, &ctx), apigw_v2(&request, &ctx)];
+        let references = [
+            reference::apigw_v1(&request, &ctx),
+            reference::apigw_v2(&request, &ctx),
+        ];
+        for (bytes, reference) in written.iter().zip(references) {
+            let parsed: serde_json::Value = serde_json::from_slice(bytes).expect("valid JSON");
+            assert!(parsed.is_object());
+            assert_eq!(*bytes, serde_json::to_vec(&reference).expect("renders"));
         }
     }
     let all = Forward {

@@ -10,7 +10,6 @@ use crate::invoke_response::{InvocationType, ResponseSettings, ResultFormat};
 use crate::sigv4::{uri_encode, Signer};
 use faas_core::uri::FunctionUri;
 use faas_core::{Callout, ClientRequest, CommonConfig, ConfigError, Fields};
-use serde_json::Value;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// What the function receives.
@@ -399,19 +398,15 @@ pub fn callout(
         strip_prefix: common.strip_prefix.as_deref(),
         base64_encode_body: invoke.base64_encode_body,
     };
-    let event: Option<Value> = match invoke.payload {
-        Payload::Raw => None,
-        Payload::ApiGatewayV1 => Some(events::apigw_v1(request, &ctx)),
-        Payload::ApiGatewayV2 => Some(events::apigw_v2(request, &ctx)),
+    let body = match invoke.payload {
+        Payload::Raw => request.body.clone(),
+        // Written straight to bytes (events::apigw_*): no Value tree.
+        Payload::ApiGatewayV1 => events::apigw_v1(request, &ctx),
+        Payload::ApiGatewayV2 => events::apigw_v2(request, &ctx),
         Payload::KongForward(f) => {
-            Some(events::kong_forward(request, f, invoke.base64_encode_body))
+            let event = events::kong_forward(request, f, invoke.base64_encode_body);
+            serde_json::to_vec(&event).unwrap_or_default()
         }
-    };
-    let body = match event {
-        // to_vec writes bytes directly; Value's Display (to_string) goes
-        // through fmt::Formatter and was measurably slower on large bodies.
-        Some(e) => serde_json::to_vec(&e).unwrap_or_default(),
-        None => request.body.clone(),
     };
     let mut headers = vec![
         (":method".to_string(), "POST".to_string()),
@@ -709,7 +704,7 @@ mod tests {
             Some("RequestResponse")
         );
         assert_eq!(call.header("x-amz-log-type"), Some("Tail"));
-        let event: Value = serde_json::from_slice(&call.body).unwrap();
+        let event: serde_json::Value = serde_json::from_slice(&call.body).unwrap();
         assert_eq!(
             (
                 event["rawPath"].as_str(),

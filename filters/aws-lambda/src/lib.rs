@@ -17,6 +17,7 @@ pub mod events;
 pub mod iam;
 pub mod invoke;
 pub mod invoke_response;
+pub mod json_writer;
 pub mod signing;
 pub mod sigv4;
 

@@ -9,10 +9,14 @@
 //! valid UTF-8; otherwise base64-encoded with `isBase64Encoded: true`.
 
 use crate::clock::clf_time;
+use crate::json_writer::JsonWriter;
 use faas_core::path::{form_decode, split_path_query};
 use faas_core::request::peer_ip;
 use faas_core::{base64, ClientRequest};
 use serde_json::{json, Map, Value};
+
+#[cfg(any(test, feature = "reference-events"))]
+pub mod reference;
 
 /// What an event needs besides the request itself.
 #[derive(Debug, Clone)]
@@ -55,19 +59,40 @@ pub fn is_textual(content_type: &str) -> bool {
         )
 }
 
+/// An event's `body`: the request body as text when it may be, else
+/// base64 (`isBase64Encoded`).
+#[derive(Debug, PartialEq, Eq)]
+pub enum EventBody<'a> {
+    Empty,
+    Text(&'a str),
+    Base64(String),
+}
+
+pub fn event_body<'a>(
+    content_type: Option<&str>,
+    body: &'a [u8],
+    base64_encode_body: bool,
+) -> EventBody<'a> {
+    if body.is_empty() {
+        return EventBody::Empty;
+    }
+    let textual = content_type.is_some_and(is_textual) || !base64_encode_body;
+    match std::str::from_utf8(body) {
+        Ok(text) if textual => EventBody::Text(text),
+        _ => EventBody::Base64(base64::encode(body)),
+    }
+}
+
 /// `(body, isBase64Encoded)`; `None` for an empty body.
 pub fn encode_body(
     content_type: Option<&str>,
     body: &[u8],
     base64_encode_body: bool,
 ) -> (Option<String>, bool) {
-    if body.is_empty() {
-        return (None, false);
-    }
-    let textual = content_type.is_some_and(is_textual) || !base64_encode_body;
-    match std::str::from_utf8(body) {
-        Ok(text) if textual => (Some(text.to_string()), false),
-        _ => (Some(base64::encode(body)), true),
+    match event_body(content_type, body, base64_encode_body) {
+        EventBody::Empty => (None, false),
+        EventBody::Text(text) => (Some(text.to_string()), false),
+        EventBody::Base64(encoded) => (Some(encoded), true),
     }
 }
 
@@ -83,27 +108,27 @@ pub fn query_pairs(raw: &str) -> Vec<(String, Option<String>)> {
 }
 
 /// Request headers for events: pseudo headers dropped, `:authority` as `host`.
-fn event_headers(request: &ClientRequest) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::with_capacity(request.headers.len());
+fn event_headers(request: &ClientRequest) -> Vec<(&str, &str)> {
+    let mut out: Vec<(&str, &str)> = Vec::with_capacity(request.headers.len());
     if !request.authority().is_empty() && request.header("host").is_none() {
-        out.push(("host".into(), request.authority().to_string()));
+        out.push(("host", request.authority()));
     }
     out.extend(
         request
             .headers
             .iter()
             .filter(|(n, _)| !n.starts_with(':'))
-            .cloned(),
+            .map(|(n, v)| (n.as_str(), v.as_str())),
     );
     out
 }
 
-fn protocol(request: &ClientRequest) -> String {
+fn protocol(request: &ClientRequest) -> &str {
     match request.protocol.as_deref() {
-        Some("HTTP/2") => "HTTP/2.0".into(),
-        Some("HTTP/3") => "HTTP/3.0".into(),
-        Some(p) if !p.is_empty() => p.to_string(),
-        _ => "HTTP/1.1".into(),
+        Some("HTTP/2") => "HTTP/2.0",
+        Some("HTTP/3") => "HTTP/3.0",
+        Some(p) if !p.is_empty() => p,
+        _ => "HTTP/1.1",
     }
 }
 
@@ -118,183 +143,287 @@ fn domain(request: &ClientRequest) -> (String, String) {
     (name, prefix)
 }
 
-fn source_ip(request: &ClientRequest) -> String {
-    request
-        .peer_address
-        .as_deref()
-        .map(peer_ip)
-        .unwrap_or("")
-        .to_string()
+fn source_ip(request: &ClientRequest) -> &str {
+    request.peer_address.as_deref().map(peer_ip).unwrap_or("")
 }
 
-fn proxy_parameter(path: &str, strip_prefix: Option<&str>) -> Value {
-    match strip_prefix.and_then(|p| faas_core::path::forwarded_remainder(path, p)) {
-        Some(rest) if !rest.trim_start_matches('/').is_empty() => {
-            json!({"proxy": rest.trim_start_matches('/')})
+/// `pathParameters.proxy`: what follows the stripped prefix, if anything.
+fn proxy_parameter<'a>(path: &'a str, strip_prefix: Option<&str>) -> Option<&'a str> {
+    strip_prefix
+        .and_then(|p| faas_core::path::forwarded_remainder(path, p))
+        .map(|rest| rest.trim_start_matches('/'))
+        .filter(|rest| !rest.is_empty())
+}
+
+/// `(name, value)` pairs grouped by name in the order serde_json's map
+/// kept its keys (sorted bytewise); values keep their request order.
+fn grouped<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<(&'a str, Vec<&'a str>)> {
+    // A binary-search insert rather than a sort: a few headers, and no
+    // sort routine compiled into the module for this one use.
+    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (name, value) in pairs {
+        match groups.binary_search_by(|(n, _)| (*n).cmp(name)) {
+            Ok(at) => {
+                if let Some((_, values)) = groups.get_mut(at) {
+                    values.push(value);
+                }
+            }
+            Err(at) => groups.insert(at, (name, vec![value])),
         }
-        _ => Value::Null,
+    }
+    groups
+}
+
+/// `{"name": "v1,v2"}`: repeats joined with commas (payload format 2.0).
+fn write_joined(w: &mut JsonWriter, groups: &[(&str, Vec<&str>)]) {
+    w.begin_object();
+    for (name, values) in groups {
+        w.key(name);
+        w.string(&values.join(","));
+    }
+    w.end_object();
+}
+
+/// `{"name": "last"}` and `{"name": ["v1", "v2"]}` (payload format 1.0).
+fn write_single_and_multi(w: &mut JsonWriter, groups: &[(&str, Vec<&str>)], multi: bool) {
+    w.begin_object();
+    for (name, values) in groups {
+        w.key(name);
+        if multi {
+            w.begin_array();
+            for v in values {
+                w.string(v);
+            }
+            w.end_array();
+        } else {
+            w.string(values.last().copied().unwrap_or_default()); // last wins, as in API Gateway
+        }
+    }
+    w.end_object();
+}
+
+fn write_body(w: &mut JsonWriter, body: &EventBody<'_>) {
+    match body {
+        EventBody::Empty => w.null(),
+        EventBody::Text(text) => w.string(text),
+        EventBody::Base64(encoded) => w.plain_string(encoded),
     }
 }
 
-/// Appends `value` to the array under `key` (API Gateway's multi-value maps).
-fn push_multi(map: &mut Map<String, Value>, key: String, value: String) {
-    if let Value::Array(values) = map.entry(key).or_insert_with(|| Value::Array(Vec::new())) {
-        values.push(Value::String(value));
-    }
+/// The event's size before it is written: the body and the headers twice
+/// (1.0 has them twice), plus the fixed keys.
+fn capacity(request: &ClientRequest) -> usize {
+    let headers: usize = request
+        .headers
+        .iter()
+        .map(|(n, v)| n.len() + v.len() + 8)
+        .sum();
+    request.body.len() * 4 / 3 + 2 * headers + 1024
 }
 
-/// API Gateway REST proxy event, payload format 1.0.
-pub fn apigw_v1(request: &ClientRequest, ctx: &EventContext<'_>) -> Value {
+/// API Gateway REST proxy event, payload format 1.0, as JSON bytes.
+pub fn apigw_v1(request: &ClientRequest, ctx: &EventContext<'_>) -> Vec<u8> {
     let (path, raw_query) = split_path_query(request.target());
     let headers = event_headers(request);
-    let mut single = Map::new();
-    let mut multi: Map<String, Value> = Map::new();
-    for (n, v) in &headers {
-        single.insert(n.clone(), Value::String(v.clone())); // last value wins, as in API Gateway
-        push_multi(&mut multi, n.clone(), v.clone());
-    }
+    let header_groups = grouped(headers.iter().copied());
     let pairs = query_pairs(raw_query);
-    let (query, multi_query) = if pairs.is_empty() {
-        (Value::Null, Value::Null)
-    } else {
-        let mut q = Map::new();
-        let mut mq: Map<String, Value> = Map::new();
-        for (k, v) in pairs {
-            let v = v.unwrap_or_default();
-            q.insert(k.clone(), Value::String(v.clone()));
-            push_multi(&mut mq, k, v);
-        }
-        (Value::Object(q), Value::Object(mq))
-    };
-    let (body, is_base64) = encode_body(
+    let query_groups = grouped(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_deref().unwrap_or(""))),
+    );
+    let body = event_body(
         request.header("content-type"),
         &request.body,
         ctx.base64_encode_body,
     );
     let (domain_name, domain_prefix) = domain(request);
-    let path_parameters = proxy_parameter(path, ctx.strip_prefix);
-    let resource = if path_parameters.is_null() {
-        path.to_string()
-    } else {
-        format!(
+    let proxy = proxy_parameter(path, ctx.strip_prefix);
+    let resource = match proxy {
+        None => path.to_string(),
+        Some(_) => format!(
             "{}/{{proxy+}}",
             ctx.strip_prefix.unwrap_or("").trim_end_matches('/')
-        )
+        ),
     };
-    json!({
-        "version": "1.0",
-        "resource": resource,
-        "path": path,
-        "httpMethod": request.method(),
-        "headers": single,
-        "multiValueHeaders": multi,
-        "queryStringParameters": query,
-        "multiValueQueryStringParameters": multi_query,
-        "pathParameters": path_parameters,
-        "stageVariables": null,
-        "requestContext": {
-            "accountId": "envoy",
-            "apiId": "envoy",
-            "resourcePath": resource,
-            "httpMethod": request.method(),
-            "path": path,
-            "protocol": protocol(request),
-            "stage": "$default",
-            "requestId": ctx.request_id,
-            "extendedRequestId": ctx.request_id,
-            "requestTime": clf_time(ctx.now_ms / 1000),
-            "requestTimeEpoch": ctx.now_ms,
-            "domainName": domain_name,
-            "domainPrefix": domain_prefix,
-            "identity": {
-                "sourceIp": source_ip(request),
-                "userAgent": request.header("user-agent"),
-            },
-        },
-        "body": body,
-        "isBase64Encoded": is_base64,
-    })
+    let mut w = JsonWriter::with_capacity(capacity(request));
+    w.begin_object();
+    w.key("body");
+    write_body(&mut w, &body);
+    w.key("headers");
+    write_single_and_multi(&mut w, &header_groups, false);
+    w.key("httpMethod");
+    w.string(request.method());
+    w.key("isBase64Encoded");
+    w.bool(matches!(body, EventBody::Base64(_)));
+    w.key("multiValueHeaders");
+    write_single_and_multi(&mut w, &header_groups, true);
+    w.key("multiValueQueryStringParameters");
+    if query_groups.is_empty() {
+        w.null();
+    } else {
+        write_single_and_multi(&mut w, &query_groups, true);
+    }
+    w.key("path");
+    w.string(path);
+    w.key("pathParameters");
+    write_proxy_parameter(&mut w, proxy);
+    w.key("queryStringParameters");
+    if query_groups.is_empty() {
+        w.null();
+    } else {
+        write_single_and_multi(&mut w, &query_groups, false);
+    }
+    w.key("requestContext");
+    w.begin_object();
+    w.key("accountId");
+    w.plain_string("envoy");
+    w.key("apiId");
+    w.plain_string("envoy");
+    w.key("domainName");
+    w.string(&domain_name);
+    w.key("domainPrefix");
+    w.string(&domain_prefix);
+    w.key("extendedRequestId");
+    w.string(ctx.request_id);
+    w.key("httpMethod");
+    w.string(request.method());
+    w.key("identity");
+    w.begin_object();
+    w.key("sourceIp");
+    w.string(source_ip(request));
+    w.key("userAgent");
+    w.optional_string(request.header("user-agent"));
+    w.end_object();
+    w.key("path");
+    w.string(path);
+    w.key("protocol");
+    w.string(protocol(request));
+    w.key("requestId");
+    w.string(ctx.request_id);
+    w.key("requestTime");
+    w.plain_string(&clf_time(ctx.now_ms / 1000));
+    w.key("requestTimeEpoch");
+    w.u64(ctx.now_ms);
+    w.key("resourcePath");
+    w.string(&resource);
+    w.key("stage");
+    w.plain_string("$default");
+    w.end_object();
+    w.key("resource");
+    w.string(&resource);
+    w.key("stageVariables");
+    w.null();
+    w.key("version");
+    w.plain_string("1.0");
+    w.end_object();
+    w.into_bytes()
 }
 
-/// API Gateway HTTP API event, payload format 2.0.
-pub fn apigw_v2(request: &ClientRequest, ctx: &EventContext<'_>) -> Value {
+fn write_proxy_parameter(w: &mut JsonWriter, proxy: Option<&str>) {
+    match proxy {
+        Some(rest) => {
+            w.begin_object();
+            w.key("proxy");
+            w.string(rest);
+            w.end_object();
+        }
+        None => w.null(),
+    }
+}
+
+/// API Gateway HTTP API event, payload format 2.0, as JSON bytes.
+pub fn apigw_v2(request: &ClientRequest, ctx: &EventContext<'_>) -> Vec<u8> {
     let (path, raw_query) = split_path_query(request.target());
-    let mut headers: Map<String, Value> = Map::new();
-    let mut cookies: Vec<Value> = Vec::new();
-    for (n, v) in event_headers(request) {
-        if n == "cookie" {
-            cookies.extend(
-                v.split(';')
-                    .map(str::trim)
-                    .filter(|c| !c.is_empty())
-                    .map(|c| Value::String(c.to_string())),
-            );
-            continue;
-        }
-        let joined = match headers.get(&n).and_then(Value::as_str) {
-            Some(existing) => format!("{existing},{v}"),
-            None => v,
-        };
-        headers.insert(n, Value::String(joined));
-    }
-    let mut event = Map::new();
-    event.insert("version".into(), json!("2.0"));
-    event.insert("routeKey".into(), json!("$default"));
-    event.insert("rawPath".into(), json!(path));
-    event.insert("rawQueryString".into(), json!(raw_query));
-    if !cookies.is_empty() {
-        event.insert("cookies".into(), Value::Array(cookies));
-    }
-    event.insert("headers".into(), Value::Object(headers));
+    let headers = event_headers(request);
+    let cookies: Vec<&str> = headers
+        .iter()
+        .filter(|(n, _)| *n == "cookie")
+        .flat_map(|(_, v)| v.split(';').map(str::trim).filter(|c| !c.is_empty()))
+        .collect();
+    let header_groups = grouped(headers.iter().filter(|(n, _)| *n != "cookie").copied());
     let pairs = query_pairs(raw_query);
-    if !pairs.is_empty() {
-        let mut q: Map<String, Value> = Map::new();
-        for (k, v) in pairs {
-            let v = v.unwrap_or_default();
-            let joined = match q.get(&k).and_then(Value::as_str) {
-                Some(existing) => format!("{existing},{v}"),
-                None => v,
-            };
-            q.insert(k, Value::String(joined));
-        }
-        event.insert("queryStringParameters".into(), Value::Object(q));
-    }
-    let path_parameters = proxy_parameter(path, ctx.strip_prefix);
-    if !path_parameters.is_null() {
-        event.insert("pathParameters".into(), path_parameters);
-    }
-    let (domain_name, domain_prefix) = domain(request);
-    event.insert(
-        "requestContext".into(),
-        json!({
-            "accountId": "envoy",
-            "apiId": "envoy",
-            "domainName": domain_name,
-            "domainPrefix": domain_prefix,
-            "http": {
-                "method": request.method(),
-                "path": path,
-                "protocol": protocol(request),
-                "sourceIp": source_ip(request),
-                "userAgent": request.header("user-agent").unwrap_or(""),
-            },
-            "requestId": ctx.request_id,
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": clf_time(ctx.now_ms / 1000),
-            "timeEpoch": ctx.now_ms,
-        }),
+    let query_groups = grouped(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_deref().unwrap_or(""))),
     );
-    let (body, is_base64) = encode_body(
+    let body = event_body(
         request.header("content-type"),
         &request.body,
         ctx.base64_encode_body,
     );
-    if let Some(body) = body {
-        event.insert("body".into(), Value::String(body));
+    let (domain_name, domain_prefix) = domain(request);
+    let mut w = JsonWriter::with_capacity(capacity(request));
+    w.begin_object();
+    if !matches!(body, EventBody::Empty) {
+        w.key("body");
+        write_body(&mut w, &body);
     }
-    event.insert("isBase64Encoded".into(), Value::Bool(is_base64));
-    Value::Object(event)
+    if !cookies.is_empty() {
+        w.key("cookies");
+        w.begin_array();
+        for c in &cookies {
+            w.string(c);
+        }
+        w.end_array();
+    }
+    w.key("headers");
+    write_joined(&mut w, &header_groups);
+    w.key("isBase64Encoded");
+    w.bool(matches!(body, EventBody::Base64(_)));
+    if let Some(rest) = proxy_parameter(path, ctx.strip_prefix) {
+        w.key("pathParameters");
+        write_proxy_parameter(&mut w, Some(rest));
+    }
+    if !query_groups.is_empty() {
+        w.key("queryStringParameters");
+        write_joined(&mut w, &query_groups);
+    }
+    w.key("rawPath");
+    w.string(path);
+    w.key("rawQueryString");
+    w.string(raw_query);
+    w.key("requestContext");
+    w.begin_object();
+    w.key("accountId");
+    w.plain_string("envoy");
+    w.key("apiId");
+    w.plain_string("envoy");
+    w.key("domainName");
+    w.string(&domain_name);
+    w.key("domainPrefix");
+    w.string(&domain_prefix);
+    w.key("http");
+    w.begin_object();
+    w.key("method");
+    w.string(request.method());
+    w.key("path");
+    w.string(path);
+    w.key("protocol");
+    w.string(protocol(request));
+    w.key("sourceIp");
+    w.string(source_ip(request));
+    w.key("userAgent");
+    w.string(request.header("user-agent").unwrap_or(""));
+    w.end_object();
+    w.key("requestId");
+    w.string(ctx.request_id);
+    w.key("routeKey");
+    w.plain_string("$default");
+    w.key("stage");
+    w.plain_string("$default");
+    w.key("time");
+    w.plain_string(&clf_time(ctx.now_ms / 1000));
+    w.key("timeEpoch");
+    w.u64(ctx.now_ms);
+    w.end_object();
+    w.key("routeKey");
+    w.plain_string("$default");
+    w.key("version");
+    w.plain_string("2.0");
+    w.end_object();
+    w.into_bytes()
 }
 
 /// Which parts of the request Kong's `forward_request_*` object carries.
@@ -345,7 +474,7 @@ pub fn kong_forward(request: &ClientRequest, forward: Forward, base64_encode_bod
     if forward.headers {
         let pairs = event_headers(request)
             .into_iter()
-            .map(|(n, v)| (n, Some(v)))
+            .map(|(n, v)| (n.to_string(), Some(v.to_string())))
             .collect();
         out.insert("request_headers".into(), Value::Object(kong_args(pairs)));
     }
@@ -379,6 +508,79 @@ pub fn kong_forward(request: &ClientRequest, forward: Forward, base64_encode_bod
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The event as written, after checking it byte for byte against the
+    /// serde_json rendering it replaced (the golden rule of issue 16).
+    fn written_v1(request: &ClientRequest, ctx: &EventContext<'_>) -> Value {
+        let bytes = apigw_v1(request, ctx);
+        let reference = serde_json::to_vec(&reference::apigw_v1(request, ctx)).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&bytes),
+            String::from_utf8_lossy(&reference)
+        );
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    fn written_v2(request: &ClientRequest, ctx: &EventContext<'_>) -> Value {
+        let bytes = apigw_v2(request, ctx);
+        let reference = serde_json::to_vec(&reference::apigw_v2(request, ctx)).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&bytes),
+            String::from_utf8_lossy(&reference)
+        );
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    fn header_name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("cookie".to_string()),
+            Just("host".to_string()),
+            Just("user-agent".to_string()),
+            Just("content-type".to_string()),
+            "[a-zA-Z:-]{1,6}",
+        ]
+    }
+
+    proptest! {
+        /// Any request: the written event is the serde_json rendering.
+        #[test]
+        fn written_events_match_the_serde_json_rendering(
+            target in "(/[a-zA-Z0-9%+/._~-]{0,12})?(\\?[a-z0-9=&%+;\"\\\\\\x00-\\x1f\u{e9}]{0,24})?",
+            authority in "([a-zA-Z.]{0,10}(:[0-9a-z]{0,4})?|\\[::1\\](:80)?)",
+            headers in proptest::collection::vec((header_name(), "[ -~\t\u{e9}\u{1f600}]{0,12}"), 0..8),
+            body in proptest::collection::vec(any::<u8>(), 0..24),
+            text_body in "[ -~\n\u{7f}\u{e9}]{0,24}",
+            use_text in any::<bool>(),
+            protocol in prop_oneof![Just(""), Just("HTTP/1.0"), Just("HTTP/2"), Just("HTTP/3")],
+            peer in proptest::option::of(prop_oneof![Just("10.0.0.1:5"), Just("[::1]:80"), Just("x")]),
+            strip_prefix in proptest::option::of(prop_oneof![Just("/"), Just("/api"), Just("/api/")]),
+            base64_encode_body in any::<bool>(),
+            now_ms in any::<u64>(),
+            request_id in "[ -~]{0,8}",
+        ) {
+            let mut pairs = vec![
+                (":method".to_string(), "POST".to_string()),
+                (":path".to_string(), target),
+                (":authority".to_string(), authority),
+            ];
+            pairs.extend(headers);
+            let request = ClientRequest {
+                headers: pairs,
+                peer_address: peer.map(str::to_string),
+                protocol: Some(protocol.to_string()),
+                body: if use_text { text_body.into_bytes() } else { body },
+            };
+            let ctx = EventContext {
+                request_id: &request_id,
+                now_ms: now_ms % 4_102_444_800_000,
+                strip_prefix,
+                base64_encode_body,
+            };
+            written_v1(&request, &ctx);
+            written_v2(&request, &ctx);
+        }
+    }
 
     fn request(pairs: &[(&str, &str)], body: &[u8], protocol: &str) -> ClientRequest {
         ClientRequest {
@@ -413,7 +615,7 @@ mod tests {
 
     #[test]
     fn v1_golden_event() {
-        let event = apigw_v1(&request(HEADERS, br#"{"n":1}"#, "HTTP/1.1"), &ctx());
+        let event = written_v1(&request(HEADERS, br#"{"n":1}"#, "HTTP/1.1"), &ctx());
         let expected = json!({
             "version": "1.0",
             "resource": "/api/{proxy+}",
@@ -441,7 +643,7 @@ mod tests {
 
     #[test]
     fn v2_golden_event_over_http2() {
-        let event = apigw_v2(&request(HEADERS, br#"{"n":1}"#, "HTTP/2"), &ctx());
+        let event = written_v2(&request(HEADERS, br#"{"n":1}"#, "HTTP/2"), &ctx());
         let expected = json!({
             "version": "2.0",
             "routeKey": "$default",
@@ -470,7 +672,7 @@ mod tests {
             b"",
             "HTTP/1.1",
         );
-        let v1 = apigw_v1(&get, &ctx());
+        let v1 = written_v1(&get, &ctx());
         assert_eq!(
             (v1["body"].clone(), v1["isBase64Encoded"].clone()),
             (Value::Null, json!(false))
@@ -482,7 +684,7 @@ mod tests {
             ),
             (Value::Null, Value::Null)
         );
-        let v2 = apigw_v2(&get, &ctx());
+        let v2 = written_v2(&get, &ctx());
         assert!(
             v2.get("body").is_none()
                 && v2.get("cookies").is_none()
@@ -499,7 +701,7 @@ mod tests {
             &[0x89, b'P', 0xff, 0],
             "HTTP/1.1",
         );
-        for event in [apigw_v1(&binary, &ctx()), apigw_v2(&binary, &ctx())] {
+        for event in [written_v1(&binary, &ctx()), written_v2(&binary, &ctx())] {
             assert_eq!(event["body"], base64::encode(&[0x89, b'P', 0xff, 0]));
             assert_eq!(event["isBase64Encoded"], true);
         }
@@ -513,19 +715,19 @@ mod tests {
             &[0xff],
             "HTTP/1.1",
         );
-        assert_eq!(apigw_v2(&bad_text, &ctx())["isBase64Encoded"], true);
+        assert_eq!(written_v2(&bad_text, &ctx())["isBase64Encoded"], true);
         // No content type: binary unless base64_encode_body is off.
         let untyped = request(
             &[(":method", "POST"), (":path", "/x")],
             b"plain",
             "HTTP/1.1",
         );
-        assert_eq!(apigw_v2(&untyped, &ctx())["isBase64Encoded"], true);
+        assert_eq!(written_v2(&untyped, &ctx())["isBase64Encoded"], true);
         let raw_ctx = EventContext {
             base64_encode_body: false,
             ..ctx()
         };
-        assert_eq!(apigw_v2(&untyped, &raw_ctx)["body"], "plain");
+        assert_eq!(written_v2(&untyped, &raw_ctx)["body"], "plain");
     }
 
     #[test]

@@ -1,0 +1,219 @@
+//! Compact JSON written straight into a byte buffer, byte for byte as
+//! `serde_json::to_vec` renders the same document (same escapes, no
+//! spaces). The Invoke events use it instead of a `serde_json::Value` tree:
+//! no tree of small allocations, no second pass, and the body copied once
+//! (issue 16). Callers write object keys in sorted order, which is the order
+//! `serde_json::Map` (a `BTreeMap`) kept them in.
+
+/// What a byte becomes inside a JSON string: `None` for itself, else the
+/// letter after the backslash (`u` for `\u00XX`), as serde_json escapes.
+fn escape_of(b: u8) -> Option<u8> {
+    match b {
+        b'"' => Some(b'"'),
+        b'\\' => Some(b'\\'),
+        0x08 => Some(b'b'),
+        0x09 => Some(b't'),
+        0x0a => Some(b'n'),
+        0x0c => Some(b'f'),
+        0x0d => Some(b'r'),
+        0..=0x1f => Some(b'u'),
+        _ => None,
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+pub struct JsonWriter {
+    out: Vec<u8>,
+    /// The next value or key opens its container (or follows a key): no
+    /// comma before it.
+    first: bool,
+}
+
+impl JsonWriter {
+    pub fn with_capacity(bytes: usize) -> JsonWriter {
+        JsonWriter {
+            out: Vec::with_capacity(bytes),
+            first: true,
+        }
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.out
+    }
+
+    fn separate(&mut self) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+    }
+
+    pub fn begin_object(&mut self) {
+        self.separate();
+        self.out.push(b'{');
+        self.first = true;
+    }
+
+    pub fn end_object(&mut self) {
+        self.out.push(b'}');
+        self.first = false;
+    }
+
+    pub fn begin_array(&mut self) {
+        self.separate();
+        self.out.push(b'[');
+        self.first = true;
+    }
+
+    pub fn end_array(&mut self) {
+        self.out.push(b']');
+        self.first = false;
+    }
+
+    /// An object key; the value written next belongs to it.
+    pub fn key(&mut self, key: &str) {
+        self.separate();
+        self.escaped(key);
+        self.out.push(b':');
+        self.first = true;
+    }
+
+    pub fn string(&mut self, value: &str) {
+        self.separate();
+        self.escaped(value);
+    }
+
+    /// A string known to need no escaping (base64, fixed words).
+    pub fn plain_string(&mut self, value: &str) {
+        self.separate();
+        self.out.reserve(value.len() + 2);
+        self.out.push(b'"');
+        self.out.extend_from_slice(value.as_bytes());
+        self.out.push(b'"');
+    }
+
+    pub fn optional_string(&mut self, value: Option<&str>) {
+        match value {
+            Some(v) => self.string(v),
+            None => self.null(),
+        }
+    }
+
+    pub fn u64(&mut self, value: u64) {
+        self.separate();
+        // Digits in reverse, then copied: no formatter machinery.
+        let mut digits = [0u8; 20];
+        let mut n = value;
+        let mut at = digits.len();
+        loop {
+            at -= 1;
+            if let Some(d) = digits.get_mut(at) {
+                *d = b'0' + (n % 10) as u8;
+            }
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.out
+            .extend_from_slice(digits.get(at..).unwrap_or_default());
+    }
+
+    pub fn bool(&mut self, value: bool) {
+        self.separate();
+        self.out
+            .extend_from_slice(if value { b"true" } else { b"false" });
+    }
+
+    pub fn null(&mut self) {
+        self.separate();
+        self.out.extend_from_slice(b"null");
+    }
+
+    /// `"value"` with serde_json's escapes: runs that need none are copied
+    /// whole (a JSON body is one long run).
+    fn escaped(&mut self, value: &str) {
+        let bytes = value.as_bytes();
+        self.out.reserve(bytes.len() + 2);
+        self.out.push(b'"');
+        let mut run_start = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            let Some(escape) = escape_of(b) else {
+                continue;
+            };
+            self.out
+                .extend_from_slice(bytes.get(run_start..i).unwrap_or_default());
+            run_start = i + 1;
+            if escape == b'u' {
+                let hex = |nibble: u8| HEX.get(usize::from(nibble)).copied().unwrap_or(b'0');
+                self.out
+                    .extend_from_slice(&[b'\\', b'u', b'0', b'0', hex(b >> 4), hex(b & 0xf)]);
+            } else {
+                self.out.extend_from_slice(&[b'\\', escape]);
+            }
+        }
+        self.out
+            .extend_from_slice(bytes.get(run_start..).unwrap_or_default());
+        self.out.push(b'"');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn rendered(write: impl FnOnce(&mut JsonWriter)) -> String {
+        let mut w = JsonWriter::with_capacity(0);
+        write(&mut w);
+        String::from_utf8(w.into_bytes()).unwrap()
+    }
+
+    #[test]
+    fn nested_containers_and_scalars_render_as_serde_json() {
+        let out = rendered(|w| {
+            w.begin_object();
+            w.key("a");
+            w.begin_array();
+            w.string("x");
+            w.u64(0);
+            w.u64(u64::MAX);
+            w.begin_object();
+            w.end_object();
+            w.null();
+            w.end_array();
+            w.key("b");
+            w.bool(true);
+            w.key("c");
+            w.optional_string(None);
+            w.key("d");
+            w.plain_string("QUJD");
+            w.end_object();
+        });
+        let expected =
+            json!({"a": ["x", 0, u64::MAX, {}, null], "b": true, "c": null, "d": "QUJD"});
+        assert_eq!(out, serde_json::to_string(&expected).unwrap());
+    }
+
+    proptest! {
+        #[test]
+        fn strings_escape_exactly_as_serde_json(s in any::<String>(), n in any::<u64>()) {
+            let out = rendered(|w| {
+                w.begin_array();
+                w.string(&s);
+                w.u64(n);
+                w.end_array();
+            });
+            prop_assert_eq!(out, serde_json::to_string(&json!([s, n])).unwrap());
+        }
+    }
+
+    #[test]
+    fn every_control_character_and_quote() {
+        let all: String = (0u8..0x80).map(char::from).collect();
+        let out = rendered(|w| w.string(&all));
+        assert_eq!(out, serde_json::to_string(&all).unwrap());
+    }
+}
