@@ -168,6 +168,9 @@ $(BENCH_STAMP): $(PLOT_STAMP)
 	@command -v h2load >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nghttp2-client; }
 	@command -v taskset >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq util-linux; }
 	@command -v node >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nodejs; }
+	@command -v openssl >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq openssl; }
+	@# perf splits Envoy's CPU into wasm, C++ and kernel (bench/scaling.py); optional.
+	@command -v perf >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq linux-perf; } || echo "linux-perf unavailable: the CPU split is skipped"
 	@touch $@
 
 $(PLOT_STAMP): $(ENVOY_STAMP)

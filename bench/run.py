@@ -12,10 +12,12 @@ PNG) and into BENCHMARKS.md between the `bench:begin`/`bench:end` markers.
 Environment: BENCH_DURATION (seconds per measurement, default 5),
 BENCH_REPS (rounds, median reported, default 3), BENCH_SCENARIOS
 (comma-separated subset), BENCH_MEMORY_REQUESTS (default 200000; 0 skips),
-BENCH_HOSTCALLS (0 skips the host-call prices).
-Each wasm filter also runs as `<name>-nometrics` and `<name>-dark`
-(metrics, then also access-log fields, off) right after itself in every
-round, on the small-body cases.
+BENCH_HOSTCALLS (0 skips the host-call prices), BENCH_SCALING (0 skips
+bench/scaling.py: routes, bodies, workers, CPU split, SHA-256),
+BENCH_SCALING_DURATION (seconds per scaling point, default 3).
+With BENCH_VARIANTS=1 each wasm filter also runs as `<name>-nometrics` and
+`<name>-dark` (metrics, then also access-log fields, off) right after
+itself in every round, on the small-body cases.
 """
 
 import json
@@ -207,7 +209,7 @@ def load_core():
     return cores()[-1]
 
 
-def bootstrap(port, endpoint_port, http_filters, metadata):
+def bootstrap(port, endpoint_port, http_filters, metadata, buffer_limit=None):
     cluster = {
         "name": "fn",
         "type": "STATIC",
@@ -267,6 +269,11 @@ def bootstrap(port, endpoint_port, http_filters, metadata):
             "listeners": [
                 {
                     "name": "bench",
+                    **(
+                        {"per_connection_buffer_limit_bytes": buffer_limit}
+                        if buffer_limit
+                        else {}
+                    ),
                     "address": {
                         "socket_address": {"address": "127.0.0.1", "port_value": port}
                     },
@@ -310,23 +317,24 @@ def http_get(url, data=None, headers=None, timeout=10):
 
 
 class Envoy:
-    def __init__(self, envoy_bin, scenario, endpoint_port, workdir):
+    def __init__(self, envoy_bin, scenario, endpoint_port, workdir, concurrency=1, buffer_limit=None):
         self.label, filters, self.expected, metadata = SCENARIOS[scenario]
         self.port = free_port()
         config = workdir / f"{scenario}.json"
-        config.write_text(json.dumps(bootstrap(self.port, endpoint_port, filters(), metadata)))
+        config.write_text(
+            json.dumps(bootstrap(self.port, endpoint_port, filters(), metadata, buffer_limit))
+        )
         admin_file = workdir / f"{scenario}.admin"
         admin_file.unlink(missing_ok=True)
         self.log = open(workdir / f"{scenario}.log", "w")
+        argv = [
+            envoy_bin, "-c", str(config), "--concurrency", str(concurrency),
+            "--use-dynamic-base-id", "--admin-address-path", str(admin_file),
+            "--log-level", "warn",
+        ]
         self.proc = subprocess.Popen(
-            pinned(
-                envoy_core(),
-                [
-                    envoy_bin, "-c", str(config), "--concurrency", "1",
-                    "--use-dynamic-base-id", "--admin-address-path", str(admin_file),
-                    "--log-level", "warn",
-                ],
-            ),
+            # One worker: pinned to its core. More: every core, shared with the load.
+            pinned(envoy_core(), argv) if concurrency == 1 else argv,
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
@@ -442,14 +450,15 @@ def percentile(sorted_values, p):
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (k - lo)
 
 
-def measure(envoy, protocol, size, workdir):
+def measure(envoy, protocol, size, workdir, duration=None):
     """One measured run; warm-up first (connections, VM, caches)."""
+    duration = duration or DURATION
     h2load(envoy.url(), protocol, size, workdir, duration=1)
     log = workdir / "latency.log"
     log.unlink(missing_ok=True)
     cpu0 = envoy.cpu_seconds()
     t0 = time.monotonic()
-    result = h2load(envoy.url(), protocol, size, workdir, duration=DURATION, log=log)
+    result = h2load(envoy.url(), protocol, size, workdir, duration=duration, log=log)
     wall = time.monotonic() - t0
     cpu = envoy.cpu_seconds() - cpu0
     latencies = []
@@ -464,7 +473,7 @@ def measure(envoy, protocol, size, workdir):
             + result["output"]
         )
     return {
-        "rps": result["done"] / DURATION,
+        "rps": result["done"] / duration,
         "p50_us": percentile(latencies, 50),
         "p99_us": percentile(latencies, 99),
         "p999_us": percentile(latencies, 99.9),
@@ -631,7 +640,12 @@ SCENARIOS = dict(
 
 def main():
     envoy_bin, emulator_bin, micro_dir = sys.argv[1], sys.argv[2], Path(sys.argv[3])
-    default = ",".join(s for s in SCENARIOS if not is_hostcalls(s))
+    # The metrics-off twins (issue 13's observability cost) add ~10 min:
+    # BENCH_VARIANTS=1 includes them.
+    with_variants = os.environ.get("BENCH_VARIANTS", "0") == "1"
+    default = ",".join(
+        s for s in SCENARIOS if not is_hostcalls(s) and (with_variants or not is_variant(s))
+    )
     selected = [s for s in os.environ.get("BENCH_SCENARIOS", default).split(",") if s]
     for s in selected:
         if s not in SCENARIOS:
@@ -667,6 +681,9 @@ def main():
                 finally:
                     envoy.stop()
         hostcalls = hostcall_costs(envoy_bin, endpoint_port, workdir) if HOSTCALLS else {}
+        import scaling  # bench/scaling.py: routes, bodies, workers, CPU split, SHA-256
+
+        phases = scaling.all_phases(envoy_bin, endpoint_port, workdir, selected)
         memory = {}
         if MEMORY_REQUESTS:
             for scenario in (s for s in selected if not is_variant(s)):
@@ -704,6 +721,7 @@ def main():
         "runs": runs,
         "memory": memory,
         "hostcalls": hostcalls,
+        "scaling": phases,
         "micro": micro,
         "wasm_sizes": sizes,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
