@@ -342,7 +342,7 @@ def plot_scaling(report, png):
             if m:
                 axes[2].bar(i + j * 0.4, m["cpu_us_per_req"], 0.4, color=f"C{j}", label=f"{n} worker(s)" if i == 0 else None)
     axes[2].set_xticks([i + 0.2 for i in range(len(names))])
-    axes[2].set_xticklabels([label(report, n).split(" ")[0] for n in names], fontsize=8)
+    axes[2].set_xticklabels(names, fontsize=8)
     axes[2].set_title("CPU µs/req, 1 vs 2 workers (GET)")
     for ax in axes:
         ax.grid(alpha=0.3)
