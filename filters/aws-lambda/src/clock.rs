@@ -92,6 +92,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn hand_written_dates_match_format() {
+        // Every 997,331 s from 1970 to past 9999 (leap days, every month,
+        // one- and two-digit fields), against the format! they replaced.
+        let mut t = 0u64;
+        while t < 253_402_300_800 + 10_000_000 {
+            let (y, mo, d, h, mi, s) = civil(t);
+            assert_eq!(
+                amz_date(t),
+                format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}Z")
+            );
+            let clf = clf_time(t);
+            assert_eq!(clf.len(), if y > 9999 { 27 } else { 26 }, "{clf}");
+            assert!(
+                clf.starts_with(&format!("{d:02}/"))
+                    && clf.ends_with(&format!("{h:02}:{mi:02}:{s:02} +0000")),
+                "{clf}"
+            );
+            t += 997_331;
+        }
+    }
+
+    #[test]
     fn rfc3339_times_parse_as_aws_sources_write_them() {
         assert_eq!(parse_rfc3339("2026-11-21T18:00:00Z"), Some(1_795_284_000));
         assert_eq!(
