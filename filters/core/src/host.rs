@@ -117,6 +117,9 @@ pub mod fake {
         pub response_headers_set: RefCell<HeaderList>,
         /// The client went away: replies fail as Envoy's do then.
         pub client_gone: Cell<bool>,
+        /// Every host call made, by kind, in order: each is a crossing
+        /// into Envoy, so the stream tests hold the per-request count.
+        log: RefCell<Vec<&'static str>>,
     }
 
     /// The request and callout answer a [`FakeHost`] hands out.
@@ -143,7 +146,17 @@ pub mod fake {
                 sent: RefCell::new(Vec::new()),
                 response_headers_set: RefCell::new(Vec::new()),
                 client_gone: Cell::new(false),
+                log: RefCell::new(Vec::new()),
             }
+        }
+
+        /// The host calls made so far, by kind, in order.
+        pub fn host_calls(&self) -> Vec<&'static str> {
+            self.log.borrow().clone()
+        }
+
+        fn logged(&self, kind: &'static str) {
+            self.log.borrow_mut().push(kind);
         }
 
         /// The properties set so far, in order.
@@ -168,10 +181,12 @@ pub mod fake {
 
     impl Host for FakeHost {
         fn now(&self) -> SystemTime {
+            self.logged("clock");
             SystemTime::UNIX_EPOCH + Duration::from_secs(self.shared.unix_seconds.get())
         }
 
         fn shared_data(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+            self.logged("shared_data");
             match self.shared.data.borrow().get(key) {
                 Some((value, cas)) => (Some(value.clone()), Some(*cas)),
                 None => (None, None),
@@ -179,6 +194,7 @@ pub mod fake {
         }
 
         fn set_shared_data(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+            self.logged("set_shared_data");
             let mut data = self.shared.data.borrow_mut();
             let current = data.get(key).map(|(_, c)| *c);
             if cas.is_some_and(|c| Some(c) != current) {
@@ -190,6 +206,7 @@ pub mod fake {
         }
 
         fn dispatch(&self, call: &Callout) -> Result<u32, String> {
+            self.logged("dispatch");
             if self.missing_clusters.borrow().contains(&call.cluster) {
                 return Err(format!("no cluster \"{}\"", call.cluster));
             }
@@ -200,22 +217,26 @@ pub mod fake {
         }
 
         fn metric(&self, kind: MetricKind, name: &str) -> Option<u32> {
+            self.logged("define_metric");
             let mut names = self.names.borrow_mut();
             names.push(format!("{kind:?}:{name}"));
             u32::try_from(names.len() - 1).ok()
         }
 
         fn increment(&self, metric: u32, by: u64) {
+            self.logged("counter");
             let name = self.name_of(metric);
             *self.shared.metrics.borrow_mut().entry(name).or_default() += by;
         }
 
         fn record(&self, metric: u32, value: u64) {
+            self.logged("histogram");
             let name = self.name_of(metric);
             self.shared.metrics.borrow_mut().insert(name, value);
         }
 
         fn set_property(&self, name: &str, value: &[u8]) {
+            self.logged("set_property");
             let value = String::from_utf8_lossy(value).into_owned();
             self.properties.borrow_mut().push((name.to_string(), value));
         }
@@ -223,15 +244,18 @@ pub mod fake {
 
     impl StreamHost for FakeHost {
         fn request_headers(&self) -> HeaderList {
+            self.logged("request_headers");
             self.request.borrow().headers.clone()
         }
 
         fn request_body(&self, size: usize) -> Vec<u8> {
+            self.logged("request_body");
             let body = &self.request.borrow().body;
             body.get(..size).unwrap_or(body).to_vec()
         }
 
         fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+            self.logged("property");
             self.request
                 .borrow()
                 .properties
@@ -240,15 +264,18 @@ pub mod fake {
         }
 
         fn call_response_headers(&self) -> HeaderList {
+            self.logged("call_headers");
             self.request.borrow().call_headers.clone()
         }
 
         fn call_response_body(&self, size: usize) -> Vec<u8> {
+            self.logged("call_body");
             let body = &self.request.borrow().call_body;
             body.get(..size).unwrap_or(body).to_vec()
         }
 
         fn send_response(&self, reply: &LocalReply) -> Result<(), String> {
+            self.logged("send_response");
             if self.client_gone.get() {
                 return Err("NotFound".into());
             }
@@ -257,6 +284,7 @@ pub mod fake {
         }
 
         fn set_response_header(&self, name: &str, value: &str) {
+            self.logged("set_response_header");
             self.response_headers_set
                 .borrow_mut()
                 .push((name.to_string(), value.to_string()));

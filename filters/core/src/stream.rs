@@ -669,6 +669,58 @@ mod tests {
         assert!(calls(&s).is_empty() && sent(&s).is_empty());
     }
 
+    /// Every host call is a crossing into Envoy (BENCHMARKS.md prices
+    /// them): a GET answered by the function makes exactly these, in this
+    /// order. A new one must be deliberate.
+    #[test]
+    fn a_function_request_makes_the_documented_host_calls() {
+        let mut s = stream();
+        request(&s, "GET", &[], "");
+        s.host()
+            .request
+            .borrow_mut()
+            .properties
+            .insert("source.address".into(), b"10.0.0.1:5".to_vec());
+        s.on_request_headers(true);
+        answer(&s, "200", &[("content-type", "text/plain")], "ok");
+        s.on_call_response(2, 2);
+        s.on_response_headers();
+        s.on_log();
+        let expected = vec![
+            // request: the metrics label, the headers, the client's address
+            // (x-forwarded-for), the call's time, the call, its body size
+            "property",
+            "request_headers",
+            "property",
+            "clock",
+            "dispatch",
+            "histogram",
+            // the answer: its time, headers and body, its latency and size
+            "clock",
+            "call_headers",
+            "call_body",
+            "histogram",
+            "histogram",
+            // the outcome: the request counter, the access-log facts, the reply
+            "counter",
+            "set_property",
+            "set_property",
+            "set_property",
+            "set_property",
+            "send_response",
+        ];
+        // The route's metrics are defined once, on its first request.
+        let calls = s.host().host_calls();
+        assert!(calls.contains(&"define_metric"), "{calls:?}");
+        let per_request: Vec<&str> = calls
+            .iter()
+            .copied()
+            .filter(|c| *c != "define_metric")
+            .collect();
+        assert_eq!(per_request, expected);
+        assert_eq!(sent(&s).first().map(|r| r.status), Some(200));
+    }
+
     #[test]
     fn a_header_only_request_is_dispatched_from_the_headers_once() {
         let mut s = stream();
