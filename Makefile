@@ -49,7 +49,7 @@ help:
 	@echo "make oci     OCI image layouts of the filters into dist/oci/ (prints the WasmPlugin sha256)"
 	@echo "make oci-push REGISTRY=host:port[/path]   push them with skopeo"
 	@echo "make observe-plot   docs/metrics.png: the demo's metrics under a short load (~1 min)"
-	@echo "make bench   benchmarks vs plain Envoy and Envoy's native aws_lambda (~25 min; writes BENCHMARKS.md)"
+	@echo "make bench   benchmarks vs plain Envoy and Envoy's native aws_lambda (~40 min; writes BENCHMARKS.md)"
 
 # cargo builds for size, then binaryen's wasm-opt -Oz (about 20% smaller),
 # repeated until it changes nothing more (--converge: a few hundred bytes),
