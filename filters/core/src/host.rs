@@ -197,7 +197,10 @@ pub mod fake {
             self.logged("set_shared_data");
             let mut data = self.shared.data.borrow_mut();
             let current = data.get(key).map(|(_, c)| *c);
-            if cas.is_some_and(|c| Some(c) != current) {
+            // As Envoy (proxy-wasm-cpp-host SharedData::set): a CAS is
+            // checked against an existing key; a missing key is created
+            // whatever the CAS.
+            if current.is_some() && cas.is_some_and(|c| Some(c) != current) {
                 return false;
             }
             let next = current.unwrap_or(0) + 1;

@@ -161,6 +161,19 @@ impl Chain {
     }
 }
 
+/// A CAS no entry ever has: Envoy's counter starts at 1 and we never see
+/// it reach this. With it, a set creates a missing key but fails on one
+/// that exists.
+const CREATE_ONLY: u32 = u32::MAX;
+
+/// Writes the lease if the entry is still the one this VM saw (`cas`), or,
+/// when it saw none, if there is still none. Envoy creates a missing key
+/// whatever the CAS, so "saw none" cannot be a plain unconditional set:
+/// VMs whose first ticks coincide would all win and all fetch.
+fn take_lease(host: &dyn Host, key: &str, leased: &Entry, cas: Option<u32>) -> bool {
+    host.set_shared_data(key, &leased.encode(), Some(cas.unwrap_or(CREATE_ONLY)))
+}
+
 /// The platform credential sources of one plugin configuration.
 pub struct Provider {
     clusters: Clusters,
@@ -292,7 +305,7 @@ impl Provider {
                 ..entry
             };
             let cas = chain.snapshot.borrow().0;
-            if !host.set_shared_data(&chain.key, &leased.encode(), cas) {
+            if !take_lease(host, &chain.key, &leased, cas) {
                 continue; // another VM took it
             }
             bump(host, stats.attempted);

@@ -271,3 +271,26 @@ fn entries_round_trip_and_garbage_means_fetch_now() {
     assert_eq!(Entry::decode(Some(b"{not json")), Entry::default());
     assert_eq!(Entry::decode(None), Entry::default());
 }
+
+#[test]
+fn vms_whose_first_ticks_coincide_take_one_lease() {
+    // Both VMs read the store before either wrote: neither saw an entry.
+    let shared = Rc::new(Shared::default());
+    let (host_a, host_b) = (
+        FakeHost::new(Rc::clone(&shared)),
+        FakeHost::new(Rc::clone(&shared)),
+    );
+    let leased = Entry {
+        lease_until: T0 + 30,
+        ..Entry::default()
+    };
+    assert!(
+        take_lease(&host_a, "k", &leased, None),
+        "A creates the entry"
+    );
+    assert!(!take_lease(&host_b, "k", &leased, None), "B finds it taken");
+    // Seen entries compare as before: the current CAS wins, a stale one not.
+    let (_, cas) = host_b.shared_data("k");
+    assert!(take_lease(&host_b, "k", &leased, cas));
+    assert!(!take_lease(&host_a, "k", &leased, cas), "stale CAS");
+}
