@@ -482,6 +482,11 @@ def measure(envoy, protocol, size, workdir, duration=None):
     }
 
 
+def median_of(ms):
+    """Each metric's median over the rounds' measurements."""
+    return {metric: statistics.median(m[metric] for m in ms) for metric in ms[0]}
+
+
 def check(envoy, scenario):
     """One real request per shape: the scenario must do what it claims."""
     for method_data in (None, b'{"probe":true}'):
@@ -692,16 +697,7 @@ def main():
     finally:
         endpoint.terminate()
         endpoint.wait()
-    summary = {
-        s: {
-            k: {
-                metric: statistics.median(m[metric] for m in ms)
-                for metric in ms[0]
-            }
-            for k, ms in by_case.items()
-        }
-        for s, by_case in runs.items()
-    }
+    summary = {s: {k: median_of(ms) for k, ms in by_case.items()} for s, by_case in runs.items()}
     micro = {}
     for engine in ("native", "wasm"):
         path = micro_dir / f"micro-{engine}.json"

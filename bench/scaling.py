@@ -63,8 +63,7 @@ BODY_SCENARIOS = ["plain", "native", "aws-url", "aws-invoke", "openfunction", "p
 BODY_BUFFER_LIMIT = 16 * 1024 * 1024
 CONCURRENCY_SCENARIOS = ["plain", "native", "openfunction", "aws-invoke"]
 CONCURRENCY_CASES = [("GET", 0), ("POST 1 KiB", 1024)]
-SPLIT_SCENARIOS = [
-    *([s for s in os.environ.get("BENCH_SPLIT_EXTRA", "").split(",") if s]),"plain", "native", "aws-url", "aws-invoke", "azure", "openfunction", "probe-callout"]
+SPLIT_SCENARIOS = ["plain", "native", "aws-url", "aws-invoke", "azure", "openfunction", "probe-callout"]
 SHA_BYTES = 256 * 1024
 
 
@@ -107,13 +106,9 @@ def route_scaling(envoy_bin, endpoint_port, workdir):
                     flush=True,
                 )
     return {
-        base: {count: median_of(ms) for count, ms in by_count.items()}
+        base: {count: run.median_of(ms) for count, ms in by_count.items()}
         for base, by_count in results.items()
     }
-
-
-def median_of(ms):
-    return {metric: statistics.median(m[metric] for m in ms) for metric in ms[0]}
 
 
 def slope_ns_per_byte(points):
@@ -149,7 +144,7 @@ def body_scaling(envoy_bin, endpoint_port, workdir, selected):
                 envoy.stop()
     out = {}
     for scenario, by_size in results.items():
-        points = {size: median_of(ms) for size, ms in by_size.items()}
+        points = {size: run.median_of(ms) for size, ms in by_size.items()}
         out[scenario] = {
             "points": points,
             "ns_per_byte": slope_ns_per_byte(
@@ -180,7 +175,7 @@ def concurrency_scaling(envoy_bin, endpoint_port, workdir, selected):
                 finally:
                     envoy.stop()
     return {
-        scenario: {key: median_of(ms) for key, ms in by_key.items()}
+        scenario: {key: run.median_of(ms) for key, ms in by_key.items()}
         for scenario, by_key in results.items()
     }
 

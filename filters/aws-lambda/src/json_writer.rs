@@ -21,6 +21,8 @@ fn escape_of(b: u8) -> Option<u8> {
     }
 }
 
+use crate::decimal::Decimal;
+
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 pub struct JsonWriter {
@@ -49,26 +51,33 @@ impl JsonWriter {
         self.first = false;
     }
 
-    pub fn begin_object(&mut self) {
+    /// `{` or `[`: the container's first member needs no comma.
+    fn open(&mut self, bracket: u8) {
         self.separate();
-        self.out.push(b'{');
+        self.out.push(bracket);
         self.first = true;
+    }
+
+    /// `}` or `]`: whatever follows the container is separated from it.
+    fn close(&mut self, bracket: u8) {
+        self.out.push(bracket);
+        self.first = false;
+    }
+
+    pub fn begin_object(&mut self) {
+        self.open(b'{');
     }
 
     pub fn end_object(&mut self) {
-        self.out.push(b'}');
-        self.first = false;
+        self.close(b'}');
     }
 
     pub fn begin_array(&mut self) {
-        self.separate();
-        self.out.push(b'[');
-        self.first = true;
+        self.open(b'[');
     }
 
     pub fn end_array(&mut self) {
-        self.out.push(b']');
-        self.first = false;
+        self.close(b']');
     }
 
     /// An object key; the value written next belongs to it.
@@ -102,22 +111,8 @@ impl JsonWriter {
 
     pub fn u64(&mut self, value: u64) {
         self.separate();
-        // Digits in reverse, then copied: no formatter machinery.
-        let mut digits = [0u8; 20];
-        let mut n = value;
-        let mut at = digits.len();
-        loop {
-            at -= 1;
-            if let Some(d) = digits.get_mut(at) {
-                *d = b'0' + (n % 10) as u8;
-            }
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
         self.out
-            .extend_from_slice(digits.get(at..).unwrap_or_default());
+            .extend_from_slice(Decimal::padded(value, 1).as_bytes());
     }
 
     pub fn bool(&mut self, value: bool) {

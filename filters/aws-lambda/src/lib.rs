@@ -13,6 +13,7 @@
 pub mod clock;
 pub mod config;
 pub mod credentials;
+pub mod decimal;
 pub mod events;
 pub mod iam;
 pub mod invoke;

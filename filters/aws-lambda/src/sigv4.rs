@@ -13,6 +13,7 @@
 //!   collapsed, repeats joined with `,`, sorted by name.
 
 pub use crate::credentials::Credentials;
+use faas_core::headers::grouped;
 use faas_core::path::form_decode;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -163,25 +164,16 @@ fn trim_all(value: &str) -> Cow<'_, str> {
 pub fn canonical_headers<'a>(
     headers: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> (String, String) {
-    // Names sorted by a binary-search insert, repeats joined in order: a
-    // handful of headers, no map or sort routine per request.
-    let mut grouped: Vec<(Cow<'a, str>, Vec<Cow<'a, str>>)> = Vec::new();
-    for (name, value) in headers {
+    // Lower-case names (borrowed when they already are), trimmed values,
+    // grouped by name in order.
+    let grouped = grouped(headers.into_iter().map(|(name, value)| {
         let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
             Cow::Owned(name.to_ascii_lowercase())
         } else {
             Cow::Borrowed(name)
         };
-        let value = trim_all(value);
-        match grouped.binary_search_by(|(n, _)| n.as_ref().cmp(name.as_ref())) {
-            Ok(at) => {
-                if let Some((_, values)) = grouped.get_mut(at) {
-                    values.push(value);
-                }
-            }
-            Err(at) => grouped.insert(at, (name, vec![value])),
-        }
-    }
+        (name, trim_all(value))
+    }));
     let mut block = String::with_capacity(256);
     let mut signed = String::with_capacity(64);
     for (name, values) in &grouped {

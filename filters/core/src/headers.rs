@@ -90,6 +90,26 @@ pub fn set(headers: &mut HeaderList, name: &str, value: String) {
     headers.push((name.to_string(), value));
 }
 
+/// `(name, value)` pairs grouped by name, names in ascending order (as a
+/// `BTreeMap` keeps them), each name's values in their original order.
+/// A binary-search insert, not a map or a sort: a request has a handful of
+/// headers, and no sort routine is compiled in for it. SigV4's canonical
+/// headers and API Gateway's header and query maps are built on it.
+pub fn grouped<K: Ord, V>(pairs: impl IntoIterator<Item = (K, V)>) -> Vec<(K, Vec<V>)> {
+    let mut groups: Vec<(K, Vec<V>)> = Vec::new();
+    for (name, value) in pairs {
+        match groups.binary_search_by(|(n, _)| n.cmp(&name)) {
+            Ok(at) => {
+                if let Some((_, values)) = groups.get_mut(at) {
+                    values.push(value);
+                }
+            }
+            Err(at) => groups.insert(at, (name, vec![value])),
+        }
+    }
+    groups
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,5 +151,15 @@ mod tests {
         set(&mut hs, "x-forwarded-for", "3.3.3.3".into());
         assert_eq!(hs, h(&[("a", "1"), ("x-forwarded-for", "3.3.3.3")]));
         assert_eq!(get(&hs, "a"), Some("1"));
+    }
+
+    #[test]
+    fn grouped_sorts_names_and_keeps_each_names_values_in_order() {
+        let groups = grouped([("b", 1), ("a", 2), ("b", 3), ("c", 4), ("a", 5)]);
+        assert_eq!(
+            groups,
+            vec![("a", vec![2, 5]), ("b", vec![1, 3]), ("c", vec![4])]
+        );
+        assert!(grouped(Vec::<(&str, u8)>::new()).is_empty());
     }
 }

@@ -10,6 +10,7 @@
 
 use crate::clock::clf_time;
 use crate::json_writer::JsonWriter;
+use faas_core::headers::grouped;
 use faas_core::path::{form_decode, split_path_query};
 use faas_core::request::peer_ip;
 use faas_core::{base64, ClientRequest};
@@ -155,25 +156,6 @@ fn proxy_parameter<'a>(path: &'a str, strip_prefix: Option<&str>) -> Option<&'a 
         .filter(|rest| !rest.is_empty())
 }
 
-/// `(name, value)` pairs grouped by name in the order serde_json's map
-/// kept its keys (sorted bytewise); values keep their request order.
-fn grouped<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<(&'a str, Vec<&'a str>)> {
-    // A binary-search insert rather than a sort: a few headers, and no
-    // sort routine compiled into the module for this one use.
-    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
-    for (name, value) in pairs {
-        match groups.binary_search_by(|(n, _)| (*n).cmp(name)) {
-            Ok(at) => {
-                if let Some((_, values)) = groups.get_mut(at) {
-                    values.push(value);
-                }
-            }
-            Err(at) => groups.insert(at, (name, vec![value])),
-        }
-    }
-    groups
-}
-
 /// `{"name": "v1,v2"}`: repeats joined with commas (payload format 2.0).
 fn write_joined(w: &mut JsonWriter, groups: &[(&str, Vec<&str>)]) {
     w.begin_object();
@@ -202,12 +184,72 @@ fn write_single_and_multi(w: &mut JsonWriter, groups: &[(&str, Vec<&str>)], mult
     w.end_object();
 }
 
+/// Payload format 1.0's query maps: `null` without a query, unlike its
+/// header maps.
+fn write_query_v1(w: &mut JsonWriter, groups: &[(&str, Vec<&str>)], multi: bool) {
+    if groups.is_empty() {
+        w.null();
+    } else {
+        write_single_and_multi(w, groups, multi);
+    }
+}
+
 fn write_body(w: &mut JsonWriter, body: &EventBody<'_>) {
     match body {
         EventBody::Empty => w.null(),
         EventBody::Text(text) => w.string(text),
         EventBody::Base64(encoded) => w.plain_string(encoded),
     }
+}
+
+/// What both API Gateway formats read from the request.
+struct Parts<'a> {
+    path: &'a str,
+    raw_query: &'a str,
+    headers: Vec<(&'a str, &'a str)>,
+    query: Vec<(String, Option<String>)>,
+    body: EventBody<'a>,
+}
+
+impl<'a> Parts<'a> {
+    fn of(request: &'a ClientRequest, ctx: &EventContext<'_>) -> Parts<'a> {
+        let (path, raw_query) = split_path_query(request.target());
+        Parts {
+            path,
+            raw_query,
+            headers: event_headers(request),
+            query: query_pairs(raw_query),
+            body: event_body(
+                request.header("content-type"),
+                &request.body,
+                ctx.base64_encode_body,
+            ),
+        }
+    }
+
+    /// The query's pairs by name, as serde_json's map kept them; a
+    /// valueless key has the empty value.
+    fn query_groups(&self) -> Vec<(&str, Vec<&str>)> {
+        grouped(
+            self.query
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_deref().unwrap_or(""))),
+        )
+    }
+}
+
+/// The start of `requestContext`, the same in both formats: the (fixed)
+/// account and API, and the domain the client asked for.
+fn write_context_start(w: &mut JsonWriter, request: &ClientRequest) {
+    let (domain_name, domain_prefix) = domain(request);
+    w.key("accountId");
+    w.plain_string("envoy");
+    w.key("apiId");
+    w.plain_string("envoy");
+    w.key("domainName");
+    w.string(&domain_name);
+    w.key("domainPrefix");
+    w.string(&domain_prefix);
 }
 
 /// The event's size before it is written: the body and the headers twice
@@ -223,21 +265,10 @@ fn capacity(request: &ClientRequest) -> usize {
 
 /// API Gateway REST proxy event, payload format 1.0, as JSON bytes.
 pub fn apigw_v1(request: &ClientRequest, ctx: &EventContext<'_>) -> Vec<u8> {
-    let (path, raw_query) = split_path_query(request.target());
-    let headers = event_headers(request);
-    let header_groups = grouped(headers.iter().copied());
-    let pairs = query_pairs(raw_query);
-    let query_groups = grouped(
-        pairs
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_deref().unwrap_or(""))),
-    );
-    let body = event_body(
-        request.header("content-type"),
-        &request.body,
-        ctx.base64_encode_body,
-    );
-    let (domain_name, domain_prefix) = domain(request);
+    let parts = Parts::of(request, ctx);
+    let (path, body) = (parts.path, &parts.body);
+    let header_groups = grouped(parts.headers.iter().copied());
+    let query_groups = parts.query_groups();
     let proxy = proxy_parameter(path, ctx.strip_prefix);
     let resource = match proxy {
         None => path.to_string(),
@@ -249,7 +280,7 @@ pub fn apigw_v1(request: &ClientRequest, ctx: &EventContext<'_>) -> Vec<u8> {
     let mut w = JsonWriter::with_capacity(capacity(request));
     w.begin_object();
     w.key("body");
-    write_body(&mut w, &body);
+    write_body(&mut w, body);
     w.key("headers");
     write_single_and_multi(&mut w, &header_groups, false);
     w.key("httpMethod");
@@ -259,31 +290,16 @@ pub fn apigw_v1(request: &ClientRequest, ctx: &EventContext<'_>) -> Vec<u8> {
     w.key("multiValueHeaders");
     write_single_and_multi(&mut w, &header_groups, true);
     w.key("multiValueQueryStringParameters");
-    if query_groups.is_empty() {
-        w.null();
-    } else {
-        write_single_and_multi(&mut w, &query_groups, true);
-    }
+    write_query_v1(&mut w, &query_groups, true);
     w.key("path");
     w.string(path);
     w.key("pathParameters");
     write_proxy_parameter(&mut w, proxy);
     w.key("queryStringParameters");
-    if query_groups.is_empty() {
-        w.null();
-    } else {
-        write_single_and_multi(&mut w, &query_groups, false);
-    }
+    write_query_v1(&mut w, &query_groups, false);
     w.key("requestContext");
     w.begin_object();
-    w.key("accountId");
-    w.plain_string("envoy");
-    w.key("apiId");
-    w.plain_string("envoy");
-    w.key("domainName");
-    w.string(&domain_name);
-    w.key("domainPrefix");
-    w.string(&domain_prefix);
+    write_context_start(&mut w, request);
     w.key("extendedRequestId");
     w.string(ctx.request_id);
     w.key("httpMethod");
@@ -334,31 +350,27 @@ fn write_proxy_parameter(w: &mut JsonWriter, proxy: Option<&str>) {
 
 /// API Gateway HTTP API event, payload format 2.0, as JSON bytes.
 pub fn apigw_v2(request: &ClientRequest, ctx: &EventContext<'_>) -> Vec<u8> {
-    let (path, raw_query) = split_path_query(request.target());
-    let headers = event_headers(request);
-    let cookies: Vec<&str> = headers
+    let parts = Parts::of(request, ctx);
+    let (path, body) = (parts.path, &parts.body);
+    let cookies: Vec<&str> = parts
+        .headers
         .iter()
         .filter(|(n, _)| *n == "cookie")
         .flat_map(|(_, v)| v.split(';').map(str::trim).filter(|c| !c.is_empty()))
         .collect();
-    let header_groups = grouped(headers.iter().filter(|(n, _)| *n != "cookie").copied());
-    let pairs = query_pairs(raw_query);
-    let query_groups = grouped(
-        pairs
+    let header_groups = grouped(
+        parts
+            .headers
             .iter()
-            .map(|(k, v)| (k.as_str(), v.as_deref().unwrap_or(""))),
+            .filter(|(n, _)| *n != "cookie")
+            .copied(),
     );
-    let body = event_body(
-        request.header("content-type"),
-        &request.body,
-        ctx.base64_encode_body,
-    );
-    let (domain_name, domain_prefix) = domain(request);
+    let query_groups = parts.query_groups();
     let mut w = JsonWriter::with_capacity(capacity(request));
     w.begin_object();
     if !matches!(body, EventBody::Empty) {
         w.key("body");
-        write_body(&mut w, &body);
+        write_body(&mut w, body);
     }
     if !cookies.is_empty() {
         w.key("cookies");
@@ -383,17 +395,10 @@ pub fn apigw_v2(request: &ClientRequest, ctx: &EventContext<'_>) -> Vec<u8> {
     w.key("rawPath");
     w.string(path);
     w.key("rawQueryString");
-    w.string(raw_query);
+    w.string(parts.raw_query);
     w.key("requestContext");
     w.begin_object();
-    w.key("accountId");
-    w.plain_string("envoy");
-    w.key("apiId");
-    w.plain_string("envoy");
-    w.key("domainName");
-    w.string(&domain_name);
-    w.key("domainPrefix");
-    w.string(&domain_prefix);
+    write_context_start(&mut w, request);
     w.key("http");
     w.begin_object();
     w.key("method");
