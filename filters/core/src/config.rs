@@ -263,6 +263,48 @@ pub fn compile<G, R>(
     read_global: impl FnOnce(&mut Fields) -> Result<G, ConfigError>,
     read_route: impl Fn(&mut Fields, &G) -> Result<R, ConfigError>,
 ) -> Result<PluginConfig<G, R>, ConfigError> {
+    compile_report(json, read_global, read_route).map_err(ConfigErrors::into_first)
+}
+
+/// Every error of a refused configuration: the first of the top level, or
+/// the first of each route (routes are compiled independently, so one bad
+/// route does not hide another's mistake). Never empty.
+#[derive(Debug)]
+pub struct ConfigErrors(Vec<ConfigError>);
+
+impl ConfigErrors {
+    fn one(error: ConfigError) -> Self {
+        ConfigErrors(vec![error])
+    }
+
+    /// The errors, top level first, then routes in name order.
+    pub fn all(&self) -> &[ConfigError] {
+        &self.0
+    }
+
+    /// The first error: what [`compile`] reports.
+    pub fn into_first(self) -> ConfigError {
+        self.0
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| ConfigError::new(ALL_ROUTES, "", "invalid configuration"))
+    }
+}
+
+impl From<ConfigError> for ConfigErrors {
+    fn from(error: ConfigError) -> Self {
+        ConfigErrors::one(error)
+    }
+}
+
+/// [`compile`], reporting every route's error rather than the first one:
+/// what the filter logs when Envoy refuses a config, and what
+/// `envoy-faas check` prints. The verdict is the same.
+pub fn compile_report<G, R>(
+    json: &[u8],
+    read_global: impl FnOnce(&mut Fields) -> Result<G, ConfigError>,
+    read_route: impl Fn(&mut Fields, &G) -> Result<R, ConfigError>,
+) -> Result<PluginConfig<G, R>, ConfigErrors> {
     if json.iter().all(u8::is_ascii_whitespace) {
         let mut none = Fields::new(ALL_ROUTES, Map::new());
         return Ok(PluginConfig {
@@ -278,14 +320,16 @@ pub fn compile<G, R>(
                 ALL_ROUTES,
                 "",
                 "plugin configuration must be a JSON object",
-            ))
+            )
+            .into())
         }
         Err(e) => {
             return Err(ConfigError::new(
                 ALL_ROUTES,
                 "",
                 format!("plugin configuration is not valid JSON: {e}"),
-            ))
+            )
+            .into())
         }
     };
     let mut top = Fields::new(ALL_ROUTES, top);
@@ -299,35 +343,45 @@ pub fn compile<G, R>(
         }
         Some(Value::Object(entries)) => {
             if entries.is_empty() {
-                return Err(top.error("routes", "must name at least one route"));
+                return Err(top.error("routes", "must name at least one route").into());
             }
             let defaults = top.into_map();
             let mut table = HashMap::with_capacity(entries.len());
+            let mut errors = Vec::new();
             for (name, entry) in entries {
                 let Value::Object(entry) = entry else {
-                    return Err(ConfigError::new(
+                    errors.push(ConfigError::new(
                         &name,
                         &format!("routes.{name}"),
                         "must be an object",
                     ));
+                    continue;
                 };
                 let mut merged = defaults.clone();
                 deep_merge(&mut merged, entry);
                 let mut fields = Fields::new(&name, merged);
-                let route = read_route(&mut fields, &global)?;
-                fields.finish()?;
-                table.insert(name, Rc::new(route));
+                match read_route(&mut fields, &global).and_then(|r| fields.finish().map(|()| r)) {
+                    Ok(route) => {
+                        table.insert(name, Rc::new(route));
+                    }
+                    Err(e) => errors.push(e),
+                }
+            }
+            if !errors.is_empty() {
+                return Err(ConfigErrors(errors));
             }
             RouteTable::ByName(table)
         }
         Some(other) => {
-            return Err(top.error(
-                "routes",
-                format!(
-                    "must be an object keyed by route name, got {}",
-                    crate::fields::type_name(&other)
-                ),
-            ))
+            return Err(top
+                .error(
+                    "routes",
+                    format!(
+                        "must be an object keyed by route name, got {}",
+                        crate::fields::type_name(&other)
+                    ),
+                )
+                .into())
         }
     };
     Ok(PluginConfig {
@@ -369,6 +423,32 @@ mod tests {
             (true, 30000)
         );
         assert!(!c.routes.needs_route_name());
+    }
+
+    #[test]
+    fn report_names_each_bad_route_and_compile_the_first() {
+        let json = br#"{"routes": {
+            "a": {"function_uri": "http://h/a", "timeout": 5},
+            "b": {"function_uri": "http://h/b"},
+            "c": "not an object",
+            "d": {"function_uri": "http://h/d", "extra": 1}}}"#;
+        let errors = compile_report(json, |_| Ok(()), read).unwrap_err();
+        let found: Vec<(&str, &str)> = errors
+            .all()
+            .iter()
+            .map(|e| (e.route.as_str(), e.field.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [("a", "timeout"), ("c", "routes.c"), ("d", "extra")]
+        );
+        let first = compile(json, |_| Ok(()), read).unwrap_err();
+        assert_eq!((first.route.as_str(), first.field.as_str()), ("a", "timeout"));
+        // A top-level error stops there: routes are not compiled.
+        let top = compile_report(br#"{"metrics": 1, "routes": {"a": {}}}"#, |_| Ok(()), read)
+            .unwrap_err();
+        assert_eq!(top.all().len(), 1);
+        assert_eq!(top.into_first().field, "metrics");
     }
 
     #[test]

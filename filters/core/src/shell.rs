@@ -6,7 +6,7 @@
 //! header value that is not UTF-8, and Envoy accepts such values from
 //! clients. A panic would kill the VM for every plugin sharing it.
 
-use crate::config::compile;
+use crate::config::compile_report;
 use crate::headers::HeaderList;
 use crate::host::{Host, MetricKind, StreamHost};
 use crate::integration::Integration;
@@ -235,7 +235,7 @@ impl<I: Integration> RootContext for Root<I> {
         self.memory_pages.set(0);
         self.record_memory();
         let bytes = buffer(BufferType::PluginConfiguration, size);
-        match compile(&bytes, I::read_global, I::read_route) {
+        match compile_report(&bytes, I::read_global, I::read_route) {
             Ok(compiled) => {
                 if compiled.routes.is_empty() {
                     log::warn!(
@@ -269,10 +269,13 @@ impl<I: Integration> RootContext for Root<I> {
                 self.config = Some(Rc::new(compiled));
                 true
             }
-            Err(e) => {
+            Err(errors) => {
                 // Returning false makes Envoy refuse this config (and keep
-                // the previous one on an xDS/ECDS update).
-                log::error!("{}: invalid configuration: {e}", I::NAME);
+                // the previous one on an xDS/ECDS update). One line per
+                // error, as `envoy-faas check` prints them.
+                for e in errors.all() {
+                    log::error!("{}: invalid configuration: {e}", I::NAME);
+                }
                 false
             }
         }
