@@ -12,6 +12,9 @@ with kubectl's strict field validation:
   with an example registry, <FILTER>_SHA256 from dist/oci/digests.env
   (`make oci`); any placeholder left is an error.
 
+With `--istio FILE...` it checks those files (the output of
+`envoy-faas import --target istio`) against the Istio schemas instead.
+
 Not evaluated: x-kubernetes-validations (CEL rules), which need an API server.
 """
 
@@ -110,9 +113,19 @@ def main():
     self_test()
     values = placeholders()
     failures, checked = [], 0
-    for directory, labels in PROJECTS.items():
+    # `--istio FILE...`: those files (envoy-faas import --target istio
+    # output) against the Istio schemas, instead of deploy/.
+    args = sys.argv[1:]
+    if args[:1] == ["--istio"]:
+        projects = {None: PROJECTS["deploy/istio"]}
+        chosen = [os.path.abspath(a) for a in args[1:]]
+        if not chosen:
+            sys.exit("--istio needs files")
+    else:
+        projects, chosen = PROJECTS, None
+    for directory, labels in projects.items():
         sets = {label: load_schemas(label) for label in labels}
-        files = sorted(glob.glob(os.path.join(ROOT, directory, "*.yaml")))
+        files = chosen or sorted(glob.glob(os.path.join(ROOT, directory, "*.yaml")))
         if not files:
             failures.append(f"{directory}: no manifests")
         for path in files:

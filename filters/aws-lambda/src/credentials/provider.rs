@@ -225,6 +225,11 @@ impl Provider {
         self.chains.is_empty()
     }
 
+    /// The registered sources (what `envoy-faas import` adds clusters for).
+    pub fn sources(&self) -> impl Iterator<Item = &Source> {
+        self.chains.iter().map(|c| &c.source)
+    }
+
     /// Source `index`'s credentials if they may sign now, from this VM's
     /// snapshot (see [`Provider::admit`]).
     pub fn credentials(&self, index: usize, now: u64) -> Option<Credentials> {

@@ -1,0 +1,315 @@
+//! A plan as Istio manifests, the templates of `deploy/istio/` filled in:
+//! a `WasmPlugin` per filter (holding-filter body layout, clusters named
+//! `outbound|<port>||<host>`), a `ServiceEntry` and `DestinationRule` per
+//! function host, `VirtualService` routes named as the plugin configs'
+//! keys, and the holding filter (`EnvoyFilter`, Envoy's buffer filter) on
+//! those routes.
+
+use crate::model::{FunctionRoute, PathMatch};
+use crate::plan::{Plan, Upstream};
+use crate::yaml::{b, from_json, insert, map, n, s, seq};
+use serde_yaml::Value;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub namespace: String,
+    /// `namespace/name` of the Istio Gateway.
+    pub gateway: String,
+    /// The gateway workload's label, `key=value`.
+    pub selector: (String, String),
+    /// The OCI image version the WasmPlugins pull.
+    pub version: String,
+}
+
+fn metadata(name: &str, options: &Options) -> Value {
+    map([("name", s(name)), ("namespace", s(&options.namespace))])
+}
+
+fn selector(options: &Options) -> Value {
+    let mut labels = serde_yaml::Mapping::new();
+    labels.insert(s(&options.selector.0), s(&options.selector.1));
+    Value::Mapping(labels)
+}
+
+/// `fn.example.com` + 443 → `fn-example-com-443`.
+fn object_name(host: &str, port: u16) -> String {
+    let base: String = host
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .collect();
+    format!("{}-{port}", base.trim_matches('-'))
+}
+
+fn wasm_plugin(filter: crate::filters::Filter, config: &serde_json::Value, options: &Options) -> Value {
+    let mut plugin_config = config.clone();
+    if let Some(top) = plugin_config.as_object_mut() {
+        // Istio never sets allow_on_headers_stop_iteration: the holding
+        // filter below keeps the router waiting for the body.
+        top.insert("body_layout".into(), serde_json::Value::from("holding_filter"));
+    }
+    map([
+        ("apiVersion", s("extensions.istio.io/v1alpha1")),
+        ("kind", s("WasmPlugin")),
+        ("metadata", metadata(filter.name(), options)),
+        (
+            "spec",
+            map([
+                ("selector", map([("matchLabels", selector(options))])),
+                ("url", s(format!("oci://${{REGISTRY}}/{}:{}", filter.name(), options.version))),
+                ("sha256", s(format!("${{{}}}", filter.digest_variable()))),
+                ("imagePullPolicy", s("IfNotPresent")),
+                ("phase", s("UNSPECIFIED_PHASE")),
+                ("priority", n(10)),
+                ("failStrategy", s("FAIL_CLOSE")),
+                ("pluginConfig", from_json(&plugin_config)),
+            ]),
+        ),
+    ])
+}
+
+fn service_entry(u: &Upstream, options: &Options) -> Value {
+    let (protocol, port_name) = if u.tls { ("HTTPS", "https") } else { ("HTTP", "http") };
+    map([
+        ("apiVersion", s("networking.istio.io/v1")),
+        ("kind", s("ServiceEntry")),
+        ("metadata", metadata(&object_name(&u.host, u.port), options)),
+        (
+            "spec",
+            map([
+                ("hosts", seq(vec![s(&u.host)])),
+                ("location", s("MESH_EXTERNAL")),
+                ("resolution", s("DNS")),
+                (
+                    "ports",
+                    seq(vec![map([
+                        ("number", n(u64::from(u.port))),
+                        ("name", s(format!("{port_name}-{}", u.port))),
+                        ("protocol", s(protocol)),
+                    ])]),
+                ),
+            ]),
+        ),
+    ])
+}
+
+fn destination_rule(u: &Upstream, options: &Options) -> Value {
+    let mut http = map([("idleTimeout", s(format!("{}s", u.idle_timeout_ms.div_ceil(1000))))]);
+    if !u.keepalive {
+        insert(&mut http, "maxRequestsPerConnection", n(1));
+    }
+    let mut policy = map([("connectionPool", map([("http", http)]))]);
+    if u.tls {
+        insert(
+            &mut policy,
+            "tls",
+            map([
+                ("mode", s("SIMPLE")),
+                ("sni", s(&u.host)),
+                // ssl_verify: system roots, the name checked against the host.
+                ("insecureSkipVerify", b(!u.verify)),
+            ]),
+        );
+    }
+    map([
+        ("apiVersion", s("networking.istio.io/v1")),
+        ("kind", s("DestinationRule")),
+        ("metadata", metadata(&object_name(&u.host, u.port), options)),
+        ("spec", map([("host", s(&u.host)), ("trafficPolicy", policy)])),
+    ])
+}
+
+fn http_route(route: &FunctionRoute, upstream: Option<&Upstream>) -> Value {
+    let matches: Vec<Value> = route
+        .paths
+        .iter()
+        .map(|p| {
+            let uri = match p {
+                PathMatch::Exact(p) => map([("exact", s(p))]),
+                PathMatch::Prefix(p) => map([("prefix", s(p))]),
+                PathMatch::Regex(r) => map([("regex", s(r))]),
+            };
+            let mut m = map([("uri", uri)]);
+            match route.methods.as_slice() {
+                [] => {}
+                [one] => insert(&mut m, "method", map([("exact", s(one))])),
+                many => insert(
+                    &mut m,
+                    "method",
+                    map([("regex", s(format!("^({})$", many.join("|"))))]),
+                ),
+            }
+            m
+        })
+        .collect();
+    // Never contacted (the filter answers), but Istio needs a destination.
+    let destination = match upstream {
+        Some(u) => map([
+            ("host", s(&u.host)),
+            ("port", map([("number", n(u64::from(u.port)))])),
+        ]),
+        None => map([("host", s("unknown"))]),
+    };
+    map([
+        ("name", s(&route.name)),
+        ("match", seq(matches)),
+        ("route", seq(vec![map([("destination", destination)])])),
+    ])
+}
+
+fn virtual_services(plan: &Plan, options: &Options) -> Vec<Value> {
+    let upstream_of = |r: &FunctionRoute| plan.upstreams.iter().find(|u| u.routes.contains(&r.name));
+    let mut hosts: Vec<&str> = plan
+        .routes
+        .iter()
+        .flat_map(|r| r.hosts.iter().map(String::as_str))
+        .collect();
+    hosts.sort_unstable();
+    hosts.dedup();
+    let any_host: Vec<Value> = plan
+        .routes
+        .iter()
+        .filter(|r| r.hosts.is_empty())
+        .map(|r| http_route(r, upstream_of(r)))
+        .collect();
+    let vs = |name: &str, host: &str, http: Vec<Value>| {
+        map([
+            ("apiVersion", s("networking.istio.io/v1")),
+            ("kind", s("VirtualService")),
+            ("metadata", metadata(name, options)),
+            (
+                "spec",
+                map([
+                    ("hosts", seq(vec![s(host)])),
+                    ("gateways", seq(vec![s(&options.gateway)])),
+                    ("http", seq(http)),
+                ]),
+            ),
+        ])
+    };
+    let mut out = Vec::new();
+    for host in hosts {
+        // Istio's gateway picks the virtual host by name first; the routes
+        // for any host are repeated after the host's own.
+        let mut http: Vec<Value> = plan
+            .routes
+            .iter()
+            .filter(|r| r.hosts.iter().any(|h| h == host))
+            .map(|r| http_route(r, upstream_of(r)))
+            .collect();
+        http.extend(any_host.iter().cloned());
+        out.push(vs(&format!("functions-{}", object_name(host, 0).trim_end_matches("-0")), host, http));
+    }
+    if !any_host.is_empty() {
+        out.push(vs("functions", "*", any_host));
+    }
+    out
+}
+
+fn holding_filter(plan: &Plan, buffer_limit: u64, options: &Options) -> Value {
+    let mut patches = vec![map([
+        ("applyTo", s("HTTP_FILTER")),
+        (
+            "match",
+            map([
+                ("context", s("GATEWAY")),
+                (
+                    "listener",
+                    map([(
+                        "filterChain",
+                        map([(
+                            "filter",
+                            map([
+                                ("name", s("envoy.filters.network.http_connection_manager")),
+                                ("subFilter", map([("name", s("envoy.filters.http.router"))])),
+                            ]),
+                        )]),
+                    )]),
+                ),
+            ]),
+        ),
+        (
+            "patch",
+            map([
+                ("operation", s("INSERT_BEFORE")),
+                (
+                    "value",
+                    map([
+                        ("name", s("envoy.filters.http.buffer")),
+                        // Off by default: other routes keep streaming.
+                        ("disabled", b(true)),
+                        (
+                            "typed_config",
+                            map([
+                                ("@type", s("type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer")),
+                                ("max_request_bytes", n(buffer_limit)),
+                            ]),
+                        ),
+                    ]),
+                ),
+            ]),
+        ),
+    ])];
+    let mut names: Vec<&str> = plan.routes.iter().map(|r| r.name.as_str()).collect();
+    names.dedup();
+    for name in names {
+        patches.push(map([
+            ("applyTo", s("HTTP_ROUTE")),
+            (
+                "match",
+                map([
+                    ("context", s("GATEWAY")),
+                    (
+                        "routeConfiguration",
+                        map([("vhost", map([("route", map([("name", s(name))]))]))]),
+                    ),
+                ]),
+            ),
+            (
+                "patch",
+                map([
+                    ("operation", s("MERGE")),
+                    (
+                        "value",
+                        map([(
+                            "typed_per_filter_config",
+                            map([(
+                                "envoy.filters.http.buffer",
+                                map([
+                                    ("@type", s("type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute")),
+                                    ("buffer", map([("max_request_bytes", n(buffer_limit))])),
+                                ]),
+                            )]),
+                        )]),
+                    ),
+                ]),
+            ),
+        ]));
+    }
+    map([
+        ("apiVersion", s("networking.istio.io/v1alpha3")),
+        ("kind", s("EnvoyFilter")),
+        ("metadata", metadata("envoy-faas-holding-filter", options)),
+        (
+            "spec",
+            map([
+                ("workloadSelector", map([("labels", selector(options))])),
+                ("configPatches", seq(patches)),
+            ]),
+        ),
+    ])
+}
+
+/// The manifests, in apply order.
+pub fn manifests(plan: &Plan, options: &Options, buffer_limit: u64) -> Vec<Value> {
+    let mut docs: Vec<Value> = Vec::new();
+    for u in &plan.upstreams {
+        docs.push(service_entry(u, options));
+        docs.push(destination_rule(u, options));
+    }
+    for (filter, config) in &plan.plugin_configs {
+        docs.push(wasm_plugin(*filter, config, options));
+    }
+    docs.push(holding_filter(plan, buffer_limit, options));
+    docs.extend(virtual_services(plan, options));
+    docs
+}

@@ -1,0 +1,275 @@
+//! `envoy-faas`: check plugin configs offline, import APISIX or Kong
+//! configs. `envoy-faas --help` for usage.
+
+use envoy_faas::filters::{self, Filter};
+use envoy_faas::{envoy, import, istio, Source, Target};
+use std::io::Read;
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+envoy-faas check --filter <aws-lambda|azure-functions|openfunction> <config.json|config.yaml|->...
+    Compiles each plugin config as the filter does when Envoy loads it.
+    Prints every error with its route and dotted field; exit 0 if all are
+    accepted, 1 otherwise. AWS_* variables of this shell stand in for the
+    VM's environment (vm_config.environment_variables).
+
+envoy-faas import <apisix|kong> <file> [options]
+    Writes an Envoy bootstrap (or Istio manifests) for the config's
+    function routes, and a report of everything not translated.
+    -o, --output FILE            the output (default: stdout)
+    --report FILE                the report (default: stderr)
+    --strict                     exit 1 when anything was not translated
+    --target envoy|istio         (default: envoy)
+  envoy:
+    --listen ADDR:PORT           listener (default 0.0.0.0:8080)
+    --admin ADDR:PORT            admin interface (default 127.0.0.1:9901)
+    --wasm-dir DIR               where the .wasm modules are (default dist)
+    --trusted-ca FILE            CA bundle for verified TLS
+                                 (default /etc/ssl/certs/ca-certificates.crt)
+    --upstream-override ADDR:PORT
+                                 TESTING ONLY: every function cluster goes to
+                                 ADDR:PORT over plain HTTP (the Host header
+                                 still names the function host)
+  istio:
+    --namespace NS               (default istio-ingress)
+    --gateway NS/NAME            (default istio-ingress/ingressgateway)
+    --selector KEY=VALUE         gateway workload label (default istio=ingressgateway)
+    --version V                  WasmPlugin image tag (default: this command's version)
+";
+
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("envoy-faas: {message}\n\n{USAGE}");
+    ExitCode::from(2)
+}
+
+fn read_input(path: &str) -> Result<String, String> {
+    if path == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| format!("stdin: {e}"))?;
+        return Ok(text);
+    }
+    std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))
+}
+
+/// A plugin config as JSON bytes: JSON as is (the module's exact input),
+/// YAML (as in an Istio `pluginConfig`) converted.
+fn plugin_json(path: &str, text: &str) -> Result<Vec<u8>, String> {
+    let yaml = path.ends_with(".yaml") || path.ends_with(".yml");
+    if !yaml {
+        return Ok(text.as_bytes().to_vec());
+    }
+    let value: serde_json::Value =
+        serde_yaml::from_str(text).map_err(|e| format!("{path}: not YAML: {e}"))?;
+    Ok(value.to_string().into_bytes())
+}
+
+fn check(args: &[String]) -> ExitCode {
+    let mut filter = None;
+    let mut files = Vec::new();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--filter" => match it.next().map(|f| (f, Filter::parse(f))) {
+                Some((_, Some(f))) => filter = Some(f),
+                Some((name, None)) => return usage_error(&format!("unknown filter \"{name}\"")),
+                None => return usage_error("--filter needs a name"),
+            },
+            other if other.starts_with("--filter=") => {
+                match Filter::parse(other.trim_start_matches("--filter=")) {
+                    Some(f) => filter = Some(f),
+                    None => return usage_error(&format!("unknown filter in \"{other}\"")),
+                }
+            }
+            other if other.starts_with("--") => return usage_error(&format!("unknown option {other}")),
+            file => files.push(file.to_string()),
+        }
+    }
+    let Some(filter) = filter else {
+        return usage_error("check needs --filter");
+    };
+    if files.is_empty() {
+        return usage_error("check needs a config file (or - for stdin)");
+    }
+    let mut failed = false;
+    for file in &files {
+        let json = match read_input(file).and_then(|t| plugin_json(file, &t)) {
+            Ok(j) => j,
+            Err(e) => {
+                eprintln!("{e}");
+                failed = true;
+                continue;
+            }
+        };
+        match filters::compile(filter, &json) {
+            Ok(compiled) => {
+                println!("{file}: ok ({filter}, {} route(s))", compiled.routes.len());
+                for r in &compiled.routes {
+                    println!("  route \"{}\" -> cluster \"{}\"", r.route, r.cluster);
+                }
+            }
+            Err(errors) => {
+                failed = true;
+                for e in errors {
+                    println!("{file}: {filter}: {e}");
+                }
+            }
+        }
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn address(value: &str) -> Option<(String, u16)> {
+    let (host, port) = value.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Some((host.to_string(), port.parse().ok()?))
+}
+
+fn import_command(args: &[String]) -> ExitCode {
+    let mut it = args.iter();
+    let source = match it.next().map(String::as_str) {
+        Some("apisix") => Source::Apisix,
+        Some("kong") => Source::Kong,
+        Some(other) => return usage_error(&format!("import reads apisix or kong, not \"{other}\"")),
+        None => return usage_error("import needs apisix or kong"),
+    };
+    let mut input = None;
+    let mut output = None;
+    let mut report_file = None;
+    let mut strict = false;
+    let mut istio_target = false;
+    let mut envoy = envoy::Options {
+        listen: ("0.0.0.0".into(), 8080),
+        admin: ("127.0.0.1".into(), 9901),
+        wasm_dir: "dist".into(),
+        trusted_ca: "/etc/ssl/certs/ca-certificates.crt".into(),
+        upstream_override: None,
+    };
+    let mut istio = istio::Options {
+        namespace: "istio-ingress".into(),
+        gateway: "istio-ingress/ingressgateway".into(),
+        selector: ("istio".into(), "ingressgateway".into()),
+        version: env!("CARGO_PKG_VERSION").into(),
+    };
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().cloned().ok_or(format!("{name} needs a value"));
+        let result: Result<(), String> = match arg.as_str() {
+            "-o" | "--output" => value(arg).map(|v| output = Some(v)),
+            "--report" => value(arg).map(|v| report_file = Some(v)),
+            "--strict" => {
+                strict = true;
+                Ok(())
+            }
+            "--target" => value(arg).and_then(|v| match v.as_str() {
+                "envoy" => Ok(istio_target = false),
+                "istio" => Ok(istio_target = true),
+                other => Err(format!("unknown target \"{other}\"")),
+            }),
+            "--listen" => value(arg).and_then(|v| {
+                address(&v).map(|a| envoy.listen = a).ok_or(format!("--listen {v}: not ADDR:PORT"))
+            }),
+            "--admin" => value(arg).and_then(|v| {
+                address(&v).map(|a| envoy.admin = a).ok_or(format!("--admin {v}: not ADDR:PORT"))
+            }),
+            "--upstream-override" => value(arg).and_then(|v| {
+                address(&v)
+                    .map(|a| envoy.upstream_override = Some(a))
+                    .ok_or(format!("--upstream-override {v}: not ADDR:PORT"))
+            }),
+            "--wasm-dir" => value(arg).map(|v| envoy.wasm_dir = v),
+            "--trusted-ca" => value(arg).map(|v| envoy.trusted_ca = v),
+            "--namespace" => value(arg).map(|v| istio.namespace = v),
+            "--gateway" => value(arg).map(|v| istio.gateway = v),
+            "--version" => value(arg).map(|v| istio.version = v),
+            "--selector" => value(arg).and_then(|v| match v.split_once('=') {
+                Some((k, l)) => Ok(istio.selector = (k.to_string(), l.to_string())),
+                None => Err(format!("--selector {v}: not KEY=VALUE")),
+            }),
+            other if other.starts_with('-') && other != "-" => Err(format!("unknown option {other}")),
+            file if input.is_none() => {
+                input = Some(file.to_string());
+                Ok(())
+            }
+            extra => Err(format!("unexpected argument \"{extra}\"")),
+        };
+        if let Err(e) = result {
+            return usage_error(&e);
+        }
+    }
+    let Some(input) = input else {
+        return usage_error("import needs the config file (or - for stdin)");
+    };
+    let target = if istio_target {
+        Target::Istio(istio)
+    } else {
+        Target::Envoy(envoy)
+    };
+    let imported = match read_input(&input).and_then(|text| import(source, &text, &input, &target)) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("envoy-faas: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let written = match &output {
+        Some(path) => std::fs::write(path, &imported.output).map_err(|e| format!("{path}: {e}")),
+        None => {
+            print!("{}", imported.output);
+            Ok(())
+        }
+    };
+    if let Err(e) = written {
+        eprintln!("envoy-faas: {e}");
+        return ExitCode::from(1);
+    }
+    let report = format!(
+        "envoy-faas import {} {input}: {} function route(s) translated, {} item(s) not translated.\n{}",
+        source.name(),
+        imported.routes,
+        imported.report.untranslated(),
+        imported.report
+    );
+    match &report_file {
+        Some(path) => {
+            if let Err(e) = std::fs::write(path, &report) {
+                eprintln!("envoy-faas: {path}: {e}");
+                return ExitCode::from(1);
+            }
+        }
+        None => eprint!("{report}"),
+    }
+    if strict && imported.report.untranslated() > 0 {
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("check") => check(args.get(1..).unwrap_or_default()),
+        Some("import") => {
+            // The generated Envoy passes no AWS variables to the VM: compile
+            // the routes as that VM will see them, not as this shell does.
+            for name in filters::AWS_ENVIRONMENT {
+                // SAFETY: single-threaded, before anything reads the environment.
+                unsafe { std::env::remove_var(name) };
+            }
+            import_command(args.get(1..).unwrap_or_default())
+        }
+        Some("-h" | "--help" | "help") => {
+            print!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Some("-V" | "--version") => {
+            println!("envoy-faas {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        _ => usage_error("a command is needed"),
+    }
+}
