@@ -54,7 +54,8 @@ help:
 # cargo builds for size, then binaryen's wasm-opt -Oz (about 20% smaller),
 # repeated until it changes nothing more (--converge: a few hundred bytes),
 # with GUFA (whole-module flow analysis: about 0.4% more).
-# dist/faas-emulator is the function emulator docker-compose mounts.
+# dist/faas-emulator is the function emulator docker-compose mounts;
+# dist/envoy-faas the command (envoy-faas check, envoy-faas import).
 build: $(WASM_OPT_STAMP) emulator
 	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
 	$(CARGO) build --release --target $(WASM_TARGET) $(addprefix -p ,$(FILTERS))
@@ -62,6 +63,7 @@ build: $(WASM_OPT_STAMP) emulator
 	@for f in $(FILTERS); do m=$${f//-/_}.wasm; \
 	  $(WASM_OPT_Z) --converge --gufa-optimizing --strip-debug --strip-producers target/$(WASM_TARGET)/release/$$m -o dist/$$m || exit 1; done
 	@cp target/release/faas-emulator dist/faas-emulator
+	@cp target/release/envoy-faas dist/envoy-faas
 	@ls -l dist/*.wasm
 
 # binaryen from the npm registry (Node is on the machine; else Debian's).
@@ -87,8 +89,9 @@ $(MOTO_STAMP): $(ENVOY_STAMP)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'moto[server]==$(MOTO_VERSION)'
 	@touch $@
 
+# The function emulator, and the envoy-faas command (check, import).
 emulator:
-	$(CARGO) build --release -p faas-emulator
+	$(CARGO) build --release -p faas-emulator -p envoy-faas
 
 run: build envoy emulator
 	./scripts/run-demo.sh
@@ -104,7 +107,7 @@ lint:
 	$(CARGO) clippy --target $(WASM_TARGET) -p faas-core $(addprefix -p ,$(FILTERS)) -- -D warnings
 
 unit:
-	$(CARGO) test -p faas-core $(addprefix -p ,$(FILTERS)) -p faas-emulator
+	$(CARGO) test -p faas-core $(addprefix -p ,$(FILTERS)) -p faas-emulator -p envoy-faas
 
 # Envoy loads each shipped config, the wasm module and its plugin config.
 # aws-lambda-invoke.yaml takes credentials from Envoy's environment
@@ -154,11 +157,13 @@ oci-push: oci oci-tools
 oci-test: oci oci-tools envoy
 	ENVOY_BIN=$(abspath $(ENVOY)) PYTHON=$(PYTHON) VERSION=$(VERSION) FILTERS="$(FILTERS)" tests/oci/run.sh
 
-# Every manifest in deploy/ against the vendored CRD schemas (deploy/schemas).
+# Every manifest in deploy/, and the Istio output of `envoy-faas import`
+# (its golden files), against the vendored CRD schemas (deploy/schemas).
 manifests: envoy oci
 	@$(VENV)/bin/python -c 'import yaml, jsonschema' 2>/dev/null || \
 	  $(VENV)/bin/pip install --quiet --disable-pip-version-check 'PyYAML==6.0.3' 'jsonschema==4.25.1'
 	$(VENV)/bin/python tools/check_manifests.py
+	$(VENV)/bin/python tools/check_manifests.py --istio tools/envoy-faas/tests/golden/*.istio.yaml
 
 # Load generator (h2load, HTTP/1.1 and h2c) and Node (V8, to time the pure
 # code as wasm) from Debian; matplotlib for the plot.

@@ -9,7 +9,8 @@
 # Left to `make test` on the host: control_planes (reads deploy/ and fakes
 # the Istio agent's files on the host), aws_lambda_moto (moto from the
 # project's venv), oci (a loopback registry and skopeo), shipped_configs
-# (repository file checks).
+# (repository file checks), migrate (the envoy-faas command and Envoy's
+# validate mode, both from the host's dist/ and venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=target/compose-suite

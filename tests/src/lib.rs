@@ -58,6 +58,38 @@ pub fn wasm(name: &str) -> PathBuf {
     path
 }
 
+/// The `envoy-faas` command, as `make build` leaves it in `dist/`.
+pub fn envoy_faas_bin() -> PathBuf {
+    let path = repo_root().join("dist/envoy-faas");
+    assert!(
+        path.exists(),
+        "{} is missing: run `make build` first",
+        path.display()
+    );
+    path
+}
+
+/// Envoy's `--mode validate` on a config file: `Ok` with its log when it
+/// accepts the config, `Err` with its log when it refuses it. Validation
+/// loads the wasm modules and runs their `on_configure`.
+pub fn envoy_validate(config: &std::path::Path) -> Result<String, String> {
+    let out = Command::new(envoy_bin())
+        .args(["--mode", "validate", "--log-level", "warn", "-c"])
+        .arg(config)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", envoy_bin().display()));
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() {
+        Ok(log)
+    } else {
+        Err(log)
+    }
+}
+
 /// The in-process emulator (one per test binary).
 pub fn emulator() -> SocketAddr {
     static ADDR: OnceLock<SocketAddr> = OnceLock::new();

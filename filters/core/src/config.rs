@@ -438,12 +438,12 @@ mod tests {
             .iter()
             .map(|e| (e.route.as_str(), e.field.as_str()))
             .collect();
-        assert_eq!(
-            found,
-            [("a", "timeout"), ("c", "routes.c"), ("d", "extra")]
-        );
+        assert_eq!(found, [("a", "timeout"), ("c", "routes.c"), ("d", "extra")]);
         let first = compile(json, |_| Ok(()), read).unwrap_err();
-        assert_eq!((first.route.as_str(), first.field.as_str()), ("a", "timeout"));
+        assert_eq!(
+            (first.route.as_str(), first.field.as_str()),
+            ("a", "timeout")
+        );
         // A top-level error stops there: routes are not compiled.
         let top = compile_report(br#"{"metrics": 1, "routes": {"a": {}}}"#, |_| Ok(()), read)
             .unwrap_err();

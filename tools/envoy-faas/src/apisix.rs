@@ -14,20 +14,26 @@ use serde_json::{Map, Value};
 
 /// The FaaS plugins in APISIX's priority order: when several sit on one
 /// route, the first one answers and the others never run.
-const BY_PRIORITY: [Filter; 3] = [Filter::AwsLambda, Filter::AzureFunctions, Filter::OpenFunction];
+const BY_PRIORITY: [Filter; 3] = [
+    Filter::AwsLambda,
+    Filter::AzureFunctions,
+    Filter::OpenFunction,
+];
 
-/// Route fields that only select which requests match, and that have no
-/// translation here.
-const UNTRANSLATED_ROUTE_FIELDS: [&str; 8] = [
+/// Route fields that narrow which requests match (or, for scripts, replace
+/// the plugins): without them the route would answer requests it did not,
+/// so a route that has one is left out.
+const UNTRANSLATED_MATCH_FIELDS: [&str; 6] = [
     "vars",
     "filter_func",
     "remote_addr",
     "remote_addrs",
     "script",
     "script_id",
-    "enable_websocket",
-    "timeout",
 ];
+
+/// Route fields with no translation that do not change which requests match.
+const UNTRANSLATED_ROUTE_FIELDS: [&str; 2] = ["enable_websocket", "timeout"];
 
 /// Route fields that need nothing (the function plugin answers; the
 /// route's upstream is never contacted).
@@ -139,8 +145,8 @@ pub fn equivalent(plugin: &str) -> &'static str {
 
 /// Reads an APISIX standalone config.
 pub fn read(input: &str) -> Result<Migration, String> {
-    let doc: Value =
-        serde_yaml::from_str(input).map_err(|e| format!("not an APISIX YAML or JSON config: {e}"))?;
+    let doc: Value = serde_yaml::from_str(input)
+        .map_err(|e| format!("not an APISIX YAML or JSON config: {e}"))?;
     let Value::Object(doc) = doc else {
         return Err("not an APISIX standalone config: the top level must be a mapping".into());
     };
@@ -183,10 +189,11 @@ pub fn read(input: &str) -> Result<Migration, String> {
         let source = format!("APISIX route \"{id}\"");
         let mut plugins = Map::new();
         let lookup = |list: &[(String, Map<String, Value>)], key: &str| {
-            route
-                .get(key)
-                .and_then(text)
-                .map(|wanted| list.iter().find(|(id, _)| *id == wanted).map(|(_, p)| p.clone()))
+            route.get(key).and_then(text).map(|wanted| {
+                list.iter()
+                    .find(|(id, _)| *id == wanted)
+                    .map(|(_, p)| p.clone())
+            })
         };
         for (list, key, what) in [
             (&services, "service_id", "service"),
@@ -208,7 +215,14 @@ pub fn read(input: &str) -> Result<Migration, String> {
             report.note(source, "disabled (status: 0): left out");
             continue;
         }
-        read_route(route, &id, &source, plugins, &mut migration.routes, &mut report);
+        read_route(
+            route,
+            &id,
+            &source,
+            plugins,
+            &mut migration.routes,
+            &mut report,
+        );
     }
     dedupe_names(&mut migration.routes, &mut report);
     migration.report = report;
@@ -263,7 +277,10 @@ fn read_route(
         };
         if let Some(Value::Object(meta)) = config.remove("_meta") {
             if meta.get("disable").and_then(Value::as_bool) == Some(true) {
-                report.note(source, format!("plugin {filter} is disabled (_meta.disable): left out"));
+                report.note(
+                    source,
+                    format!("plugin {filter} is disabled (_meta.disable): left out"),
+                );
                 continue;
             }
             for key in meta.keys().filter(|k| k.as_str() != "disable") {
@@ -292,6 +309,20 @@ fn read_route(
         );
         return;
     };
+    let narrowing: Vec<&str> = UNTRANSLATED_MATCH_FIELDS
+        .into_iter()
+        .filter(|f| route.contains_key(*f))
+        .collect();
+    if !narrowing.is_empty() {
+        report.not_translated(
+            source,
+            format!(
+                "route left out: it matches on {} (not translated), and without it would answer more requests",
+                narrowing.join(", ")
+            ),
+        );
+        return;
+    }
     for field in UNTRANSLATED_ROUTE_FIELDS {
         if route.contains_key(field) {
             report.not_translated(source, format!("route field \"{field}\""));
@@ -306,6 +337,7 @@ fn read_route(
     for key in route.keys() {
         let known = IGNORED_ROUTE_FIELDS.contains(&key.as_str())
             || UNTRANSLATED_ROUTE_FIELDS.contains(&key.as_str())
+            || UNTRANSLATED_MATCH_FIELDS.contains(&key.as_str())
             || ["priority", "status", "service_id", "plugin_config_id"].contains(&key.as_str());
         if !known {
             report.not_translated(source, format!("route field \"{key}\""));
@@ -341,7 +373,9 @@ fn read_route(
         }
         let mut config = config.clone();
         if let Some(prefix) = strip_prefix {
-            config.entry("strip_prefix").or_insert(Value::String(prefix));
+            config
+                .entry("strip_prefix")
+                .or_insert(Value::String(prefix));
         }
         out.push(FunctionRoute {
             name: base.clone(),
@@ -363,12 +397,20 @@ mod tests {
     fn uris_become_envoy_matches() {
         let cases = [
             ("/aws", PathMatch::Exact("/aws".into()), None),
-            ("/azure/*", PathMatch::Prefix("/azure/".into()), Some("/azure/")),
+            (
+                "/azure/*",
+                PathMatch::Prefix("/azure/".into()),
+                Some("/azure/"),
+            ),
             ("/*", PathMatch::Prefix("/".into()), Some("/")),
             ("/p*", PathMatch::Prefix("/p".into()), None),
             ("/user/:id", PathMatch::Regex("/user/[^/]+".into()), None),
             ("/files/*path", PathMatch::Regex("/files/.*".into()), None),
-            ("/a.b/:x/*", PathMatch::Regex("/a\\.b/[^/]+/.*".into()), None),
+            (
+                "/a.b/:x/*",
+                PathMatch::Regex("/a\\.b/[^/]+/.*".into()),
+                None,
+            ),
         ];
         for (uri, want, strip) in cases {
             let (got, s) = path_match(uri);

@@ -57,7 +57,10 @@ fn endpoint_cluster(name: &str, host: &str, port: u16, connect_timeout: &str) ->
                 "endpoints",
                 seq(vec![map([(
                     "lb_endpoints",
-                    seq(vec![map([("endpoint", map([("address", address(host, port))]))])]),
+                    seq(vec![map([(
+                        "endpoint",
+                        map([("address", address(host, port))]),
+                    )])]),
                 )])]),
             ),
         ]),
@@ -110,11 +113,17 @@ fn protocol_options(tls: bool, verify: bool, common: Value) -> Value {
         "explicit_http_config",
         map([("http_protocol_options", map([]))]),
     );
-    map([("envoy.extensions.upstreams.http.v3.HttpProtocolOptions", options)])
+    map([(
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+        options,
+    )])
 }
 
 fn function_cluster(u: &Upstream, options: &Options) -> Value {
-    let mut common = map([("idle_timeout", s(format!("{}s", u.idle_timeout_ms.div_ceil(1000))))]);
+    let mut common = map([(
+        "idle_timeout",
+        s(format!("{}s", u.idle_timeout_ms.div_ceil(1000))),
+    )]);
     if !u.keepalive {
         insert(&mut common, "max_requests_per_connection", n(1));
     }
@@ -134,7 +143,11 @@ fn function_cluster(u: &Upstream, options: &Options) -> Value {
         protocol_options(u.tls, u.verify, common),
     );
     if u.tls {
-        insert(&mut cluster, "transport_socket", tls_socket(u.verify, &options.trusted_ca));
+        insert(
+            &mut cluster,
+            "transport_socket",
+            tls_socket(u.verify, &options.trusted_ca),
+        );
     }
     cluster
 }
@@ -155,7 +168,11 @@ fn credential_cluster(c: &CredentialCluster, options: &Options) -> Option<Value>
                 "typed_extension_protocol_options",
                 protocol_options(true, true, map([("idle_timeout", s("60s"))])),
             );
-            insert(&mut sts, "transport_socket", tls_socket(true, &options.trusted_ca));
+            insert(
+                &mut sts,
+                "transport_socket",
+                tls_socket(true, &options.trusted_ca),
+            );
             Some(sts)
         }
         CredentialCluster::FromEnvironment { .. } => None,
@@ -185,7 +202,10 @@ pub fn routes(route: &FunctionRoute, cluster: &str) -> Vec<Value> {
                     "headers",
                     seq(vec![map([
                         ("name", s(":method")),
-                        ("string_match", map([("safe_regex", map([("regex", s(regex))]))])),
+                        (
+                            "string_match",
+                            map([("safe_regex", map([("regex", s(regex))]))]),
+                        ),
                     ])]),
                 );
             }
@@ -258,7 +278,10 @@ fn wasm_filter(filter: Filter, config: &serde_json::Value, options: &Options) ->
         (
             "typed_config",
             map([
-                ("@type", s("type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm")),
+                (
+                    "@type",
+                    s("type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"),
+                ),
                 (
                     "config",
                     map([
@@ -269,7 +292,10 @@ fn wasm_filter(filter: Filter, config: &serde_json::Value, options: &Options) ->
                         (
                             "configuration",
                             map([
-                                ("@type", s("type.googleapis.com/google.protobuf.StringValue")),
+                                (
+                                    "@type",
+                                    s("type.googleapis.com/google.protobuf.StringValue"),
+                                ),
                                 ("value", s(json)),
                             ]),
                         ),
@@ -323,10 +349,12 @@ fn stats_config() -> Value {
     map([
         (
             "stats_tags",
-            seq(["filter", "route", "outcome", "fault", "source", "version", "commit"]
-                .into_iter()
-                .map(tag)
-                .collect()),
+            seq([
+                "filter", "route", "outcome", "fault", "source", "version", "commit",
+            ]
+            .into_iter()
+            .map(tag)
+            .collect()),
         ),
         (
             "histogram_bucket_settings",
@@ -347,11 +375,20 @@ fn access_log() -> Value {
         ("status", "%RESPONSE_CODE%"),
         ("duration_ms", "%DURATION%"),
         ("route", "%ROUTE_NAME%"),
-        ("function_host", "%FILTER_STATE(wasm.faas.function_host:PLAIN)%"),
+        (
+            "function_host",
+            "%FILTER_STATE(wasm.faas.function_host:PLAIN)%",
+        ),
         ("outcome", "%FILTER_STATE(wasm.faas.outcome:PLAIN)%"),
         ("error", "%FILTER_STATE(wasm.faas.error:PLAIN)%"),
-        ("function_status", "%FILTER_STATE(wasm.faas.function_status:PLAIN)%"),
-        ("function_latency_ms", "%FILTER_STATE(wasm.faas.function_latency_ms:PLAIN)%"),
+        (
+            "function_status",
+            "%FILTER_STATE(wasm.faas.function_status:PLAIN)%",
+        ),
+        (
+            "function_latency_ms",
+            "%FILTER_STATE(wasm.faas.function_latency_ms:PLAIN)%",
+        ),
     ];
     let mut format = serde_yaml::Mapping::new();
     for (k, v) in fields {

@@ -15,7 +15,11 @@ pub enum Filter {
 }
 
 impl Filter {
-    pub const ALL: [Filter; 3] = [Filter::AwsLambda, Filter::AzureFunctions, Filter::OpenFunction];
+    pub const ALL: [Filter; 3] = [
+        Filter::AwsLambda,
+        Filter::AzureFunctions,
+        Filter::OpenFunction,
+    ];
 
     /// The plugin name (APISIX's and Kong's, and the filter's root id).
     pub fn name(self) -> &'static str {
@@ -75,7 +79,8 @@ fn run<I: Integration>(json: &[u8]) -> Result<PluginConfig<I::Global, I::Route>,
 }
 
 fn commons<I: Integration>(config: &PluginConfig<I::Global, I::Route>) -> Vec<CommonConfig> {
-    let mut routes: Vec<CommonConfig> = config.routes.iter().map(|r| I::common(r).clone()).collect();
+    let mut routes: Vec<CommonConfig> =
+        config.routes.iter().map(|r| I::common(r).clone()).collect();
     routes.sort_by(|a, b| a.route.cmp(&b.route));
     routes
 }

@@ -35,17 +35,30 @@ fn selector(options: &Options) -> Value {
 fn object_name(host: &str, port: u16) -> String {
     let base: String = host
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     format!("{}-{port}", base.trim_matches('-'))
 }
 
-fn wasm_plugin(filter: crate::filters::Filter, config: &serde_json::Value, options: &Options) -> Value {
+fn wasm_plugin(
+    filter: crate::filters::Filter,
+    config: &serde_json::Value,
+    options: &Options,
+) -> Value {
     let mut plugin_config = config.clone();
     if let Some(top) = plugin_config.as_object_mut() {
         // Istio never sets allow_on_headers_stop_iteration: the holding
         // filter below keeps the router waiting for the body.
-        top.insert("body_layout".into(), serde_json::Value::from("holding_filter"));
+        top.insert(
+            "body_layout".into(),
+            serde_json::Value::from("holding_filter"),
+        );
     }
     map([
         ("apiVersion", s("extensions.istio.io/v1alpha1")),
@@ -55,7 +68,14 @@ fn wasm_plugin(filter: crate::filters::Filter, config: &serde_json::Value, optio
             "spec",
             map([
                 ("selector", map([("matchLabels", selector(options))])),
-                ("url", s(format!("oci://${{REGISTRY}}/{}:{}", filter.name(), options.version))),
+                (
+                    "url",
+                    s(format!(
+                        "oci://${{REGISTRY}}/{}:{}",
+                        filter.name(),
+                        options.version
+                    )),
+                ),
                 ("sha256", s(format!("${{{}}}", filter.digest_variable()))),
                 ("imagePullPolicy", s("IfNotPresent")),
                 ("phase", s("UNSPECIFIED_PHASE")),
@@ -68,7 +88,11 @@ fn wasm_plugin(filter: crate::filters::Filter, config: &serde_json::Value, optio
 }
 
 fn service_entry(u: &Upstream, options: &Options) -> Value {
-    let (protocol, port_name) = if u.tls { ("HTTPS", "https") } else { ("HTTP", "http") };
+    let (protocol, port_name) = if u.tls {
+        ("HTTPS", "https")
+    } else {
+        ("HTTP", "http")
+    };
     map([
         ("apiVersion", s("networking.istio.io/v1")),
         ("kind", s("ServiceEntry")),
@@ -93,7 +117,10 @@ fn service_entry(u: &Upstream, options: &Options) -> Value {
 }
 
 fn destination_rule(u: &Upstream, options: &Options) -> Value {
-    let mut http = map([("idleTimeout", s(format!("{}s", u.idle_timeout_ms.div_ceil(1000))))]);
+    let mut http = map([(
+        "idleTimeout",
+        s(format!("{}s", u.idle_timeout_ms.div_ceil(1000))),
+    )]);
     if !u.keepalive {
         insert(&mut http, "maxRequestsPerConnection", n(1));
     }
@@ -114,7 +141,10 @@ fn destination_rule(u: &Upstream, options: &Options) -> Value {
         ("apiVersion", s("networking.istio.io/v1")),
         ("kind", s("DestinationRule")),
         ("metadata", metadata(&object_name(&u.host, u.port), options)),
-        ("spec", map([("host", s(&u.host)), ("trafficPolicy", policy)])),
+        (
+            "spec",
+            map([("host", s(&u.host)), ("trafficPolicy", policy)]),
+        ),
     ])
 }
 
@@ -157,7 +187,8 @@ fn http_route(route: &FunctionRoute, upstream: Option<&Upstream>) -> Value {
 }
 
 fn virtual_services(plan: &Plan, options: &Options) -> Vec<Value> {
-    let upstream_of = |r: &FunctionRoute| plan.upstreams.iter().find(|u| u.routes.contains(&r.name));
+    let upstream_of =
+        |r: &FunctionRoute| plan.upstreams.iter().find(|u| u.routes.contains(&r.name));
     let mut hosts: Vec<&str> = plan
         .routes
         .iter()
@@ -197,7 +228,11 @@ fn virtual_services(plan: &Plan, options: &Options) -> Vec<Value> {
             .map(|r| http_route(r, upstream_of(r)))
             .collect();
         http.extend(any_host.iter().cloned());
-        out.push(vs(&format!("functions-{}", object_name(host, 0).trim_end_matches("-0")), host, http));
+        out.push(vs(
+            &format!("functions-{}", object_name(host, 0).trim_end_matches("-0")),
+            host,
+            http,
+        ));
     }
     if !any_host.is_empty() {
         out.push(vs("functions", "*", any_host));

@@ -16,8 +16,10 @@ use serde_json::{Map, Value};
 /// (749) and ends the request.
 const BY_PRIORITY: [Filter; 2] = [Filter::AwsLambda, Filter::AzureFunctions];
 
-/// Route fields that select requests and have no translation here.
-const UNTRANSLATED_ROUTE_FIELDS: [&str; 5] = ["headers", "snis", "sources", "destinations", "expression"];
+/// Route fields that narrow which requests match and have no translation
+/// here: without them the route would answer more, so it is left out.
+const UNTRANSLATED_MATCH_FIELDS: [&str; 5] =
+    ["headers", "snis", "sources", "destinations", "expression"];
 
 /// Kong's timeouts where envoy-faas's default differs (ms): written into
 /// the route when the block leaves them out, so the function keeps the
@@ -92,7 +94,9 @@ struct KongRoute {
 /// the path) as an Envoy match.
 pub fn path_match(path: &str) -> PathMatch {
     match path.strip_prefix('~') {
-        Some(regex) if regex.ends_with('$') => PathMatch::Regex(regex.trim_end_matches('$').to_string()),
+        Some(regex) if regex.ends_with('$') => {
+            PathMatch::Regex(regex.trim_end_matches('$').to_string())
+        }
         Some(regex) => PathMatch::Regex(format!("{regex}.*")),
         None => PathMatch::Prefix(path.to_string()),
     }
@@ -169,7 +173,10 @@ pub fn read(input: &str) -> Result<Migration, String> {
     for (index, kong) in routes.into_iter().enumerate() {
         let name = kong.route.get("name").and_then(text);
         let id = kong.route.get("id").and_then(text);
-        let label = name.clone().or(id.clone()).unwrap_or_else(|| (index + 1).to_string());
+        let label = name
+            .clone()
+            .or(id.clone())
+            .unwrap_or_else(|| (index + 1).to_string());
         let source = format!("Kong route \"{label}\"");
         let mut route_plugins = kong.own_plugins.clone();
         route_plugins.extend(
@@ -191,7 +198,10 @@ pub fn read(input: &str) -> Result<Migration, String> {
                 if p.consumer {
                     report.not_translated(
                         source.clone(),
-                        format!("plugin {} scoped to a consumer: envoy-faas has no consumers", p.name),
+                        format!(
+                            "plugin {} scoped to a consumer: envoy-faas has no consumers",
+                            p.name
+                        ),
                     );
                     continue;
                 }
@@ -206,7 +216,10 @@ pub fn read(input: &str) -> Result<Migration, String> {
                 continue;
             };
             if !p.enabled {
-                report.note(source.clone(), format!("plugin {filter} is disabled: left out"));
+                report.note(
+                    source.clone(),
+                    format!("plugin {filter} is disabled: left out"),
+                );
                 continue;
             }
             if chosen.is_some() {
@@ -219,7 +232,10 @@ pub fn read(input: &str) -> Result<Migration, String> {
             chosen = Some((filter, p.config.clone()));
         }
         let Some((filter, mut config)) = chosen else {
-            report.not_translated(source, "no function plugin: an ordinary proxy route, not migrated");
+            report.not_translated(
+                source,
+                "no function plugin: an ordinary proxy route, not migrated",
+            );
             continue;
         };
         for p in effective
@@ -231,10 +247,23 @@ pub fn read(input: &str) -> Result<Migration, String> {
                 format!("plugin {}: {}", p.name, equivalent(&p.name)),
             );
         }
-        for field in UNTRANSLATED_ROUTE_FIELDS {
-            if kong.route.get(field).is_some_and(|v| !v.is_null()) {
-                report.not_translated(source.clone(), format!("route field \"{field}\""));
-            }
+        let narrowing: Vec<&str> = UNTRANSLATED_MATCH_FIELDS
+            .into_iter()
+            .filter(|f| {
+                kong.route
+                    .get(*f)
+                    .is_some_and(|v| !v.is_null() && v != &Value::Array(vec![]))
+            })
+            .collect();
+        if !narrowing.is_empty() {
+            report.not_translated(
+                source.clone(),
+                format!(
+                    "route left out: it matches on {} (not translated), and without it would answer more requests",
+                    narrowing.join(", ")
+                ),
+            );
+            continue;
         }
         kong_defaults(filter, &mut config, &source, &mut report);
         let mut paths: Vec<PathMatch> = strings(kong.route.get("paths"))
@@ -274,12 +303,20 @@ pub fn read(input: &str) -> Result<Migration, String> {
 
 /// Where Kong's defaults and envoy-faas's differ, for a block that leaves
 /// the field out: keep Kong's timeout, and say where envoy-faas is safer.
-fn kong_defaults(filter: Filter, config: &mut Map<String, Value>, source: &str, report: &mut Report) {
+fn kong_defaults(
+    filter: Filter,
+    config: &mut Map<String, Value>,
+    source: &str,
+    report: &mut Report,
+) {
     let unset = |config: &Map<String, Value>, key: &str| config.get(key).is_none_or(Value::is_null);
     if let Some(ms) = kong_default_timeout(filter) {
         if unset(config, "timeout") {
             config.insert("timeout".into(), Value::from(ms));
-            report.note(source, format!("timeout: Kong's default {ms} ms written out (envoy-faas's is 3000)"));
+            report.note(
+                source,
+                format!("timeout: Kong's default {ms} ms written out (envoy-faas's is 3000)"),
+            );
         }
     }
     match filter {
@@ -320,7 +357,10 @@ mod tests {
     #[test]
     fn paths_become_envoy_matches() {
         assert_eq!(path_match("/lambda"), PathMatch::Prefix("/lambda".into()));
-        assert_eq!(path_match("~/users/\\d+"), PathMatch::Regex("/users/\\d+.*".into()));
+        assert_eq!(
+            path_match("~/users/\\d+"),
+            PathMatch::Regex("/users/\\d+.*".into())
+        );
         assert_eq!(path_match("~/exact$"), PathMatch::Regex("/exact".into()));
     }
 }

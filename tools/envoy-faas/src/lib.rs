@@ -57,7 +57,12 @@ pub struct Imported {
 
 /// Reads `input` (an APISIX or Kong config) and writes it for `target`.
 /// `input_name` goes into the output's header comment.
-pub fn import(source: Source, input: &str, input_name: &str, target: &Target) -> Result<Imported, String> {
+pub fn import(
+    source: Source,
+    input: &str,
+    input_name: &str,
+    target: &Target,
+) -> Result<Imported, String> {
     let migration = match source {
         Source::Apisix => apisix::read(input)?,
         Source::Kong => kong::read(input)?,
@@ -98,7 +103,8 @@ pub fn import(source: Source, input: &str, input_name: &str, target: &Target) ->
                     "platform credentials in Istio: add the credential clusters with an EnvoyFilter CLUSTER patch and pass the variables with vmConfig.env (README \"Platform credentials\")",
                 );
             }
-            yaml::documents(&istio::manifests(&plan, options, buffer_limit)).map_err(|e| e.to_string())?
+            yaml::documents(&istio::manifests(&plan, options, buffer_limit))
+                .map_err(|e| e.to_string())?
         }
     };
     Ok(Imported {

@@ -82,7 +82,9 @@ fn check(args: &[String]) -> ExitCode {
                     None => return usage_error(&format!("unknown filter in \"{other}\"")),
                 }
             }
-            other if other.starts_with("--") => return usage_error(&format!("unknown option {other}")),
+            other if other.starts_with("--") => {
+                return usage_error(&format!("unknown option {other}"))
+            }
             file => files.push(file.to_string()),
         }
     }
@@ -112,7 +114,7 @@ fn check(args: &[String]) -> ExitCode {
             Err(errors) => {
                 failed = true;
                 for e in errors {
-                    println!("{file}: {filter}: {e}");
+                    println!("{file}: {filter}: invalid configuration: {e}");
                 }
             }
         }
@@ -135,7 +137,9 @@ fn import_command(args: &[String]) -> ExitCode {
     let source = match it.next().map(String::as_str) {
         Some("apisix") => Source::Apisix,
         Some("kong") => Source::Kong,
-        Some(other) => return usage_error(&format!("import reads apisix or kong, not \"{other}\"")),
+        Some(other) => {
+            return usage_error(&format!("import reads apisix or kong, not \"{other}\""))
+        }
         None => return usage_error("import needs apisix or kong"),
     };
     let mut input = None;
@@ -166,15 +170,21 @@ fn import_command(args: &[String]) -> ExitCode {
                 Ok(())
             }
             "--target" => value(arg).and_then(|v| match v.as_str() {
-                "envoy" => Ok(istio_target = false),
-                "istio" => Ok(istio_target = true),
+                "envoy" | "istio" => {
+                    istio_target = v == "istio";
+                    Ok(())
+                }
                 other => Err(format!("unknown target \"{other}\"")),
             }),
             "--listen" => value(arg).and_then(|v| {
-                address(&v).map(|a| envoy.listen = a).ok_or(format!("--listen {v}: not ADDR:PORT"))
+                address(&v)
+                    .map(|a| envoy.listen = a)
+                    .ok_or(format!("--listen {v}: not ADDR:PORT"))
             }),
             "--admin" => value(arg).and_then(|v| {
-                address(&v).map(|a| envoy.admin = a).ok_or(format!("--admin {v}: not ADDR:PORT"))
+                address(&v)
+                    .map(|a| envoy.admin = a)
+                    .ok_or(format!("--admin {v}: not ADDR:PORT"))
             }),
             "--upstream-override" => value(arg).and_then(|v| {
                 address(&v)
@@ -187,10 +197,15 @@ fn import_command(args: &[String]) -> ExitCode {
             "--gateway" => value(arg).map(|v| istio.gateway = v),
             "--version" => value(arg).map(|v| istio.version = v),
             "--selector" => value(arg).and_then(|v| match v.split_once('=') {
-                Some((k, l)) => Ok(istio.selector = (k.to_string(), l.to_string())),
+                Some((k, l)) => {
+                    istio.selector = (k.to_string(), l.to_string());
+                    Ok(())
+                }
                 None => Err(format!("--selector {v}: not KEY=VALUE")),
             }),
-            other if other.starts_with('-') && other != "-" => Err(format!("unknown option {other}")),
+            other if other.starts_with('-') && other != "-" => {
+                Err(format!("unknown option {other}"))
+            }
             file if input.is_none() => {
                 input = Some(file.to_string());
                 Ok(())
@@ -209,7 +224,8 @@ fn import_command(args: &[String]) -> ExitCode {
     } else {
         Target::Envoy(envoy)
     };
-    let imported = match read_input(&input).and_then(|text| import(source, &text, &input, &target)) {
+    let imported = match read_input(&input).and_then(|text| import(source, &text, &input, &target))
+    {
         Ok(i) => i,
         Err(e) => {
             eprintln!("envoy-faas: {e}");

@@ -6,7 +6,7 @@
 use crate::filters::{self, CredentialCluster, Filter};
 use crate::model::{secret_references, FunctionRoute, Migration};
 use crate::report::Report;
-use faas_core::config::{CommonConfig, ClusterHints};
+use faas_core::config::{ClusterHints, CommonConfig};
 use faas_core::uri::Scheme;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -53,7 +53,11 @@ pub struct Plan {
 fn upstream_of(common: &CommonConfig, naming: ClusterNaming, explicit: bool) -> Upstream {
     let f = &common.function;
     let port = f.port.unwrap_or_else(|| f.scheme.default_port());
-    let host = f.host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let host = f
+        .host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
     let cluster = match naming {
         ClusterNaming::Istio if !explicit => format!("outbound|{port}||{host}"),
         _ => common.cluster.clone(),
@@ -85,7 +89,11 @@ fn merge_upstream(upstreams: &mut Vec<Upstream>, new: Upstream, report: &mut Rep
     if existing.verify != new.verify {
         // One cluster either checks certificates or not: the safe choice,
         // and the routes that asked for no checks are told.
-        let unverified = if new.verify { existing.routes.join("\", \"") } else { source.to_string() };
+        let unverified = if new.verify {
+            existing.routes.join("\", \"")
+        } else {
+            source.to_string()
+        };
         existing.verify = true;
         report.changed(
             if new.verify { format!("route \"{unverified}\"") } else { unverified },
@@ -155,7 +163,10 @@ pub fn plan(migration: Migration, naming: ClusterNaming) -> Result<Plan, String>
                     };
                     report.not_translated(
                         route.source.clone(),
-                        format!("the {} filter refuses it: {field}{}", route.filter, e.message),
+                        format!(
+                            "the {} filter refuses it: {field}{}",
+                            route.filter, e.message
+                        ),
                     );
                 }
                 continue;
@@ -185,7 +196,10 @@ pub fn plan(migration: Migration, naming: ClusterNaming) -> Result<Plan, String>
         if u.tls && !u.verify {
             report.note(
                 routes,
-                format!("TLS to \"{}\" without certificate checks (ssl_verify: false)", u.host),
+                format!(
+                    "TLS to \"{}\" without certificate checks (ssl_verify: false)",
+                    u.host
+                ),
             );
         } else if !u.tls {
             report.note(routes, format!("plain HTTP to \"{}\"", u.host));

@@ -1,0 +1,306 @@
+//! `envoy-faas` against real Envoy: the APISIX and Kong examples
+//! (tools/envoy-faas/examples) import into bootstraps Envoy accepts and that
+//! serve requests through the three filters against the emulator; and
+//! `envoy-faas check` gives the same verdict and error paths as the module
+//! does when Envoy loads the same plugin config.
+
+use integration_tests::*;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("envoy-faas-migrate-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(envoy_faas_bin())
+        .args(args)
+        // The VM the generated config starts has no AWS variables.
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("run envoy-faas")
+}
+
+struct Imported {
+    /// The production form (TLS clusters to the real hosts).
+    production: PathBuf,
+    /// The same, every function cluster sent to the emulator.
+    loopback: Value,
+    report: String,
+}
+
+fn import(source: &str, example: &str, dir: &Path) -> Imported {
+    let input = repo_root().join("tools/envoy-faas/examples").join(example);
+    let input = input.to_str().expect("utf-8 path");
+    let wasm_dir = repo_root().join("dist");
+    let wasm_dir = wasm_dir.to_str().expect("utf-8 path");
+    let production = dir.join("production.yaml");
+    let report = dir.join("report.txt");
+    let out = run(&[
+        "import",
+        source,
+        input,
+        "-o",
+        production.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+        "--wasm-dir",
+        wasm_dir,
+    ]);
+    assert!(
+        out.status.success(),
+        "import: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let emulator = emulator().to_string();
+    let loopback = dir.join("loopback.yaml");
+    let out = run(&[
+        "import",
+        source,
+        input,
+        "-o",
+        loopback.to_str().unwrap(),
+        "--report",
+        "/dev/null",
+        "--wasm-dir",
+        wasm_dir,
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+        "--upstream-override",
+        &emulator,
+    ]);
+    assert!(
+        out.status.success(),
+        "import: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&loopback).expect("output");
+    assert!(
+        text.contains("TEST OVERRIDE"),
+        "the override is announced in the output"
+    );
+    Imported {
+        production,
+        loopback: serde_yaml::from_str(&text).expect("the output is YAML"),
+        report: std::fs::read_to_string(report).expect("report"),
+    }
+}
+
+#[test]
+fn the_apisix_example_imports_into_an_envoy_that_serves_its_functions() {
+    let dir = temp_dir("apisix");
+    let imported = import("apisix", "apisix.yaml", &dir);
+    // The production form loads: wasm modules, plugin configs, TLS clusters.
+    if let Err(log) = envoy_validate(&imported.production) {
+        panic!("Envoy refuses the imported config:\n{log}");
+    }
+    assert!(
+        imported.report.contains("6 function route(s) translated"),
+        "{}",
+        imported.report
+    );
+    for untranslated in [
+        "APISIX route \"6\": plugin key-auth",
+        "APISIX route \"7\": no function plugin",
+    ] {
+        assert!(
+            imported.report.contains(untranslated),
+            "{}",
+            imported.report
+        );
+    }
+
+    let envoy = Envoy::start(&imported.loopback).unwrap_or_else(|log| panic!("{log}"));
+    // azure-functions: the route's key; then path forwarding with the
+    // plugin-metadata master key (the emulator refuses calls without a key).
+    let r = get(envoy.port, "/azure?name=APISIX");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "Hello, APISIX"),
+        "{}",
+        envoy.log()
+    );
+    let r = get(envoy.port, "/azure/greet?name=metadata");
+    assert_eq!((r.status, r.text().as_str()), (200, "Hello, metadata"));
+    // methods: [GET, POST] on that route.
+    assert_eq!(
+        http1(envoy.port, "DELETE", "/azure/greet", &[], b"").status,
+        404
+    );
+    // aws-lambda: API Gateway with an API key, then with SigV4 (the
+    // emulator verifies the signature with the aws-sigv4 crate).
+    let r = get(envoy.port, "/aws?name=APISIX");
+    assert_eq!((r.status, r.text().as_str()), (200, "Hello, APISIX!"));
+    let r = get(envoy.port, "/aws-iam?name=IAM");
+    assert_eq!((r.status, r.text().as_str()), (200, "Hello, IAM!"));
+    // openfunction: an exact route, and `/hello/*` forwarding its suffix.
+    let r = get(envoy.port, "/hello");
+    assert_eq!((r.status, r.text().as_str()), (200, "Hello, test!"));
+    let r = get(envoy.port, "/hello/123");
+    assert_eq!((r.status, r.text().as_str()), (200, "Hello, 123!"));
+    // The ordinary proxy route was not migrated.
+    assert_eq!(get(envoy.port, "/index.html").status, 404);
+}
+
+#[test]
+fn the_kong_example_imports_into_an_envoy_that_serves_its_functions() {
+    let dir = temp_dir("kong");
+    let imported = import("kong", "kong.yml", &dir);
+    if let Err(log) = envoy_validate(&imported.production) {
+        panic!("Envoy refuses the imported config:\n{log}");
+    }
+    for expected in [
+        "3 function route(s) translated",
+        "Kong route \"lambda1\": plugin rate-limiting",
+        "consumers: section not translated",
+        "Kong route \"web\": no function plugin",
+    ] {
+        assert!(imported.report.contains(expected), "{}", imported.report);
+    }
+
+    let envoy = Envoy::start(&imported.loopback).unwrap_or_else(|log| panic!("{log}"));
+    // azure-functions on the service, Kong's appname/functionname form.
+    let r = get(envoy.port, "/mytest?name=Kong");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "Hello, Kong"),
+        "{}",
+        envoy.log()
+    );
+    // aws-lambda Invoke, SigV4 with the block's keys, Kong's
+    // forward_request_* payload (echo-event answers the payload it got).
+    let r = http1(envoy.port, "POST", "/lambda1?x=1", &[], b"{}");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let payload = r.json();
+    assert_eq!(payload["request_method"], "POST");
+    assert_eq!(payload["request_uri"], "/lambda1?x=1");
+    assert_eq!(
+        http1(envoy.port, "DELETE", "/lambda1", &[], b"").status,
+        404
+    );
+    // API Gateway event and proxy result.
+    let r = get(envoy.port, "/api/items");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.header("x-invoked")
+            .is_some_and(|v| v.starts_with("proxy-echo")),
+        "{:?}",
+        r.headers
+    );
+    assert_eq!(
+        get(envoy.port, "/").status,
+        404,
+        "the plain service route was not migrated"
+    );
+}
+
+/// `(route, field)` of each error line (`route "r": field "f": ...`).
+fn error_paths<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<(String, String)> {
+    lines
+        .filter_map(|line| {
+            let rest = &line[line.find("route \"")? + 7..];
+            let (route, rest) = rest.split_once('"')?;
+            let field = rest
+                .strip_prefix(": field \"")
+                .and_then(|f| f.split_once('"'))
+                .map_or("", |(f, _)| f);
+            Some((route.to_string(), field.to_string()))
+        })
+        .collect()
+}
+
+/// (filter, plugin config text, expected `(route, field)` errors; none: accepted)
+type CheckCase = (&'static str, String, Vec<(&'static str, &'static str)>);
+
+#[test]
+fn check_gives_the_modules_verdict_and_error_paths() {
+    let dir = temp_dir("check");
+    let cases: Vec<CheckCase> = vec![
+        ("openfunction", json!({"function_uri": "http://h/f"}).to_string(), vec![]),
+        ("openfunction", json!({"function_uri": "http://h/f", "timeout": 50}).to_string(), vec![("*", "timeout")]),
+        (
+            "openfunction",
+            json!({"routes": {
+                "a": {"function_uri": "http://h/a", "timeout": 5},
+                "b": {"function_uri": "ftp://h/b"},
+                "c": {"function_uri": "http://h/c"}}})
+            .to_string(),
+            vec![("a", "timeout"), ("b", "function_uri")],
+        ),
+        (
+            "openfunction",
+            json!({"function_uri": "http://h/f", "authorization": {"service_token": "no-colon"}}).to_string(),
+            vec![("*", "authorization.service_token")],
+        ),
+        (
+            "azure-functions",
+            json!({"function_uri": "https://a.azurewebsites.net/api/f", "authorization": {"apikey": "k", "extra": 1}})
+                .to_string(),
+            vec![("*", "authorization.extra")],
+        ),
+        ("azure-functions", json!({"appname": "a", "functionname": "f"}).to_string(), vec![]),
+        (
+            "aws-lambda",
+            json!({"function_name": "f", "aws_key": "AKIDEXAMPLE", "aws_secret": "s", "aws_region": "us-east-1"})
+                .to_string(),
+            vec![],
+        ),
+        (
+            "aws-lambda",
+            json!({"routes": {"x": {"function_name": "f", "aws_region": "us-east-1", "aws_key": "AKIDEXAMPLE"}}})
+                .to_string(),
+            vec![("x", "aws_secret")],
+        ),
+        ("aws-lambda", "{not json".to_string(), vec![("*", "")]),
+    ];
+    for (i, (filter, config, expected)) in cases.iter().enumerate() {
+        let file = dir.join(format!("case-{i}.json"));
+        std::fs::write(&file, config).expect("write");
+        let out = run(&["check", "--filter", filter, file.to_str().unwrap()]);
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let from_check = error_paths(
+            stdout
+                .lines()
+                .filter(|l| l.contains("invalid configuration:")),
+        );
+        let want: Vec<(String, String)> = expected
+            .iter()
+            .map(|(r, f)| (r.to_string(), f.to_string()))
+            .collect();
+        assert_eq!(from_check, want, "check, case {i}: {stdout}");
+        assert_eq!(
+            out.status.success(),
+            expected.is_empty(),
+            "check's exit status, case {i}"
+        );
+
+        // The module, in Envoy, on the same bytes.
+        let mut wasm = wasm_filter(filter, &json!({}));
+        wasm["typed_config"]["config"]["configuration"]["value"] = Value::String(config.clone());
+        let bootstrap = bootstrap(
+            vec![route("r", "/", "c")],
+            vec![wasm],
+            vec![cluster("c", dead_port())],
+        );
+        let path = dir.join(format!("envoy-{i}.json"));
+        std::fs::write(&path, bootstrap.to_string()).expect("write");
+        let verdict = envoy_validate(&path);
+        assert_eq!(
+            verdict.is_ok(),
+            expected.is_empty(),
+            "Envoy's verdict, case {i}: {verdict:?}"
+        );
+        let log = verdict.unwrap_or_else(|log| log);
+        let from_module = error_paths(log.lines().filter(|l| l.contains("invalid configuration:")));
+        assert_eq!(from_module, from_check, "case {i}: Envoy's log:\n{log}");
+    }
+}
