@@ -3,8 +3,9 @@
 //! recipe (a loopback listener with Envoy's `file_server` filter, which is
 //! how a VM without a filesystem reads IRSA and Pod Identity tokens).
 
-use crate::{bootstrap, cluster, emulator, route, wasm_filter_with_env};
+use crate::{bootstrap, cluster, emulator, get, route, wasm_filter_with_env, Envoy, ScratchDir};
 use serde_json::{json, Value};
+use std::time::{Duration, Instant};
 
 /// The cluster names the filter uses by default, in the order of
 /// `imds_cluster`, `container_credentials_cluster`, `sts_cluster`.
@@ -43,6 +44,13 @@ pub fn token_file_listener(port: u16, dirs: &[&str]) -> Value {
     })
 }
 
+/// The `azure-functions` filter's default token-source clusters:
+/// `imds_cluster`, `identity_endpoint_cluster`, `entra_cluster`.
+pub const AZURE_SOURCE_CLUSTERS: [&str; 3] =
+    ["azure_imds", "azure_identity_endpoint", "azure_entra"];
+/// Its default `token_file_cluster`.
+pub const AZURE_TOKEN_FILE_CLUSTER: &str = "azure_token_files";
+
 /// Envoy with the `aws-lambda` filter (`plugin`, VM environment `env`) on
 /// prefix `/f`, the emulator as `functions`, every source cluster pointing
 /// at the fakes on `fakes_port`, and, with `token_files`, the token-file
@@ -53,20 +61,92 @@ pub fn platform_bootstrap(
     fakes_port: u16,
     token_files: Option<(u16, &[&str])>,
 ) -> Value {
+    sources_bootstrap(
+        ("aws-lambda", &SOURCE_CLUSTERS, TOKEN_FILE_CLUSTER),
+        plugin,
+        env,
+        fakes_port,
+        token_files,
+    )
+}
+
+/// [`platform_bootstrap`] for the `azure-functions` filter's managed
+/// identity: its token-source clusters at the fakes.
+pub fn azure_identity_bootstrap(
+    plugin: &Value,
+    env: &[(&str, &str)],
+    fakes_port: u16,
+    token_files: Option<(u16, &[&str])>,
+) -> Value {
+    sources_bootstrap(
+        (
+            "azure-functions",
+            &AZURE_SOURCE_CLUSTERS,
+            AZURE_TOKEN_FILE_CLUSTER,
+        ),
+        plugin,
+        env,
+        fakes_port,
+        token_files,
+    )
+}
+
+/// `filter` on `/f` with its source clusters at the fakes, and the
+/// token-file listener as its token-file cluster.
+fn sources_bootstrap(
+    (filter, source_clusters, token_file_cluster): (&str, &[&str], &str),
+    plugin: &Value,
+    env: &[(&str, &str)],
+    fakes_port: u16,
+    token_files: Option<(u16, &[&str])>,
+) -> Value {
     let mut clusters = vec![cluster("functions", emulator().port())];
-    clusters.extend(SOURCE_CLUSTERS.iter().map(|name| cluster(name, fakes_port)));
+    clusters.extend(source_clusters.iter().map(|name| cluster(name, fakes_port)));
     let mut doc = bootstrap(
         vec![route("f", "/f", "functions")],
-        vec![wasm_filter_with_env("aws-lambda", plugin, env)],
+        vec![wasm_filter_with_env(filter, plugin, env)],
         clusters,
     );
     if let Some((port, dirs)) = token_files {
         if let Some(c) = doc["static_resources"]["clusters"].as_array_mut() {
-            c.push(cluster(TOKEN_FILE_CLUSTER, port));
+            c.push(cluster(token_file_cluster, port));
         }
         if let Some(l) = doc["static_resources"]["listeners"].as_array_mut() {
             l.push(token_file_listener(port, dirs));
         }
     }
     doc
+}
+
+/// A token directory for the token-file recipe, with `token` in `name`.
+pub fn token_dir(tag: &str, name: &str, token: &str) -> ScratchDir {
+    let dir = ScratchDir::new(tag);
+    std::fs::write(dir.0.join(name), token).expect("write the token file");
+    dir
+}
+
+/// Replaces a token file the way the kubelet does: a new file renamed over.
+pub fn rotate_token_file(dir: &ScratchDir, name: &str, token: &str) {
+    let tmp = dir.0.join(".rotating");
+    std::fs::write(&tmp, token).expect("write the new token");
+    std::fs::rename(&tmp, dir.0.join(name)).expect("rename it over the old one");
+}
+
+/// GETs of `path` in a row for `length`: how many, and the first failed
+/// ones (when, status, body).
+pub fn steady_traffic(
+    envoy: &Envoy,
+    path: &str,
+    length: Duration,
+) -> (usize, Vec<(Duration, u16, String)>) {
+    let start = Instant::now();
+    let (mut sent, mut failed) = (0, Vec::new());
+    while start.elapsed() < length {
+        let r = get(envoy.port, path);
+        sent += 1;
+        if r.status != 200 && failed.len() < 5 {
+            failed.push((start.elapsed(), r.status, r.text()));
+        }
+    }
+    (sent, failed)
 }

@@ -125,20 +125,6 @@ fn ecs_container_credentials_with_an_authorization_token() {
     assert!(!envoy.log().contains("ecs-secret-token"));
 }
 
-/// A token directory for the token-file recipe, with `token` in `name`.
-fn token_dir(tag: &str, name: &str, token: &str) -> ScratchDir {
-    let dir = ScratchDir::new(tag);
-    std::fs::write(dir.0.join(name), token).unwrap();
-    dir
-}
-
-/// Replaces a token file the way the kubelet does: a new file renamed over.
-fn rotate(dir: &ScratchDir, name: &str, token: &str) {
-    let tmp = dir.0.join(".rotating");
-    std::fs::write(&tmp, token).unwrap();
-    std::fs::rename(&tmp, dir.0.join(name)).unwrap();
-}
-
 #[test]
 fn eks_pod_identity_reads_the_rotating_token_file_through_envoy() {
     let fakes = Fakes::start(20).expect("fakes");
@@ -171,7 +157,7 @@ fn eks_pod_identity_reads_the_rotating_token_file_through_envoy() {
     assert_signed(&envoy);
     // The kubelet rotates the token; the next refresh (20 s credentials:
     // 8 to 10 s in) must send the new one, which is now the only one valid.
-    rotate(&dir, "eks-pod-identity-token", "pod-token-v2");
+    rotate_token_file(&dir, "eks-pod-identity-token", "pod-token-v2");
     *fakes.controls.container_authorization.lock().unwrap() = Some("pod-token-v2".into());
     envoy
         .wait_stat(
@@ -243,21 +229,6 @@ fn assume_role_chains_from_imds_and_signs_sts_with_the_instance_role() {
     );
 }
 
-/// Requests in a row for `length`: how many, and the failed ones (when,
-/// status, body).
-fn steady_traffic(envoy: &Envoy, length: Duration) -> (usize, Vec<(Duration, u16, String)>) {
-    let start = Instant::now();
-    let (mut sent, mut failed) = (0, Vec::new());
-    while start.elapsed() < length {
-        let r = signed_hello(envoy);
-        sent += 1;
-        if r.status != 200 && failed.len() < 5 {
-            failed.push((start.elapsed(), r.status, r.text()));
-        }
-    }
-    (sent, failed)
-}
-
 #[test]
 fn short_lived_credentials_rotate_before_expiry_with_zero_failed_requests() {
     // 20 s credentials: refreshed 8 to 10 s in (the shortest lifetime the
@@ -267,7 +238,7 @@ fn short_lived_credentials_rotate_before_expiry_with_zero_failed_requests() {
     envoy
         .wait_stat(&stat("imds", "envoy_faas_credentials_refreshes_total"), 1)
         .unwrap();
-    let (sent, failed) = steady_traffic(&envoy, Duration::from_secs(24));
+    let (sent, failed) = steady_traffic(&envoy, "/f/platform", Duration::from_secs(24));
     assert!(sent > 50, "{sent}");
     assert!(failed.is_empty(), "{failed:?}");
     let issued = fakes.controls.calls("imds_credentials");
@@ -330,7 +301,7 @@ fn two_workers_make_one_refresh_per_period() {
     envoy
         .wait_stat(&stat("imds", "envoy_faas_credentials_refreshes_total"), 1)
         .unwrap();
-    let (_, failed) = steady_traffic(&envoy, Duration::from_secs(13));
+    let (_, failed) = steady_traffic(&envoy, "/f/platform", Duration::from_secs(13));
     assert!(failed.is_empty(), "{failed:?}");
     envoy
         .wait_stat(&stat("imds", "envoy_faas_credentials_refreshes_total"), 2)

@@ -5,7 +5,7 @@
 
 use crate::credentials::chain::{Base, Clusters, Source, StsEndpoint};
 use crate::credentials::environment::Environment;
-use crate::credentials::provider::Provider;
+use crate::credentials::provider::{provider, Provider};
 use crate::credentials::Credentials;
 use crate::sigv4::Signer;
 use faas_core::uri::FunctionUri;
@@ -37,7 +37,7 @@ impl Global {
         };
         Ok(Global {
             env,
-            provider: RefCell::new(Provider::new(clusters)),
+            provider: RefCell::new(provider(clusters)),
         })
     }
 }

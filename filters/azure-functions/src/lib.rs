@@ -11,13 +11,36 @@
 //! the filter-wide `master_apikey` / `master_clientid`. An unset value
 //! never produces a header.
 
+pub mod identity;
+
 use faas_core::config::read_function_uri;
+use faas_core::host::unix_seconds;
 use faas_core::request::forward;
+use faas_core::response::Failure;
 use faas_core::uri::FunctionUri;
 use faas_core::{
-    Callout, ClientRequest, CommonConfig, ConfigError, ErrorReply, Fields, Integration,
+    Callout, CalloutResponse, ClientRequest, CommonConfig, ConfigError, ErrorReply, Fields, Host,
+    Integration,
 };
-use std::time::SystemTime;
+use identity::environment::Environment;
+use identity::{read_managed_identity, Clusters, ManagedIdentity};
+use std::cell::RefCell;
+use std::time::{Duration, SystemTime};
+
+/// How often the token sources' schedule is checked.
+const CREDENTIALS_TICK: Duration = Duration::from_secs(1);
+
+/// The token provider of this filter's managed-identity sources.
+pub type Provider = faas_core::credentials::provider::Provider<identity::chain::Source>;
+
+/// Filter-wide settings: the master keys, and the managed-identity sources
+/// (registered while routes compile, then only read).
+#[derive(Debug)]
+pub struct Global {
+    pub master: MasterKeys,
+    pub env: Environment,
+    pub provider: RefCell<Provider>,
+}
 
 pub const KEY_HEADER: &str = "x-functions-key";
 pub const CLIENT_ID_HEADER: &str = "x-functions-clientid";
@@ -36,6 +59,9 @@ pub struct Route {
     pub clientid: Option<String>,
     /// Remove client-sent key headers before applying ours.
     pub strip_client_keys: bool,
+    /// The managed-identity source (provider index) whose token is sent as
+    /// `Authorization: Bearer`.
+    pub identity: Option<usize>,
 }
 
 /// Fields only the Kong form has.
@@ -49,6 +75,14 @@ const KONG_FIELDS: &[&str] = &[
     "apikey",
     "clientid",
 ];
+
+/// What a form yields: the URL, the keys, the managed identity.
+type FormSettings = (
+    FunctionUri,
+    Option<String>,
+    Option<String>,
+    Option<ManagedIdentity>,
+);
 
 fn dns_label_ok(s: &str) -> bool {
     !s.is_empty()
@@ -76,9 +110,7 @@ pub fn kong_url(
     }
 }
 
-fn read_kong_form(
-    fields: &mut Fields,
-) -> Result<(FunctionUri, Option<String>, Option<String>), ConfigError> {
+fn read_kong_form(fields: &mut Fields) -> Result<FormSettings, ConfigError> {
     let appname = fields.required_string("appname")?;
     let functionname = fields.required_string("functionname")?;
     let hostdomain = fields
@@ -103,30 +135,49 @@ fn read_kong_form(
         uri,
         fields.header_value("apikey")?,
         fields.header_value("clientid")?,
+        read_managed_identity(fields)?,
     ))
 }
 
-fn read_apisix_form(
-    fields: &mut Fields,
-) -> Result<(FunctionUri, Option<String>, Option<String>), ConfigError> {
+fn read_apisix_form(fields: &mut Fields) -> Result<FormSettings, ConfigError> {
     let uri = read_function_uri(fields, "function_uri")?;
-    let (apikey, clientid) = match fields.object("authorization")? {
-        None => (None, None),
+    let (apikey, clientid, identity) = match fields.object("authorization")? {
+        None => (None, None, None),
         Some(mut auth) => {
-            let keys = (auth.header_value("apikey")?, auth.header_value("clientid")?);
+            let keys = (
+                auth.header_value("apikey")?,
+                auth.header_value("clientid")?,
+                read_managed_identity(&mut auth)?,
+            );
             auth.finish()?;
             keys
         }
     };
-    Ok((uri, apikey, clientid))
+    Ok((uri, apikey, clientid, identity))
 }
 
-pub fn read_route(fields: &mut Fields) -> Result<Route, ConfigError> {
+/// Registers `identity`'s token source (chosen by the VM's environment).
+fn register_identity(
+    fields: &Fields,
+    global: &Global,
+    identity: &ManagedIdentity,
+) -> Result<usize, ConfigError> {
+    let source = global.env.source_for(identity).map_err(|e| {
+        ConfigError::new(
+            fields.route(),
+            e.variable,
+            format!("(environment) {}", e.message),
+        )
+    })?;
+    Ok(global.provider.borrow_mut().register(source))
+}
+
+pub fn read_route(fields: &mut Fields, global: &Global) -> Result<Route, ConfigError> {
     let kong = KONG_FIELDS.iter().find(|f| fields.has(f)).copied();
     let apisix = ["function_uri", "authorization"]
         .into_iter()
         .find(|f| fields.has(f));
-    let (uri, apikey, clientid) = match (kong, apisix) {
+    let (uri, apikey, clientid, identity) = match (kong, apisix) {
         (Some(k), Some(a)) => {
             return Err(fields.error(
                 k,
@@ -140,11 +191,15 @@ pub fn read_route(fields: &mut Fields) -> Result<Route, ConfigError> {
     };
     let strip_client_keys = fields.bool("strip_client_keys")?.unwrap_or(false);
     let common = CommonConfig::read(fields, uri)?;
+    let identity = identity
+        .map(|mi| register_identity(fields, global, &mi))
+        .transpose()?;
     Ok(Route {
         common,
         apikey,
         clientid,
         strip_client_keys,
+        identity,
     })
 }
 
@@ -153,6 +208,47 @@ pub fn read_master_keys(fields: &mut Fields) -> Result<MasterKeys, ConfigError> 
         apikey: fields.header_value("master_apikey")?,
         clientid: fields.header_value("master_clientid")?,
     })
+}
+
+/// The filter-wide fields, with the VM environment `env`.
+pub fn read_global(fields: &mut Fields, env: Environment) -> Result<Global, ConfigError> {
+    let master = read_master_keys(fields)?;
+    let clusters = Clusters::read(fields)?;
+    Ok(Global {
+        master,
+        env,
+        provider: RefCell::new(Provider::new(
+            AzureFunctions::NAME,
+            "Entra ID tokens",
+            clusters,
+        )),
+    })
+}
+
+/// Sends the managed identity's token, replacing any `Authorization` the
+/// client sent: the gateway's identity is what App Service authentication
+/// checks, and a client token would name another audience.
+fn send_token(
+    global: &Global,
+    route: &Route,
+    callout: &mut Callout,
+    now: SystemTime,
+) -> Result<(), ErrorReply> {
+    let Some(index) = route.identity else {
+        return Ok(());
+    };
+    let token = global
+        .provider
+        .borrow()
+        .credentials(index, unix_seconds(now))
+        .ok_or_else(|| {
+            ErrorReply::new(
+                Failure::CredentialsUnavailable,
+                "no valid Entra ID token for the managed identity",
+            )
+        })?;
+    callout.set_header("authorization", format!("Bearer {}", token.0));
+    Ok(())
 }
 
 /// Applies the key precedence to one header.
@@ -196,30 +292,58 @@ pub struct AzureFunctions;
 
 impl Integration for AzureFunctions {
     const NAME: &'static str = "azure-functions";
-    type Global = MasterKeys;
+    type Global = Global;
     type Route = Route;
 
-    fn read_global(fields: &mut Fields) -> Result<MasterKeys, ConfigError> {
-        read_master_keys(fields)
+    fn read_global(fields: &mut Fields) -> Result<Global, ConfigError> {
+        // Envoy passes `vm_config.environment_variables` through WASI.
+        read_global(fields, Environment::read(|name| std::env::var(name).ok()))
     }
 
-    fn read_route(fields: &mut Fields, _master: &MasterKeys) -> Result<Route, ConfigError> {
-        read_route(fields)
+    fn read_route(fields: &mut Fields, global: &Global) -> Result<Route, ConfigError> {
+        read_route(fields, global)
     }
 
     fn common(route: &Route) -> &CommonConfig {
         &route.common
     }
 
+    /// Routes with a managed identity load its shared token, and are
+    /// refused (503) while there is no valid one.
+    fn admit(global: &Global, route: &Route, host: &dyn Host) -> Result<(), ErrorReply> {
+        match route.identity {
+            Some(index) => global.provider.borrow().admit(index, host),
+            None => Ok(()),
+        }
+    }
+
     fn build_callout(
-        master: &MasterKeys,
+        global: &Global,
         route: &Route,
         request: &ClientRequest,
-        _now: SystemTime,
+        now: SystemTime,
     ) -> Result<Callout, ErrorReply> {
         let mut callout = forward(&route.common, request);
-        authorize(master, route, &mut callout);
+        authorize(&global.master, route, &mut callout);
+        send_token(global, route, &mut callout, now)?;
         Ok(callout)
+    }
+
+    fn background_period(global: &Global) -> Option<Duration> {
+        (!global.provider.borrow().is_empty()).then_some(CREDENTIALS_TICK)
+    }
+
+    fn on_tick(global: &Global, host: &dyn Host) {
+        global.provider.borrow().tick(host);
+    }
+
+    fn on_background_response(
+        global: &Global,
+        token: u32,
+        response: CalloutResponse,
+        host: &dyn Host,
+    ) {
+        global.provider.borrow().on_response(token, &response, host);
     }
 }
 
@@ -236,7 +360,7 @@ mod tests {
     use super::*;
     use faas_core::config::{compile, PluginConfig};
 
-    fn compiled(json: &str) -> Result<PluginConfig<MasterKeys, Route>, ConfigError> {
+    fn compiled(json: &str) -> Result<PluginConfig<Global, Route>, ConfigError> {
         compile(
             json.as_bytes(),
             AzureFunctions::read_global,
@@ -280,7 +404,7 @@ mod tests {
             (Some("k"), Some("c"))
         );
         let c = compiled(r#"{"master_apikey": "m", "function_uri": "https://app.azurewebsites.net/api/f?code=abc", "authorization": {"clientid": "c"}}"#).unwrap();
-        assert_eq!(c.global.apikey.as_deref(), Some("m"));
+        assert_eq!(c.global.master.apikey.as_deref(), Some("m"));
         let r = c.routes.lookup(None).unwrap();
         assert_eq!(
             (
@@ -347,17 +471,21 @@ mod tests {
         client: &[(&str, &str)],
     ) -> (Option<String>, Option<String>) {
         let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
-        let master = MasterKeys {
-            apikey: opt(master.0),
-            clientid: opt(master.1),
-        };
         let c = compiled(r#"{"function_uri": "https://a.azurewebsites.net/api/f"}"#).unwrap();
+        let global = Global {
+            master: MasterKeys {
+                apikey: opt(master.0),
+                clientid: opt(master.1),
+            },
+            ..c.global
+        };
         let common = c.routes.lookup(None).unwrap().common.clone();
         let route = Route {
             common,
             apikey: opt(route.0),
             clientid: opt(route.1),
             strip_client_keys: strip,
+            identity: None,
         };
         let mut headers = vec![(":method", "GET"), (":path", "/")];
         headers.extend_from_slice(client);
@@ -365,7 +493,7 @@ mod tests {
             headers: faas_core::headers::owned(&headers),
             ..Default::default()
         };
-        let call = AzureFunctions::build_callout(&master, &route, &request, SystemTime::UNIX_EPOCH)
+        let call = AzureFunctions::build_callout(&global, &route, &request, SystemTime::UNIX_EPOCH)
             .unwrap();
         assert!(
             call.headers
@@ -378,6 +506,64 @@ mod tests {
             call.header(KEY_HEADER).map(String::from),
             call.header(CLIENT_ID_HEADER).map(String::from),
         )
+    }
+
+    #[test]
+    fn a_managed_identity_route_sends_the_refreshed_token_and_is_held_without_one() {
+        use faas_core::host::fake::{FakeHost, Shared};
+        use std::rc::Rc;
+        let c = compiled(
+            r#"{"function_uri": "https://a.azurewebsites.net/api/f",
+                "authorization": {"apikey": "k", "managed_identity": {"resource": "api://fn", "client_id": "uami"}}}"#,
+        )
+        .unwrap();
+        let route = c.routes.lookup(None).unwrap();
+        assert_eq!(route.identity, Some(0));
+        assert_eq!(
+            AzureFunctions::background_period(&c.global),
+            Some(CREDENTIALS_TICK)
+        );
+        let shared = Rc::new(Shared::default());
+        shared.unix_seconds.set(1_800_000_000);
+        let host = FakeHost::new(Rc::clone(&shared));
+        let refused = AzureFunctions::admit(&c.global, &route, &host).unwrap_err();
+        assert_eq!(
+            (refused.failure, refused.status),
+            (Failure::CredentialsUnavailable, 503)
+        );
+        // One tick: the IMDS call (the environment names no other source).
+        AzureFunctions::on_tick(&c.global, &host);
+        let calls = host.take_calls();
+        let (token, call) = calls.first().unwrap();
+        assert_eq!(call.cluster, "azure_imds");
+        assert_eq!(call.header("metadata"), Some("true"));
+        assert!(call.header(":path").unwrap().contains("&client_id=uami"));
+        let answer = CalloutResponse {
+            status: 200,
+            headers: Vec::new(),
+            body: br#"{"access_token":"tok-1","expires_on":"1800003600"}"#.to_vec(),
+        };
+        AzureFunctions::on_background_response(&c.global, *token, answer, &host);
+        AzureFunctions::admit(&c.global, &route, &host).unwrap();
+        let request = ClientRequest {
+            headers: faas_core::headers::owned(&[
+                (":method", "GET"),
+                (":path", "/"),
+                ("authorization", "Bearer from-the-client"),
+            ]),
+            ..Default::default()
+        };
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_001);
+        let call = AzureFunctions::build_callout(&c.global, &route, &request, now).unwrap();
+        assert_eq!(call.header("authorization"), Some("Bearer tok-1"));
+        assert_eq!(call.header(KEY_HEADER), Some("k"), "keys are still sent");
+        assert_eq!(
+            call.headers
+                .iter()
+                .filter(|(n, _)| n == "authorization")
+                .count(),
+            1
+        );
     }
 
     #[test]

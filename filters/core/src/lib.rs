@@ -12,6 +12,7 @@
 pub mod base64;
 pub mod calendar;
 pub mod config;
+pub mod credentials;
 pub mod fields;
 pub mod headers;
 pub mod host;

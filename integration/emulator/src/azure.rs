@@ -4,11 +4,37 @@
 //! - Function keys come from `x-functions-key` or the `code` query parameter,
 //!   as Azure accepts them; a missing or wrong key gets Azure's 401 with an
 //!   empty body. `/api/public/...` is an anonymous function.
+//! - `/api/protected` is a function behind App Service authentication: it
+//!   takes no key, only a bearer token the metadata fakes issued for the
+//!   audience [`PROTECTED_AUDIENCE`], unexpired (401 otherwise, as Azure).
 //! - `/api/greet` is the seed's greeting (`Hello, <name>` from the `name`
 //!   query parameter or the body); other functions are the emulator's
 //!   generic ones (`/api/echo`, `/api/status/<code>`, ...).
 
 use crate::http::{Request, Response};
+
+/// The application ID URI of the protected function's app registration.
+pub const PROTECTED_AUDIENCE: &str = "api://envoy-faas-protected";
+
+/// The protected function: App Service authentication in front of it
+/// checks the bearer token's issuer (the fakes), audience and expiry.
+pub fn protected(req: &Request) -> Response {
+    let token = req
+        .header("authorization")
+        .and_then(|a| a.strip_prefix("Bearer ").map(str::to_string));
+    match token.as_deref().and_then(crate::metadata::bearer_audience) {
+        Some(audience) if audience == PROTECTED_AUDIENCE => Response::new(
+            200,
+            "application/json",
+            serde_json::json!({"authenticated": true, "audience": audience}).to_string(),
+        ),
+        _ => Response {
+            status: 401,
+            headers: vec![("www-authenticate".into(), "Bearer".into())],
+            body: Vec::new(),
+        },
+    }
+}
 
 /// Keys the host accepts: a function key and the host (master) key.
 pub const KEYS: &[&str] = &["azure-function-key", "azure-host-key"];

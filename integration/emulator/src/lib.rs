@@ -158,6 +158,9 @@ async fn handle(req: Request) -> Reply {
             .as_deref()
             .is_some_and(azure::is_azure_host) =>
         {
+            if req.path() == "/api/protected" {
+                return Reply::Response(azure::protected(&req));
+            }
             match azure::admit(&req) {
                 Ok(path) if path == "/greet" => return Reply::Response(azure::greet(&req)),
                 Ok(path) => path,

@@ -3,6 +3,14 @@
 //! (authorization checked) and STS (`AssumeRoleWithWebIdentity` with the
 //! expected token, `AssumeRole` with its SigV4 signature verified).
 //!
+//! Azure's managed-identity token sources too: IMDS
+//! (`/metadata/identity/oauth2/token`, `Metadata: true` enforced), the
+//! Entra ID token endpoint (`/<tenant>/oauth2/v2.0/token`, the federated
+//! client assertion checked) and the App Service identity endpoint
+//! (`/msi/token`, `X-IDENTITY-HEADER` checked). Their bearer tokens are
+//! registered with their audience and expiry; [`bearer_audience`] is how
+//! the Azure host's protected function checks them.
+//!
 //! The session credentials it hands out are derived from their serial and
 //! expiry, so the AWS front doors ([`crate::aws`]) accept them, and refuse
 //! them like AWS (`ExpiredTokenException`) once they expire. A test sets
@@ -56,8 +64,24 @@ fn rfc3339(unix: u64) -> String {
         .unwrap_or_default()
 }
 
+/// Bearer tokens the Azure fakes issued: token → (audience, expiry).
+static BEARER_TOKENS: Mutex<BTreeMap<String, (String, u64)>> = Mutex::new(BTreeMap::new());
+
+/// The audience of an issued, unexpired bearer token.
+pub fn bearer_audience(token: &str) -> Option<String> {
+    let tokens = BEARER_TOKENS.lock().ok()?;
+    let (audience, expires_at) = tokens.get(token)?;
+    (now() < *expires_at).then(|| audience.clone())
+}
+
 /// What a test controls and observes.
 pub struct Controls {
+    /// The federated token (client assertion) Entra ID accepts.
+    pub federated_token: Mutex<Option<String>>,
+    /// The client id Entra ID expects with it.
+    pub azure_client_id: Mutex<Option<String>>,
+    /// The `X-IDENTITY-HEADER` the App Service endpoint requires.
+    pub identity_header: Mutex<Option<String>>,
     /// Lifetime of issued credentials, seconds.
     pub ttl_seconds: AtomicU64,
     /// Every endpoint answers 500 while set.
@@ -73,8 +97,9 @@ pub struct Controls {
 
 impl Controls {
     /// Calls answered per kind: `imds_token`, `imds_role`,
-    /// `imds_credentials`, `container`, `web_identity`, `assume_role`
-    /// (successes), `refused` (wrong token, signature or method), `failed`.
+    /// `imds_credentials`, `container`, `web_identity`, `assume_role`,
+    /// `azure_imds`, `entra`, `app_service` (successes), `refused` (wrong
+    /// token, signature, header or method), `failed`.
     pub fn calls(&self, kind: &str) -> u64 {
         self.calls
             .lock()
@@ -86,6 +111,30 @@ impl Controls {
         if let Ok(mut c) = self.calls.lock() {
             *c.entry(kind).or_default() += 1;
         }
+    }
+
+    /// An Entra ID token answer for `resource`, registered for the
+    /// protected function. `expires_on` as IMDS and App Service write it
+    /// (a numeric string), or only `expires_in` as the token endpoint does.
+    fn bearer_answer(&self, kind: &'static str, resource: &str, expires_on: bool) -> Response {
+        let serial = self.serial.fetch_add(1, Ordering::SeqCst);
+        let ttl = self.ttl_seconds.load(Ordering::SeqCst);
+        let expires_at = now() + ttl;
+        let token = format!("eyJmi.{kind}.{serial}.{expires_at}");
+        if let Ok(mut tokens) = BEARER_TOKENS.lock() {
+            tokens.insert(token.clone(), (resource.to_string(), expires_at));
+        }
+        self.count(kind);
+        let mut doc = serde_json::json!({
+            "access_token": token,
+            "expires_in": if expires_on { serde_json::json!(ttl.to_string()) } else { serde_json::json!(ttl) },
+            "token_type": "Bearer",
+        });
+        if expires_on {
+            doc["expires_on"] = serde_json::json!(expires_at.to_string());
+            doc["resource"] = serde_json::json!(resource);
+        }
+        Response::new(200, "application/json", doc.to_string())
     }
 
     fn next_credentials(&self) -> (String, Issued) {
@@ -103,6 +152,9 @@ impl Fakes {
     /// Starts the fakes on a loopback port of their own.
     pub fn start(ttl_seconds: u64) -> std::io::Result<Fakes> {
         let controls = Arc::new(Controls {
+            federated_token: Mutex::new(None),
+            azure_client_id: Mutex::new(None),
+            identity_header: Mutex::new(None),
             ttl_seconds: AtomicU64::new(ttl_seconds),
             failing: AtomicBool::new(false),
             container_authorization: Mutex::new(None),
@@ -181,6 +233,9 @@ fn answer(state: &Controls, req: &Request) -> Response {
             json_credentials(state)
         }
         ("POST", "/") => sts(state, req),
+        ("GET", "/metadata/identity/oauth2/token") => azure_imds(state, req),
+        ("GET", "/msi/token") => app_service(state, req),
+        ("POST", p) if p.ends_with("/oauth2/v2.0/token") => entra(state, req),
         _ => Response::new(404, "text/plain", "no such fake"),
     }
 }
@@ -196,6 +251,79 @@ fn json_credentials(state: &Controls) -> Response {
         "Expiration": rfc3339(issued.expires_at),
     });
     Response::new(200, "application/json", doc.to_string())
+}
+
+fn query(req: &Request) -> BTreeMap<String, String> {
+    form(req.query().unwrap_or_default().as_bytes())
+}
+
+fn azure_error(status: u16, code: &str) -> Response {
+    Response::new(
+        status,
+        "application/json",
+        serde_json::json!({"error": code, "error_description": "refused by the fake"}).to_string(),
+    )
+}
+
+/// Azure IMDS: `Metadata: true`, an api-version and a resource.
+fn azure_imds(state: &Controls, req: &Request) -> Response {
+    let q = query(req);
+    if req.header("metadata").as_deref() != Some("true") || !q.contains_key("api-version") {
+        state.count("refused");
+        return azure_error(400, "bad_request");
+    }
+    match q.get("resource") {
+        Some(resource) if !resource.is_empty() => state.bearer_answer("azure_imds", resource, true),
+        _ => {
+            state.count("refused");
+            azure_error(400, "invalid_resource")
+        }
+    }
+}
+
+/// App Service identity endpoint: the secret header, api-version 2019-08-01.
+fn app_service(state: &Controls, req: &Request) -> Response {
+    let q = query(req);
+    let expected = state.identity_header.lock().ok().and_then(|h| h.clone());
+    if expected.is_none() || req.header("x-identity-header") != expected {
+        state.count("refused");
+        return azure_error(401, "unauthorized");
+    }
+    if q.get("api-version").map(String::as_str) != Some("2019-08-01") {
+        state.count("refused");
+        return azure_error(400, "bad_api_version");
+    }
+    match q.get("resource") {
+        Some(resource) if !resource.is_empty() => {
+            state.bearer_answer("app_service", resource, true)
+        }
+        _ => azure_error(400, "invalid_resource"),
+    }
+}
+
+/// Entra ID's token endpoint: the client-assertion grant with the expected
+/// federated token and client id, for `<resource>/.default`.
+fn entra(state: &Controls, req: &Request) -> Response {
+    let f = form(&req.body);
+    let field = |k: &str| f.get(k).map(String::as_str).unwrap_or("");
+    let assertion = state.federated_token.lock().ok().and_then(|t| t.clone());
+    let client = state.azure_client_id.lock().ok().and_then(|c| c.clone());
+    if field("grant_type") != "client_credentials"
+        || field("client_assertion_type")
+            != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+        || assertion.as_deref() != Some(field("client_assertion"))
+        || client.is_some_and(|c| c != field("client_id"))
+    {
+        state.count("refused");
+        return azure_error(401, "invalid_client");
+    }
+    match field("scope").strip_suffix("/.default") {
+        Some(resource) if !resource.is_empty() => state.bearer_answer("entra", resource, false),
+        _ => {
+            state.count("refused");
+            azure_error(400, "invalid_scope")
+        }
+    }
 }
 
 fn form(body: &[u8]) -> BTreeMap<String, String> {

@@ -4,19 +4,26 @@
 
 use super::container::Endpoint;
 use super::environment::Authorization;
-use super::{container, imds, sts, Credentials, Expiring, SourceRequest};
+use super::{container, imds, sts, Credentials, SourceRequest};
 use crate::signing::sign;
 use crate::sigv4::Signer;
-use faas_core::Callout;
-use std::time::{Duration, SystemTime};
+use faas_core::credentials::{
+    callout, token_file_content, token_file_request, TOKEN_FILE_AUTHORITY,
+};
+use sha2::{Digest, Sha256};
 
-/// Each call's timeout; a whole refresh makes at most four calls.
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+pub use faas_core::credentials::CALL_TIMEOUT;
 /// The link-local address IMDS answers on (the cluster decides where the
 /// call really goes; the name is what IMDS expects to see).
 const IMDS_AUTHORITY: &str = "169.254.169.254";
-/// `:authority` of token-file reads (the loopback `file_server` listener).
-const TOKEN_FILE_AUTHORITY: &str = "localhost";
+
+/// What an AssumeRole chains from: keys from the config or the
+/// environment, or another registered source.
+pub type Base = faas_core::credentials::Base<Credentials>;
+/// What the provider does next.
+pub type Next = faas_core::credentials::Next<Step, Credentials>;
+/// What a fetch needs besides the source.
+pub type Context<'a> = faas_core::credentials::Context<'a, Clusters, Credentials>;
 
 /// The Envoy clusters the sources are reached through (top-level config,
 /// documented defaults).
@@ -34,15 +41,6 @@ pub struct Clusters {
 pub struct StsEndpoint {
     pub authority: String,
     pub region: String,
-}
-
-/// What an AssumeRole chains from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Base {
-    /// Keys from the config or the environment.
-    Static(Credentials),
-    /// Another registered chain (a platform source), by index.
-    Chain(usize),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,6 +103,40 @@ impl Source {
     }
 }
 
+impl faas_core::credentials::Source for Source {
+    type Secret = Credentials;
+    type Step = Step;
+    type Clusters = Clusters;
+
+    fn label(&self) -> &'static str {
+        Source::label(self)
+    }
+
+    /// A digest of the settings (static keys are part of them).
+    fn key(&self) -> String {
+        let digest = Sha256::digest(self.identity().as_bytes());
+        format!(
+            "envoy_faas.aws_lambda.credentials.{}",
+            hex::encode(digest.get(..8).unwrap_or_default())
+        )
+    }
+
+    fn base(&self) -> Option<&Base> {
+        match self {
+            Source::AssumeRole { base, .. } => Some(base),
+            _ => None,
+        }
+    }
+
+    fn start(&self, ctx: &Context<'_>) -> Next {
+        start(self, ctx)
+    }
+
+    fn advance(&self, step: Step, status: u16, body: &[u8], ctx: &Context<'_>) -> Next {
+        advance(self, step, status, body, ctx)
+    }
+}
+
 /// Where a fetch is between calls.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
@@ -115,22 +147,6 @@ pub enum Step {
     Container,
     WebIdentity,
     AssumeRole,
-}
-
-/// What the provider does next.
-#[derive(Debug)]
-pub enum Next {
-    Call(Step, Callout),
-    /// The fetch ended; the error text names the step, never a value.
-    Done(Result<Expiring, String>),
-}
-
-/// What a fetch needs besides the source: the time (to sign AssumeRole)
-/// and, for AssumeRole, the base credentials.
-pub struct Context<'a> {
-    pub clusters: &'a Clusters,
-    pub now: SystemTime,
-    pub base: Option<&'a Credentials>,
 }
 
 /// The first call of a fetch.
@@ -228,22 +244,6 @@ pub fn advance(source: &Source, step: Step, status: u16, body: &[u8], ctx: &Cont
     }
 }
 
-/// A source request as a callout to `cluster`, naming `authority`.
-fn callout(cluster: &str, authority: &str, request: SourceRequest) -> Callout {
-    let mut headers = vec![
-        (":method".to_string(), request.method.to_string()),
-        (":path".to_string(), request.path),
-        (":authority".to_string(), authority.to_string()),
-    ];
-    headers.extend(request.headers.into_iter().map(|(n, v)| (n.to_string(), v)));
-    Callout {
-        cluster: cluster.to_string(),
-        headers,
-        body: request.body,
-        timeout: CALL_TIMEOUT,
-    }
-}
-
 fn call(cluster: &str, authority: &str, step: Step, request: SourceRequest) -> Next {
     Next::Call(step, callout(cluster, authority, request))
 }
@@ -253,17 +253,11 @@ fn imds_call(ctx: &Context<'_>, step: Step, request: SourceRequest) -> Next {
 }
 
 fn token_file_call(ctx: &Context<'_>, file: &str) -> Next {
-    let request = SourceRequest {
-        method: "GET",
-        path: file.to_string(),
-        headers: Vec::new(),
-        body: Vec::new(),
-    };
     call(
         &ctx.clusters.token_files,
         TOKEN_FILE_AUTHORITY,
         Step::TokenFile,
-        request,
+        token_file_request(file),
     )
 }
 
@@ -303,23 +297,11 @@ fn assume_role_call(source: &Source, ctx: &Context<'_>) -> Next {
     Next::Call(Step::AssumeRole, call)
 }
 
-/// The token a token-file read returned (the file's content, trimmed).
-fn token_file_content(status: u16, body: &[u8]) -> Result<String, String> {
-    if status != 200 {
-        return Err(format!(
-            "token file: the token-file cluster answered HTTP {status}"
-        ));
-    }
-    let token = std::str::from_utf8(body).map(str::trim).unwrap_or_default();
-    if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err("token file: empty or not a printable token".into());
-    }
-    Ok(token.to_string())
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use faas_core::Callout;
+    use std::time::{Duration, SystemTime};
 
     pub(crate) fn clusters() -> Clusters {
         Clusters {

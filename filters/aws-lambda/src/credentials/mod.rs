@@ -14,8 +14,11 @@ pub mod container;
 pub mod environment;
 pub mod imds;
 pub mod provider;
-pub mod refresh;
 pub mod sts;
+
+/// The refresh schedule and the generic machinery live in `faas-core`,
+/// shared with the other filters' platform sources.
+pub use faas_core::credentials::{refresh, short_code, SourceError, SourceRequest};
 
 /// AWS credentials. The signer takes them per call; where they come from
 /// (config, environment, a platform source) is this module's business.
@@ -40,56 +43,30 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-/// Credentials as a source hands them out: with the time they stop being
-/// valid (Unix seconds), which every platform source reports.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Expiring {
-    pub credentials: Credentials,
-    pub expires_at: u64,
-}
+/// Credentials as a source hands them out, with their expiry.
+pub type Expiring = faas_core::credentials::Expiring<Credentials>;
 
-/// A request to a metadata or STS endpoint, for the shell to send through
-/// the source's Envoy cluster. Header values may hold tokens: never log them.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SourceRequest {
-    pub method: &'static str,
-    pub path: String,
-    pub headers: Vec<(&'static str, String)>,
-    pub body: Vec<u8>,
-}
-
-impl std::fmt::Debug for SourceRequest {
-    // Tokens travel in headers and bodies: print neither.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<&str> = self.headers.iter().map(|(n, _)| *n).collect();
-        f.debug_struct("SourceRequest")
-            .field("method", &self.method)
-            .field("path", &self.path)
-            .field("headers", &names)
-            .field("body_bytes", &self.body.len())
-            .finish()
+impl faas_core::credentials::Secret for Credentials {
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "k": self.access_key_id,
+            "s": self.secret_access_key,
+            "t": self.session_token,
+        })
     }
-}
 
-/// Why a source yielded nothing. Messages name fields and statuses, never
-/// values: they end up in logs and stats.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SourceError {
-    /// The endpoint answered with this HTTP status.
-    Status(u32),
-    /// The answer was not what the source documents; the text says what.
-    Malformed(String),
-    /// The source answered with an error of its own (STS `Code`, IMDS `Code`).
-    Refused(String),
-}
+    fn from_json(doc: &serde_json::Value) -> Option<Self> {
+        let text = |k: &str| doc.get(k).and_then(|v| v.as_str()).map(str::to_string);
+        Some(Credentials {
+            access_key_id: text("k")?,
+            secret_access_key: text("s")?,
+            session_token: text("t"),
+        })
+    }
 
-impl std::fmt::Display for SourceError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SourceError::Status(s) => write!(f, "the endpoint answered HTTP {s}"),
-            SourceError::Malformed(what) => write!(f, "malformed answer: {what}"),
-            SourceError::Refused(code) => write!(f, "refused: {code}"),
-        }
+    /// The key id identifies credentials without revealing them.
+    fn log_id(&self) -> String {
+        format!(" (key {})", self.access_key_id)
     }
 }
 
@@ -132,14 +109,6 @@ pub(crate) fn expiring_from(
         },
         expires_at,
     })
-}
-
-/// An error code from a source, kept short and to its safe characters.
-pub(crate) fn short_code(code: &str) -> String {
-    code.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-        .take(64)
-        .collect()
 }
 
 #[cfg(test)]

@@ -3,14 +3,18 @@
 
 use super::*;
 use crate::credentials::chain::tests::clusters;
+use crate::credentials::chain::{self, Base};
+use crate::credentials::Expiring;
+use faas_core::credentials::provider::take_lease;
 use faas_core::host::fake::{FakeHost, Shared};
+use faas_core::{metrics, CalloutResponse, Host};
 use std::rc::Rc;
 
 const T0: u64 = 1_795_000_000;
 
 /// One VM: its provider (with the IMDS source registered) and its host.
 fn vm(shared: &Rc<Shared>) -> (Provider, FakeHost) {
-    let mut p = Provider::new(clusters());
+    let mut p = provider(clusters());
     assert_eq!(p.register(Source::Imds { allow_v1: false }), 0);
     (p, FakeHost::new(Rc::clone(shared)))
 }

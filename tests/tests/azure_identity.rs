@@ -1,0 +1,271 @@
+//! Managed identity for `azure-functions` in real Envoy 1.40: the filter
+//! fetches Entra ID tokens from the emulator's fakes of IMDS, the Entra ID
+//! token endpoint (AKS workload identity, through the token-file recipe)
+//! and the App Service identity endpoint, through Envoy clusters, refreshes
+//! them, and sends them as `Authorization: Bearer` to the emulator's
+//! protected function, which accepts only an unexpired token issued for its
+//! audience. Every cluster is loopback.
+
+use faas_emulator::azure::PROTECTED_AUDIENCE;
+use faas_emulator::metadata::Fakes;
+use integration_tests::*;
+use serde_json::{json, Value};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+const FUNCTION: &str = "http://fnapp.azurewebsites.net/api/protected";
+
+/// The protected function on `/f`, called with the managed identity's token
+/// for `resource`.
+fn plugin(resource: &str) -> Value {
+    json!({"cluster": "functions", "routes": {"f": {
+        "function_uri": FUNCTION,
+        "authorization": {"managed_identity": {"resource": resource}}
+    }}})
+}
+
+fn start(plugin: &Value, env: &[(&str, &str)], fakes: &Fakes) -> Envoy {
+    Envoy::start(&azure_identity_bootstrap(plugin, env, fakes.port, None))
+        .unwrap_or_else(|log| panic!("{log}"))
+}
+
+fn stat(source: &str, family: &str) -> String {
+    format!("{family}.filter=.=azure-functions;.;source=.={source};.;")
+}
+
+fn assert_accepted(envoy: &Envoy) {
+    let r = get(envoy.port, "/f");
+    assert_eq!(r.status, 200, "{} {}", r.text(), envoy.log());
+    assert_eq!(r.json()["audience"], PROTECTED_AUDIENCE);
+}
+
+#[test]
+fn imds_token_is_accepted_by_the_protected_function() {
+    let fakes = Fakes::start(3600).expect("fakes");
+    let mut envoy = start(&plugin(PROTECTED_AUDIENCE), &[], &fakes);
+    envoy
+        .wait_stat(&stat("imds", "envoy_faas_credentials_refreshes_total"), 1)
+        .unwrap();
+    // A client's own Authorization is replaced by the gateway's token.
+    let r = http1(
+        envoy.port,
+        "GET",
+        "/f",
+        &[("authorization", "Bearer client-token")],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_accepted(&envoy);
+    assert_eq!(fakes.controls.calls("azure_imds"), 1);
+    assert_eq!(
+        fakes.controls.calls("refused"),
+        0,
+        "Metadata: true was sent"
+    );
+    let expiry = envoy
+        .stat_ending(&stat("imds", "envoy_faas_credentials_expiry_seconds"))
+        .unwrap()
+        .1;
+    assert!((3500..=3600).contains(&expiry), "{expiry}");
+    assert!(!envoy.log().contains("eyJmi"), "no token in the log");
+}
+
+#[test]
+fn a_token_for_another_audience_is_refused_by_the_function() {
+    let fakes = Fakes::start(3600).expect("fakes");
+    let mut envoy = start(&plugin("api://some-other-app"), &[], &fakes);
+    envoy
+        .wait_stat(&stat("imds", "envoy_faas_credentials_refreshes_total"), 1)
+        .unwrap();
+    let r = get(envoy.port, "/f");
+    assert_eq!(r.status, 401, "the function's own answer passes through");
+}
+
+#[test]
+fn workload_identity_exchanges_the_rotating_federated_token() {
+    let fakes = Fakes::start(20).expect("fakes");
+    let dir = token_dir("azure-workload", "azure-identity-token", "fed-jwt-v1\n");
+    *fakes.controls.federated_token.lock().unwrap() = Some("fed-jwt-v1".into());
+    *fakes.controls.azure_client_id.lock().unwrap() = Some("client-1".into());
+    let token_file = dir.0.join("azure-identity-token");
+    let env = [
+        ("AZURE_FEDERATED_TOKEN_FILE", token_file.to_str().unwrap()),
+        ("AZURE_TENANT_ID", "tenant-1"),
+        ("AZURE_CLIENT_ID", "client-1"),
+        ("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.com/"),
+    ];
+    let dir_path = dir.0.to_str().unwrap().to_string();
+    let bootstrap = azure_identity_bootstrap(
+        &plugin(PROTECTED_AUDIENCE),
+        &env,
+        fakes.port,
+        Some((free_port(), &[dir_path.as_str()])),
+    );
+    let mut envoy = Envoy::start(&bootstrap).unwrap_or_else(|log| panic!("{log}"));
+    let refreshes = stat(
+        "workload_identity",
+        "envoy_faas_credentials_refreshes_total",
+    );
+    envoy.wait_stat(&refreshes, 1).unwrap();
+    assert_accepted(&envoy);
+    assert_eq!(fakes.controls.calls("entra"), 1);
+    assert_eq!(fakes.controls.calls("azure_imds"), 0, "IMDS never asked");
+    // The kubelet rotates the token; the next refresh (20 s tokens: 8 to
+    // 10 s in) must present the new one, now the only one Entra accepts.
+    rotate_token_file(&dir, "azure-identity-token", "fed-jwt-v2");
+    *fakes.controls.federated_token.lock().unwrap() = Some("fed-jwt-v2".into());
+    envoy.wait_stat(&refreshes, 2).unwrap();
+    assert_eq!(
+        fakes.controls.calls("refused"),
+        0,
+        "the old assertion was never sent after rotation"
+    );
+    assert_accepted(&envoy);
+    assert!(
+        !envoy.log().contains("fed-jwt"),
+        "the assertion is not logged"
+    );
+}
+
+#[test]
+fn app_service_identity_endpoint_with_its_header() {
+    let fakes = Fakes::start(3600).expect("fakes");
+    *fakes.controls.identity_header.lock().unwrap() = Some("identity-header-secret".into());
+    let endpoint = format!("http://127.0.0.1:{}/msi/token", fakes.port);
+    let env = [
+        ("IDENTITY_ENDPOINT", endpoint.as_str()),
+        ("IDENTITY_HEADER", "identity-header-secret"),
+    ];
+    let mut envoy = start(&plugin(PROTECTED_AUDIENCE), &env, &fakes);
+    envoy
+        .wait_stat(
+            &stat("app_service", "envoy_faas_credentials_refreshes_total"),
+            1,
+        )
+        .unwrap();
+    assert_accepted(&envoy);
+    assert_eq!(fakes.controls.calls("app_service"), 1);
+    assert_eq!(fakes.controls.calls("azure_imds"), 0);
+    assert!(!envoy.log().contains("identity-header-secret"));
+}
+
+#[test]
+fn without_a_token_the_client_gets_503_and_nothing_goes_out() {
+    let fakes = Fakes::start(3600).expect("fakes");
+    fakes.controls.failing.store(true, Ordering::SeqCst);
+    let mut envoy = start(&plugin(PROTECTED_AUDIENCE), &[], &fakes);
+    envoy
+        .wait_stat(
+            &stat("imds", "envoy_faas_credentials_refresh_failures_total"),
+            1,
+        )
+        .unwrap();
+    let r = get(envoy.port, "/f");
+    assert_eq!(r.status, 503, "{}", r.text());
+    let body = r.json();
+    assert_eq!(body["error"], "credentials_unavailable");
+    assert_eq!(body["source"], "imds");
+    assert!(
+        body["message"].as_str().unwrap().contains("HTTP 500"),
+        "{body}"
+    );
+}
+
+#[test]
+fn short_lived_tokens_rotate_before_expiry_with_zero_failed_requests() {
+    let fakes = Fakes::start(20).expect("fakes");
+    let mut envoy = start(&plugin(PROTECTED_AUDIENCE), &[], &fakes);
+    envoy
+        .wait_stat(&stat("imds", "envoy_faas_credentials_refreshes_total"), 1)
+        .unwrap();
+    let (sent, failed) = steady_traffic(&envoy, "/f", Duration::from_secs(24));
+    assert!(sent > 50, "{sent}");
+    assert!(failed.is_empty(), "{failed:?}");
+    let issued = fakes.controls.calls("azure_imds");
+    assert!(issued >= 3, "rotated at least twice: {issued}");
+}
+
+#[test]
+fn an_outage_keeps_the_token_until_expiry_then_503_then_recovers() {
+    let fakes = Fakes::start(20).expect("fakes");
+    let mut envoy = start(&plugin(PROTECTED_AUDIENCE), &[], &fakes);
+    let refreshes = stat("imds", "envoy_faas_credentials_refreshes_total");
+    envoy.wait_stat(&refreshes, 1).unwrap();
+    let fetched = Instant::now();
+    fakes.controls.failing.store(true, Ordering::SeqCst);
+    let mut first_refusal = None;
+    while first_refusal.is_none() && fetched.elapsed() < Duration::from_secs(30) {
+        let r = get(envoy.port, "/f");
+        match r.status {
+            200 => {}
+            503 => first_refusal = Some((fetched.elapsed(), r.json())),
+            other => panic!("{other}: {}", r.text()),
+        }
+    }
+    let (at, body) = first_refusal.expect("refused once the token expired");
+    // Refreshes fail from ~8 s on; the token is used until 5 s before its
+    // expiry at 20 s.
+    assert!(
+        at >= Duration::from_secs(13),
+        "kept the valid token: {at:?}"
+    );
+    assert_eq!(body["error"], "credentials_unavailable");
+    assert!(fakes.controls.calls("failed") >= 1);
+    let before = envoy.stat_ending(&refreshes).map_or(1, |(_, v)| v);
+    fakes.controls.failing.store(false, Ordering::SeqCst);
+    envoy
+        .wait_stat_within(&refreshes, before + 1, Duration::from_secs(75))
+        .unwrap();
+    assert_accepted(&envoy);
+}
+
+#[test]
+fn two_workers_make_one_refresh_per_period() {
+    let fakes = Fakes::start(20).expect("fakes");
+    let bootstrap = azure_identity_bootstrap(&plugin(PROTECTED_AUDIENCE), &[], fakes.port, None);
+    let started = Instant::now();
+    let mut envoy = Envoy::start_with_workers(&bootstrap, 2).unwrap_or_else(|log| panic!("{log}"));
+    let refreshes = stat("imds", "envoy_faas_credentials_refreshes_total");
+    envoy.wait_stat(&refreshes, 1).unwrap();
+    let (_, failed) = steady_traffic(&envoy, "/f", Duration::from_secs(13));
+    assert!(failed.is_empty(), "{failed:?}");
+    envoy.wait_stat(&refreshes, 2).unwrap();
+    // 3 VMs tick; coordinated, they make the first fetch and one per
+    // refresh period (the first 8 to 10 s in, then every 8 s).
+    let fetches = fakes.controls.calls("azure_imds");
+    let periods = started.elapsed().as_secs() / 8;
+    assert!(
+        (2..=1 + periods).contains(&fetches),
+        "token fetches: {fetches} in {periods} refresh periods"
+    );
+}
+
+#[test]
+fn incomplete_environments_are_refused_at_load_naming_the_variable() {
+    let fakes = Fakes::start(3600).expect("fakes");
+    let env = [(
+        "AZURE_FEDERATED_TOKEN_FILE",
+        "/var/run/secrets/azure/tokens/azure-identity-token",
+    )];
+    let log = Envoy::start(&azure_identity_bootstrap(
+        &plugin(PROTECTED_AUDIENCE),
+        &env,
+        fakes.port,
+        None,
+    ))
+    .err()
+    .expect("refused");
+    assert!(
+        log.contains(r#"route "f": field "AZURE_TENANT_ID": (environment) is required with AZURE_FEDERATED_TOKEN_FILE"#),
+        "{log}"
+    );
+    let bad = json!({"cluster": "functions", "routes": {"f": {
+        "function_uri": FUNCTION, "authorization": {"managed_identity": {"client_id": "c"}}}}});
+    let log = Envoy::start(&azure_identity_bootstrap(&bad, &[], fakes.port, None))
+        .err()
+        .expect("refused");
+    assert!(
+        log.contains(r#"field "authorization.managed_identity.resource": is required"#),
+        "{log}"
+    );
+}
