@@ -135,10 +135,11 @@ pub fn compile(filter: Filter, json: &[u8]) -> Result<Compiled, Vec<ConfigError>
     }
 }
 
-/// The AWS variables the aws-lambda module reads from its VM environment.
+/// The variables the modules read from their VM environment at load:
+/// aws-lambda's credential sources, azure-functions' managed identity.
 /// `import` compiles without them (the generated VM has none), so the
 /// verdict does not depend on the shell the command runs in.
-pub const AWS_ENVIRONMENT: &[&str] = &[
+pub const VM_ENVIRONMENT: &[&str] = &[
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
@@ -152,4 +153,10 @@ pub const AWS_ENVIRONMENT: &[&str] = &[
     "AWS_CONTAINER_AUTHORIZATION_TOKEN",
     "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
     "AWS_EC2_METADATA_DISABLED",
+    "AZURE_CLIENT_ID",
+    "AZURE_TENANT_ID",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "AZURE_AUTHORITY_HOST",
+    "IDENTITY_ENDPOINT",
+    "IDENTITY_HEADER",
 ];

@@ -10,8 +10,8 @@ const USAGE: &str = "\
 envoy-faas check --filter <aws-lambda|azure-functions|openfunction> <config.json|config.yaml|->...
     Compiles each plugin config as the filter does when Envoy loads it.
     Prints every error with its route and dotted field; exit 0 if all are
-    accepted, 1 otherwise. AWS_* variables of this shell stand in for the
-    VM's environment (vm_config.environment_variables).
+    accepted, 1 otherwise. The AWS_*, AZURE_* and IDENTITY_* variables of
+    this shell stand in for the VM's environment (environment_variables).
 
 envoy-faas import <apisix|kong> <file> [options]
     Writes an Envoy bootstrap (or Istio manifests) for the config's
@@ -270,9 +270,9 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("check") => check(args.get(1..).unwrap_or_default()),
         Some("import") => {
-            // The generated Envoy passes no AWS variables to the VM: compile
+            // The generated Envoy passes no variables to the VM: compile
             // the routes as that VM will see them, not as this shell does.
-            for name in filters::AWS_ENVIRONMENT {
+            for name in filters::VM_ENVIRONMENT {
                 // SAFETY: single-threaded, before anything reads the environment.
                 unsafe { std::env::remove_var(name) };
             }

@@ -51,8 +51,8 @@ fn compare(name: &str, actual: &str, failures: &mut Vec<String>) {
 
 #[test]
 fn imports_of_the_examples_match_their_golden_files() {
-    // The generated VMs have no AWS variables; neither does this import.
-    for name in envoy_faas::filters::AWS_ENVIRONMENT {
+    // The generated VMs have no environment; neither does this import.
+    for name in envoy_faas::filters::VM_ENVIRONMENT {
         std::env::remove_var(name);
     }
     let mut failures = Vec::new();
