@@ -29,9 +29,9 @@ pub use gateway::{
     compose_as_demo, local_bootstrap, local_demo_bootstrap, shipped_config, Gateway,
 };
 pub use platform::{
-    azure_identity_bootstrap, platform_bootstrap, rotate_token_file, steady_traffic, token_dir,
-    token_file_listener, AZURE_SOURCE_CLUSTERS, AZURE_TOKEN_FILE_CLUSTER, SOURCE_CLUSTERS,
-    TOKEN_FILE_CLUSTER,
+    azure_identity_bootstrap, credentials_stat, end_outage, outage_until_refused,
+    platform_bootstrap, rotate_token_file, steady_traffic, token_dir, token_file_listener,
+    AZURE_SOURCE_CLUSTERS, AZURE_TOKEN_FILE_CLUSTER, SOURCE_CLUSTERS, TOKEN_FILE_CLUSTER,
 };
 
 pub fn repo_root() -> PathBuf {

@@ -4,7 +4,9 @@
 //! how a VM without a filesystem reads IRSA and Pod Identity tokens).
 
 use crate::{bootstrap, cluster, emulator, get, route, wasm_filter_with_env, Envoy, ScratchDir};
+use faas_emulator::metadata::Controls;
 use serde_json::{json, Value};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// The cluster names the filter uses by default, in the order of
@@ -149,4 +151,42 @@ pub fn steady_traffic(
         }
     }
     (sent, failed)
+}
+
+/// The stat name of a platform-credentials metric of `filter`'s `source`.
+pub fn credentials_stat(filter: &str, source: &str, family: &str) -> String {
+    format!("{family}.filter=.={filter};.;source=.={source};.;")
+}
+
+/// Starts an outage of every source the fakes serve and sends `path` until
+/// the filter refuses (at most 30 s): how long after the outage began, and
+/// the 503's body. Any status other than 200 and 503 fails the test.
+pub fn outage_until_refused(
+    envoy: &Envoy,
+    controls: &Controls,
+    path: &str,
+) -> Option<(Duration, Value)> {
+    let began = Instant::now();
+    controls.failing.store(true, Ordering::SeqCst);
+    while began.elapsed() < Duration::from_secs(30) {
+        let r = get(envoy.port, path);
+        match r.status {
+            200 => {}
+            503 => return Some((began.elapsed(), r.json())),
+            other => panic!("{other}: {}", r.text()),
+        }
+    }
+    None
+}
+
+/// Ends the outage and waits (up to 75 s) for one refresh more than
+/// `refreshes` counts now: usually one VM makes the first fetch, but when
+/// the main thread's VM and a worker's tick in the same instant both may,
+/// so recovery is one success more than counted while every refresh failed.
+pub fn end_outage(envoy: &mut Envoy, controls: &Controls, refreshes: &str) {
+    let before = envoy.stat_ending(refreshes).map_or(1, |(_, v)| v);
+    controls.failing.store(false, Ordering::SeqCst);
+    envoy
+        .wait_stat_within(refreshes, before + 1, Duration::from_secs(75))
+        .unwrap_or_else(|e| panic!("no refresh after the outage: {e}"));
 }

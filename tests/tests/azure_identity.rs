@@ -30,7 +30,7 @@ fn start(plugin: &Value, env: &[(&str, &str)], fakes: &Fakes) -> Envoy {
 }
 
 fn stat(source: &str, family: &str) -> String {
-    format!("{family}.filter=.=azure-functions;.;source=.={source};.;")
+    credentials_stat("azure-functions", source, family)
 }
 
 fn assert_accepted(envoy: &Envoy) {
@@ -191,18 +191,8 @@ fn an_outage_keeps_the_token_until_expiry_then_503_then_recovers() {
     let mut envoy = start(&plugin(PROTECTED_AUDIENCE), &[], &fakes);
     let refreshes = stat("imds", "envoy_faas_credentials_refreshes_total");
     envoy.wait_stat(&refreshes, 1).unwrap();
-    let fetched = Instant::now();
-    fakes.controls.failing.store(true, Ordering::SeqCst);
-    let mut first_refusal = None;
-    while first_refusal.is_none() && fetched.elapsed() < Duration::from_secs(30) {
-        let r = get(envoy.port, "/f");
-        match r.status {
-            200 => {}
-            503 => first_refusal = Some((fetched.elapsed(), r.json())),
-            other => panic!("{other}: {}", r.text()),
-        }
-    }
-    let (at, body) = first_refusal.expect("refused once the token expired");
+    let (at, body) = outage_until_refused(&envoy, &fakes.controls, "/f")
+        .expect("refused once the token expired");
     // Refreshes fail from ~8 s on; the token is used until 5 s before its
     // expiry at 20 s.
     assert!(
@@ -211,11 +201,7 @@ fn an_outage_keeps_the_token_until_expiry_then_503_then_recovers() {
     );
     assert_eq!(body["error"], "credentials_unavailable");
     assert!(fakes.controls.calls("failed") >= 1);
-    let before = envoy.stat_ending(&refreshes).map_or(1, |(_, v)| v);
-    fakes.controls.failing.store(false, Ordering::SeqCst);
-    envoy
-        .wait_stat_within(&refreshes, before + 1, Duration::from_secs(75))
-        .unwrap();
+    end_outage(&mut envoy, &fakes.controls, &refreshes);
     assert_accepted(&envoy);
 }
 

@@ -8,7 +8,9 @@
 //! Everything else is listed in the report.
 
 use crate::filters::Filter;
-use crate::model::{dedupe_names, route_name, FunctionRoute, Migration, PathMatch};
+use crate::model::{
+    dedupe_names, route_name, text, text_list, FunctionRoute, Migration, PathMatch,
+};
 use crate::report::Report;
 use serde_json::{Map, Value};
 
@@ -52,17 +54,10 @@ const IGNORED_ROUTE_FIELDS: [&str; 12] = [
     "upstream_id",
 ];
 
-fn text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
+/// A list, or one value where APISIX takes either (`host`, `uri`).
 fn strings(value: Option<&Value>) -> Vec<String> {
     match value {
-        Some(Value::Array(items)) => items.iter().filter_map(text).collect(),
+        Some(Value::Array(_)) => text_list(value),
         Some(v) => text(v).into_iter().collect(),
         None => Vec::new(),
     }

@@ -158,10 +158,10 @@ fn credential_cluster(c: &CredentialCluster, options: &Options) -> Option<Value>
             Some(endpoint_cluster(cluster, "169.254.169.254", 80, "1s"))
         }
         CredentialCluster::Sts { cluster, authority } => {
-            let (host, port) = match authority.rsplit_once(':') {
-                Some((h, p)) if p.parse::<u16>().is_ok() => (h, p.parse().unwrap_or(443)),
-                _ => (authority.as_str(), 443),
-            };
+            let (host, port) = authority
+                .rsplit_once(':')
+                .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+                .unwrap_or((authority.as_str(), 443));
             let mut sts = endpoint_cluster(cluster, host, port, "2s");
             insert(
                 &mut sts,
@@ -209,8 +209,6 @@ pub fn routes(route: &FunctionRoute, cluster: &str) -> Vec<Value> {
                     ])]),
                 );
             }
-            // Envoy needs a cluster on the route; the filter answers, so it
-            // is never contacted: the function's own will do.
             map([
                 ("name", s(&route.name)),
                 ("match", matcher),
@@ -220,55 +218,35 @@ pub fn routes(route: &FunctionRoute, cluster: &str) -> Vec<Value> {
         .collect()
 }
 
-/// Virtual hosts: one per host name a route lists (its routes, then the
-/// routes for any host, as APISIX's and Kong's routers prefer host routes),
-/// and `*` for the routes for any host.
-pub fn virtual_hosts(plan: &Plan, cluster_of: &dyn Fn(&FunctionRoute) -> String) -> Vec<Value> {
-    let mut hosts: Vec<&str> = plan
-        .routes
-        .iter()
-        .flat_map(|r| r.hosts.iter().map(String::as_str))
-        .collect();
-    hosts.sort_unstable();
-    hosts.dedup();
-    let any_host: Vec<Value> = plan
-        .routes
-        .iter()
-        .filter(|r| r.hosts.is_empty())
-        .flat_map(|r| routes(r, &cluster_of(r)))
-        .collect();
-    let mut vhosts = Vec::new();
-    for host in hosts {
-        let mut list: Vec<Value> = plan
-            .routes
-            .iter()
-            .filter(|r| r.hosts.iter().any(|h| h == host))
-            .flat_map(|r| routes(r, &cluster_of(r)))
-            .collect();
-        list.extend(any_host.iter().cloned());
-        vhosts.push(map([
-            ("name", s(host.replace('*', "wildcard"))),
-            ("domains", seq(vec![s(host)])),
-            ("routes", seq(list)),
-        ]));
-    }
-    if !any_host.is_empty() {
-        vhosts.push(map([
-            ("name", s("functions")),
-            ("domains", seq(vec![s("*")])),
-            ("routes", seq(any_host)),
-        ]));
-    }
-    vhosts
-}
-
-/// The cluster a function route's callouts go to.
-pub fn cluster_of(plan: &Plan, route: &FunctionRoute) -> String {
-    plan.upstreams
-        .iter()
-        .find(|u| u.routes.contains(&route.name))
-        .map(|u| u.cluster.clone())
-        .unwrap_or_default()
+/// Virtual hosts, one per [`Plan::host_groups`] group (`*` for the routes
+/// for any host).
+pub fn virtual_hosts(plan: &Plan) -> Vec<Value> {
+    plan.host_groups()
+        .into_iter()
+        .map(|(host, group)| {
+            let list: Vec<Value> = group
+                .into_iter()
+                .flat_map(|r| {
+                    // Never contacted (the filter answers), but Envoy needs
+                    // a cluster on the route: the function's own will do.
+                    let cluster = plan
+                        .upstream_of(r)
+                        .map(|u| u.cluster.as_str())
+                        .unwrap_or("");
+                    routes(r, cluster)
+                })
+                .collect();
+            let (name, domain) = match host {
+                Some(h) => (h.replace('*', "wildcard"), h),
+                None => ("functions".to_string(), "*"),
+            };
+            map([
+                ("name", s(name)),
+                ("domains", seq(vec![s(domain)])),
+                ("routes", seq(list)),
+            ])
+        })
+        .collect()
 }
 
 fn wasm_filter(filter: Filter, config: &serde_json::Value, options: &Options) -> Value {
@@ -432,7 +410,6 @@ pub fn bootstrap(plan: &Plan, options: &Options) -> Value {
             )]),
         ),
     ]));
-    let cluster_of = |r: &FunctionRoute| cluster_of(plan, r);
     let hcm = map([
         (
             "@type",
@@ -446,7 +423,7 @@ pub fn bootstrap(plan: &Plan, options: &Options) -> Value {
         ("merge_slashes", b(true)),
         (
             "route_config",
-            map([("virtual_hosts", seq(virtual_hosts(plan, &cluster_of)))]),
+            map([("virtual_hosts", seq(virtual_hosts(plan)))]),
         ),
         ("http_filters", seq(http_filters)),
     ]);

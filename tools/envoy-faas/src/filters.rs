@@ -94,6 +94,8 @@ pub fn compile(filter: Filter, json: &[u8]) -> Result<Compiled, Vec<ConfigError>
             let provider = config.global.provider.borrow();
             let clusters = provider.clusters();
             let mut credential_clusters = Vec::new();
+            // An AssumeRole on a platform base is registered after its base,
+            // so the base's cluster comes from its own entry here.
             for source in provider.sources() {
                 let needed = match source {
                     Source::Imds { .. } => CredentialCluster::Imds {
@@ -111,8 +113,6 @@ pub fn compile(filter: Filter, json: &[u8]) -> Result<Compiled, Vec<ConfigError>
                     credential_clusters.push(needed);
                 }
             }
-            // An AssumeRole on a platform base also needs the base's cluster,
-            // registered as its own source above.
             Ok(Compiled {
                 routes: commons::<aws_lambda::AwsLambda>(&config),
                 credential_clusters,

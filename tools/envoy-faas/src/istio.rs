@@ -31,9 +31,9 @@ fn selector(options: &Options) -> Value {
     Value::Mapping(labels)
 }
 
-/// `fn.example.com` + 443 → `fn-example-com-443`.
-fn object_name(host: &str, port: u16) -> String {
-    let base: String = host
+/// A host as a Kubernetes object name: `*.Fn.example.com` → `fn-example-com`.
+fn dns_name(host: &str) -> String {
+    let name: String = host
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() {
@@ -43,7 +43,12 @@ fn object_name(host: &str, port: u16) -> String {
             }
         })
         .collect();
-    format!("{}-{port}", base.trim_matches('-'))
+    name.trim_matches('-').to_string()
+}
+
+/// `fn.example.com` + 443 → `fn-example-com-443`.
+fn object_name(host: &str, port: u16) -> String {
+    format!("{}-{port}", dns_name(host))
 }
 
 fn wasm_plugin(
@@ -186,58 +191,35 @@ fn http_route(route: &FunctionRoute, upstream: Option<&Upstream>) -> Value {
     ])
 }
 
+/// VirtualServices, one per [`Plan::host_groups`] group (`*` for the
+/// routes for any host): Istio's gateway picks the virtual host by name.
 fn virtual_services(plan: &Plan, options: &Options) -> Vec<Value> {
-    let upstream_of =
-        |r: &FunctionRoute| plan.upstreams.iter().find(|u| u.routes.contains(&r.name));
-    let mut hosts: Vec<&str> = plan
-        .routes
-        .iter()
-        .flat_map(|r| r.hosts.iter().map(String::as_str))
-        .collect();
-    hosts.sort_unstable();
-    hosts.dedup();
-    let any_host: Vec<Value> = plan
-        .routes
-        .iter()
-        .filter(|r| r.hosts.is_empty())
-        .map(|r| http_route(r, upstream_of(r)))
-        .collect();
-    let vs = |name: &str, host: &str, http: Vec<Value>| {
-        map([
-            ("apiVersion", s("networking.istio.io/v1")),
-            ("kind", s("VirtualService")),
-            ("metadata", metadata(name, options)),
-            (
-                "spec",
-                map([
-                    ("hosts", seq(vec![s(host)])),
-                    ("gateways", seq(vec![s(&options.gateway)])),
-                    ("http", seq(http)),
-                ]),
-            ),
-        ])
-    };
-    let mut out = Vec::new();
-    for host in hosts {
-        // Istio's gateway picks the virtual host by name first; the routes
-        // for any host are repeated after the host's own.
-        let mut http: Vec<Value> = plan
-            .routes
-            .iter()
-            .filter(|r| r.hosts.iter().any(|h| h == host))
-            .map(|r| http_route(r, upstream_of(r)))
-            .collect();
-        http.extend(any_host.iter().cloned());
-        out.push(vs(
-            &format!("functions-{}", object_name(host, 0).trim_end_matches("-0")),
-            host,
-            http,
-        ));
-    }
-    if !any_host.is_empty() {
-        out.push(vs("functions", "*", any_host));
-    }
-    out
+    plan.host_groups()
+        .into_iter()
+        .map(|(host, group)| {
+            let http: Vec<Value> = group
+                .into_iter()
+                .map(|r| http_route(r, plan.upstream_of(r)))
+                .collect();
+            let (name, host) = match host {
+                Some(h) => (format!("functions-{}", dns_name(h)), h),
+                None => ("functions".to_string(), "*"),
+            };
+            map([
+                ("apiVersion", s("networking.istio.io/v1")),
+                ("kind", s("VirtualService")),
+                ("metadata", metadata(&name, options)),
+                (
+                    "spec",
+                    map([
+                        ("hosts", seq(vec![s(host)])),
+                        ("gateways", seq(vec![s(&options.gateway)])),
+                        ("http", seq(http)),
+                    ]),
+                ),
+            ])
+        })
+        .collect()
 }
 
 fn holding_filter(plan: &Plan, buffer_limit: u64, options: &Options) -> Value {

@@ -8,7 +8,9 @@
 
 use crate::apisix::equivalent;
 use crate::filters::Filter;
-use crate::model::{dedupe_names, route_name, FunctionRoute, Migration, PathMatch};
+use crate::model::{
+    dedupe_names, route_name, text, text_list, FunctionRoute, Migration, PathMatch,
+};
 use crate::report::Report;
 use serde_json::{Map, Value};
 
@@ -32,26 +34,11 @@ fn kong_default_timeout(filter: Filter) -> Option<u64> {
     }
 }
 
-fn text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
 /// A reference (`service: name`, `route: {name: x}` or `{id: x}`).
 fn reference(value: Option<&Value>) -> Option<String> {
     match value? {
         Value::Object(o) => o.get("name").or_else(|| o.get("id")).and_then(text),
         other => text(other),
-    }
-}
-
-fn strings(value: Option<&Value>) -> Vec<String> {
-    match value {
-        Some(Value::Array(items)) => items.iter().filter_map(text).collect(),
-        _ => Vec::new(),
     }
 }
 
@@ -266,7 +253,7 @@ pub fn read(input: &str) -> Result<Migration, String> {
             continue;
         }
         kong_defaults(filter, &mut config, &source, &mut report);
-        let mut paths: Vec<PathMatch> = strings(kong.route.get("paths"))
+        let mut paths: Vec<PathMatch> = text_list(kong.route.get("paths"))
             .iter()
             .map(|p| path_match(p))
             .collect();
@@ -288,11 +275,11 @@ pub fn read(input: &str) -> Result<Migration, String> {
             source,
             filter,
             paths,
-            methods: strings(kong.route.get("methods"))
+            methods: text_list(kong.route.get("methods"))
                 .iter()
                 .map(|m| m.to_ascii_uppercase())
                 .collect(),
-            hosts: strings(kong.route.get("hosts")),
+            hosts: text_list(kong.route.get("hosts")),
             config,
         });
     }

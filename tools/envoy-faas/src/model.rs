@@ -56,6 +56,23 @@ pub struct Migration {
     pub report: Report,
 }
 
+/// A scalar as text (ids and names may be written as numbers).
+pub fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The scalars of a list (`paths`, `methods`, `hosts`); nothing otherwise.
+pub fn text_list(value: Option<&Value>) -> Vec<String> {
+    match value {
+        Some(Value::Array(items)) => items.iter().filter_map(text).collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// Route names Envoy, Istio and the plugin config all take as they are.
 pub fn route_name(raw: &str) -> String {
     let cleaned: String = raw

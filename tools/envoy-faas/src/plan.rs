@@ -50,6 +50,45 @@ pub struct Plan {
     pub report: Report,
 }
 
+impl Plan {
+    /// The cluster a route's callouts go to.
+    pub fn upstream_of(&self, route: &FunctionRoute) -> Option<&Upstream> {
+        self.upstreams
+            .iter()
+            .find(|u| u.routes.contains(&route.name))
+    }
+
+    /// The routes each virtual host serves: one group per host name a
+    /// route lists (its own routes, then the routes for any host, as
+    /// APISIX's and Kong's routers prefer host routes), then, under `None`,
+    /// the routes for any host (when there are any).
+    pub fn host_groups(&self) -> Vec<(Option<&str>, Vec<&FunctionRoute>)> {
+        let mut hosts: Vec<&str> = self
+            .routes
+            .iter()
+            .flat_map(|r| r.hosts.iter().map(String::as_str))
+            .collect();
+        hosts.sort_unstable();
+        hosts.dedup();
+        let any_host: Vec<&FunctionRoute> =
+            self.routes.iter().filter(|r| r.hosts.is_empty()).collect();
+        let mut groups: Vec<(Option<&str>, Vec<&FunctionRoute>)> = hosts
+            .into_iter()
+            .map(|host| {
+                let own = self
+                    .routes
+                    .iter()
+                    .filter(|r| r.hosts.iter().any(|h| h == host));
+                (Some(host), own.chain(any_host.iter().copied()).collect())
+            })
+            .collect();
+        if !any_host.is_empty() {
+            groups.push((None, any_host));
+        }
+        groups
+    }
+}
+
 fn upstream_of(common: &CommonConfig, naming: ClusterNaming, explicit: bool) -> Upstream {
     let f = &common.function;
     let port = f.port.unwrap_or_else(|| f.scheme.default_port());

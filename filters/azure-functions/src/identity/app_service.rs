@@ -1,31 +1,19 @@
 //! The App Service / Container Apps / Functions identity endpoint
 //! (`IDENTITY_ENDPOINT`, `IDENTITY_HEADER`, API version 2019-08-01).
 
-use super::{form_encode, parse_token_answer, Expiring};
-use faas_core::credentials::{SourceError, SourceRequest};
+use super::token_target;
+use faas_core::credentials::SourceRequest;
 
 pub const API_VERSION: &str = "2019-08-01";
 
 /// The token request to the endpoint's `path`, with its secret header.
 pub fn request(path: &str, header: &str, resource: &str, client_id: Option<&str>) -> SourceRequest {
-    let mut target = format!(
-        "{path}?api-version={API_VERSION}&resource={}",
-        form_encode(resource)
-    );
-    if let Some(id) = client_id {
-        target.push_str("&client_id=");
-        target.push_str(&form_encode(id));
-    }
     SourceRequest {
         method: "GET",
-        path: target,
+        path: token_target(path, API_VERSION, resource, client_id),
         headers: vec![("x-identity-header", header.to_string())],
         body: Vec::new(),
     }
-}
-
-pub fn parse(status: u32, body: &[u8], now: u64) -> Result<Expiring, SourceError> {
-    parse_token_answer(status, body, now)
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! what each answer leads to (the next call, or a token). Pure: the
 //! provider (`faas_core::credentials::provider`) sends the calls.
 
-use super::{app_service, imds, workload, BearerToken, Clusters};
+use super::{app_service, imds, parse_token_answer, workload, BearerToken, Clusters};
 use faas_core::credentials::{
     callout, token_file_content, token_file_request, SourceRequest, TOKEN_FILE_AUTHORITY,
 };
@@ -144,10 +144,10 @@ impl faas_core::credentials::Source for Source {
         let now = unix_seconds(ctx.now);
         let status32 = u32::from(status);
         match (step, self) {
-            (Step::Imds, _) => done("IMDS token", imds::parse(status32, body, now)),
+            (Step::Imds, _) => done("IMDS token", parse_token_answer(status32, body, now)),
             (Step::AppService, _) => done(
                 "identity endpoint token",
-                app_service::parse(status32, body, now),
+                parse_token_answer(status32, body, now),
             ),
             (
                 Step::TokenFile,
@@ -170,7 +170,7 @@ impl faas_core::credentials::Source for Source {
             },
             (Step::Entra, _) => done(
                 "Entra ID token endpoint",
-                workload::parse(status32, body, now),
+                parse_token_answer(status32, body, now),
             ),
             // A token-file answer for a source without a token file.
             (Step::TokenFile, _) => Next::Done(Err("token file: not used by this source".into())),

@@ -1,8 +1,8 @@
 //! Azure Instance Metadata Service's managed-identity token endpoint
 //! (VMs, scale sets, AKS node identities): one `GET` with `Metadata: true`.
 
-use super::{form_encode, parse_token_answer, Expiring};
-use faas_core::credentials::{SourceError, SourceRequest};
+use super::token_target;
+use faas_core::credentials::SourceRequest;
 
 /// The link-local address IMDS answers on (the cluster decides where the
 /// call goes; the name is what IMDS expects).
@@ -12,24 +12,17 @@ pub const API_VERSION: &str = "2018-02-01";
 /// The token request for `resource`, for a user-assigned identity when
 /// `client_id` is given.
 pub fn request(resource: &str, client_id: Option<&str>) -> SourceRequest {
-    let mut path = format!(
-        "/metadata/identity/oauth2/token?api-version={API_VERSION}&resource={}",
-        form_encode(resource)
-    );
-    if let Some(id) = client_id {
-        path.push_str("&client_id=");
-        path.push_str(&form_encode(id));
-    }
     SourceRequest {
         method: "GET",
-        path,
+        path: token_target(
+            "/metadata/identity/oauth2/token",
+            API_VERSION,
+            resource,
+            client_id,
+        ),
         headers: vec![("metadata", "true".into())],
         body: Vec::new(),
     }
-}
-
-pub fn parse(status: u32, body: &[u8], now: u64) -> Result<Expiring, SourceError> {
-    parse_token_answer(status, body, now)
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 //! App protected by App Service authentication (Azure API Management's
 //! `authentication-managed-identity` policy).
 //!
-//! One module per token source, each a pure request builder and answer
-//! parser: [`imds`] (Azure Instance Metadata Service: VMs, AKS node
+//! One module per token source, each a pure request builder (the answers
+//! share one parser, [`parse_token_answer`]): [`imds`] (Azure Instance Metadata Service: VMs, AKS node
 //! identities), [`workload`] (AKS workload identity: the federated token
 //! file exchanged at Entra ID), [`app_service`] (App Service and Container
 //! Apps identity endpoint). [`environment`] reads which source applies and
@@ -164,6 +164,20 @@ pub fn parse_token_answer(status: u32, body: &[u8], now: u64) -> Result<Expiring
         credentials: token,
         expires_at,
     })
+}
+
+/// `<path>?api-version=…&resource=…[&client_id=…]`: the token request
+/// target IMDS and the identity endpoint share.
+fn token_target(path: &str, api_version: &str, resource: &str, client_id: Option<&str>) -> String {
+    let mut target = format!(
+        "{path}?api-version={api_version}&resource={}",
+        form_encode(resource)
+    );
+    if let Some(id) = client_id {
+        target.push_str("&client_id=");
+        target.push_str(&form_encode(id));
+    }
+    target
 }
 
 /// `application/x-www-form-urlencoded` and query encoding of one value.

@@ -2,8 +2,8 @@
 //! kubelet rotates, read through the token-file listener) exchanged at the
 //! Entra ID token endpoint with the `client_assertion` grant.
 
-use super::{form_encode, parse_token_answer, Expiring};
-use faas_core::credentials::{SourceError, SourceRequest};
+use super::form_encode;
+use faas_core::credentials::SourceRequest;
 
 pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -36,10 +36,6 @@ pub fn request(
         )],
         body: body.into_bytes(),
     }
-}
-
-pub fn parse(status: u32, body: &[u8], now: u64) -> Result<Expiring, SourceError> {
-    parse_token_answer(status, body, now)
 }
 
 #[cfg(test)]
