@@ -214,9 +214,13 @@ fn function_errors_use_unhandled_status_or_502_without_the_stack_trace() {
     let envoy = start("crash", json!({}));
     let r = get(envoy.port, "/f");
     let v = error_of(&r, 502, "function_error");
-    assert_eq!(
-        (v["error_type"].as_str(), v["error_message"].as_str()),
-        (Some("ValueError"), Some("boom"))
+    // The type only: the function's message is its text, for the log.
+    assert_eq!(v["error_type"].as_str(), Some("ValueError"));
+    assert!(v.get("error_message").is_none(), "{v}");
+    assert!(
+        !r.text().contains("boom"),
+        "message reflected: {}",
+        r.text()
     );
     assert!(!r.text().contains("secret_handler"), "stack trace leaked");
     let envoy = start("crash", json!({"unhandled_status": 500}));
@@ -245,6 +249,91 @@ fn invoke_api_errors_map_to_documented_statuses() {
     let v = error_of(&get(envoy.port, "/f"), 502, "lambda_invoke_failed");
     assert_eq!(v["aws_error_type"], "InvalidSignatureException");
     assert!(!envoy.log().contains("definitely-wrong"));
+}
+
+/// AWS's SignatureDoesNotMatch quotes the canonical request, session
+/// token included, over several lines: the client gets the code and the
+/// error type; the log gets one line with the token and signature out.
+#[test]
+fn upstream_error_text_never_reaches_the_client_and_is_redacted_in_the_log() {
+    let (key, secret, token) = KEYS[1];
+    let token = token.expect("a session key");
+    let iam = json!({"authorization": {"iam": {
+        "accesskey": key, "secretkey": secret, "session_token": token, "aws_region": "us-east-1"}}});
+    let plugin = single_route(json!({
+        "function_name": "signature-mismatch",
+        "endpoint": LAMBDA_HOST,
+        "cluster": "functions",
+        "authorization": iam["authorization"],
+    }));
+    let envoy = start_or_panic("aws-lambda", &plugin, &[("f", "/f")]);
+    for h2 in [false, true] {
+        let r = if h2 {
+            http2(envoy.port, "POST", "/f", &[], b"{}")
+        } else {
+            http1(envoy.port, "POST", "/f", &[], b"{}")
+        };
+        let v = error_of(&r, 502, "lambda_invoke_failed");
+        assert_eq!(v["aws_error_type"], "SignatureDoesNotMatch");
+        assert_eq!(v["aws_status"], 403);
+        let text = r.text();
+        for leaked in [
+            token,
+            "Canonical String",
+            "signature we calculated",
+            "Signature=",
+        ] {
+            assert!(
+                !text.contains(leaked),
+                "{leaked} reached the client: {text}"
+            );
+        }
+    }
+    let log = envoy.log();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("lambda_invoke_failed"))
+        .collect();
+    assert!(!lines.is_empty(), "no error line: {log}");
+    for line in &lines {
+        // One line holds the whole message (its line breaks escaped) ...
+        assert!(
+            line.contains("upstream said: The request signature we calculated"),
+            "{line}"
+        );
+        assert!(line.contains("String-to-Sign"), "{line}");
+        assert!(line.contains("x-amz-security-token:[redacted]"), "{line}");
+    }
+    // ... and no line of the log holds the token, the secret or a signature.
+    assert!(!log.contains(token), "session token in the log");
+    assert!(!log.contains(secret), "secret key in the log");
+    assert!(!log.contains("Signature=") || log.contains("Signature=[redacted]"));
+    for line in log.lines() {
+        assert!(
+            !line.starts_with("host;x-amz-date"),
+            "a split log line: {line}"
+        );
+    }
+}
+
+/// A proxy result's status is final: 100 and 101 are not answers.
+#[test]
+fn interim_statuses_in_a_proxy_result_are_invalid() {
+    for function in ["status-101", "status-100"] {
+        let envoy = start(function, json!({"payload_format": "apigateway_v1"}));
+        let r = http1(envoy.port, "POST", "/f", &[], b"{}");
+        let v = error_of(&r, 502, "invalid_function_response");
+        assert!(
+            v["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("200 to 599"),
+            "{v}"
+        );
+        assert!(r.header("upgrade").is_none());
+        let r = http2(envoy.port, "POST", "/f", &[], b"{}");
+        error_of(&r, 502, "invalid_function_response");
+    }
 }
 
 #[test]

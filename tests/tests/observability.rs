@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// The outcome labels the README documents, with their fault.
-const OUTCOMES: [(&str, &str); 17] = [
+const OUTCOMES: [(&str, &str); 18] = [
     ("function_1xx", "none"),
     ("function_2xx", "none"),
     ("function_3xx", "none"),
@@ -31,6 +31,7 @@ const OUTCOMES: [(&str, &str); 17] = [
     ("callout_failed", "gateway"),
     ("body_layout_misconfigured", "gateway"),
     ("client_closed", "client"),
+    ("request_refused", "client"),
 ];
 
 fn fault_of(outcome: &str) -> &'static str {
@@ -47,7 +48,7 @@ fn fn_url(path: &str) -> String {
 
 /// One request per outcome: `(filter, route, method, body, outcome)`; the
 /// Envoy route `<route>` matches the prefix `/<route>`.
-const CASES: [(&str, &str, &str, usize, &str); 16] = [
+const CASES: [(&str, &str, &str, usize, &str); 17] = [
     ("openfunction", "ok", "POST", 1000, "function_2xx"),
     ("openfunction", "redirect", "GET", 0, "function_3xx"),
     ("openfunction", "missing", "GET", 0, "function_4xx"),
@@ -57,6 +58,8 @@ const CASES: [(&str, &str, &str, usize, &str); 16] = [
     ("openfunction", "big", "GET", 0, "response_too_large"),
     ("openfunction", "small", "POST", 100, "request_too_large"),
     ("openfunction", "nocluster", "GET", 0, "callout_failed"),
+    // Sent to `/escape/..%2Fadmin` (see `target`).
+    ("openfunction", "escape", "GET", 0, "request_refused"),
     ("aws-lambda", "crash", "POST", 2, "function_error"),
     ("aws-lambda", "badjson", "POST", 2, "invalid_response"),
     ("aws-lambda", "throttled", "POST", 2, "throttled"),
@@ -97,6 +100,7 @@ fn openfunction_config() -> Value {
         "small": of("/echo", json!({"max_req_body_size": 10})),
         "nocluster": of("/echo", json!({"cluster": "no_such_cluster"})),
         "abandoned": of("/delay/5000", json!({"timeout": 10000})),
+        "escape": of("/echo", json!({"strip_prefix": "/escape"})),
     }})
 }
 
@@ -173,6 +177,14 @@ fn default_plugins() -> [Value; 3] {
     [openfunction_config(), aws_lambda_config(), azure]
 }
 
+/// The request-target a case is sent to.
+fn target(route: &str) -> String {
+    match route {
+        "escape" => "/escape/..%2Fadmin".into(),
+        other => format!("/{other}"),
+    }
+}
+
 /// Sends every case but the abandoned one; returns the statuses by route.
 fn drive(envoy: &Envoy) -> Vec<(&'static str, u16)> {
     CASES
@@ -180,7 +192,7 @@ fn drive(envoy: &Envoy) -> Vec<(&'static str, u16)> {
         .filter(|(_, _, _, _, outcome)| *outcome != "client_closed")
         .map(|(_, name, method, size, _)| {
             let body = vec![b'x'; *size];
-            let r = http1(envoy.port, method, &format!("/{name}"), &[], &body);
+            let r = http1(envoy.port, method, &target(name), &[], &body);
             (*name, r.status)
         })
         .collect()

@@ -10,8 +10,12 @@ use faas_core::{CommonConfig, ConfigError, Fields};
 /// `function_uri` mode: API Gateway or a Function URL, called over HTTP.
 #[derive(Debug)]
 pub struct UrlMode {
-    /// Sent as `x-api-key` unless the client sent one.
+    /// Sent as `x-api-key` unless the client sent one (and
+    /// `strip_client_apikey` is off).
     pub apikey: Option<String>,
+    /// Removes the client's `x-api-key`, so only the gateway chooses the
+    /// API Gateway key (and usage plan). Off by default: APISIX parity.
+    pub strip_client_apikey: bool,
     pub iam: Option<Iam>,
 }
 
@@ -60,9 +64,11 @@ fn read_url_mode(
     uri: &FunctionUri,
     global: &Global,
 ) -> Result<UrlMode, ConfigError> {
+    let strip_client_apikey = fields.bool("strip_client_apikey")?.unwrap_or(false);
     let Some(mut auth) = fields.object("authorization")? else {
         return Ok(UrlMode {
             apikey: None,
+            strip_client_apikey,
             iam: None,
         });
     };
@@ -103,7 +109,11 @@ fn read_url_mode(
         }
     };
     auth.finish()?;
-    Ok(UrlMode { apikey, iam })
+    Ok(UrlMode {
+        apikey,
+        strip_client_apikey,
+        iam,
+    })
 }
 
 pub fn read_route(fields: &mut Fields, global: &Global) -> Result<Route, ConfigError> {

@@ -16,7 +16,7 @@
 
 use faas_core::headers::{self, HeaderList};
 use faas_core::outcome::Failure;
-use faas_core::{base64, CalloutResponse, ErrorReply, LocalReply};
+use faas_core::{base64, redact, CalloutResponse, ErrorReply, LocalReply};
 use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +79,9 @@ fn xml_element(body: &[u8], name: &str) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// The Invoke API's error: the client gets our code, AWS's status and
+/// error *type*; AWS's message goes only to the log (it may quote the
+/// signed request, session token included: see [`faas_core::redact`]).
 fn invoke_api_error(r: &CalloutResponse, preserve: bool) -> ErrorReply {
     let body: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
     let text = |key: &str| body.get(key).and_then(Value::as_str).map(String::from);
@@ -86,27 +89,64 @@ fn invoke_api_error(r: &CalloutResponse, preserve: bool) -> ErrorReply {
         .map(|t| t.split(':').next().unwrap_or(t).to_string())
         .or_else(|| text("__type"))
         .or_else(|| xml_element(&r.body, "Code"))
+        .and_then(|t| redact::error_type(&t))
         .unwrap_or_else(|| "Unknown".into());
     let aws_message = text("Message")
         .or_else(|| text("message"))
-        .or_else(|| xml_element(&r.body, "Message"))
-        .unwrap_or_else(|| format!("HTTP {}", r.status));
+        .or_else(|| xml_element(&r.body, "Message"));
     let failure = match r.status {
         429 => Failure::InvokeThrottled,
         413 => Failure::InvokeRequestTooLarge,
         _ => Failure::InvokeApiFailed,
     };
-    ErrorReply::new(
+    let mut e = ErrorReply::new(
         failure,
-        format!("the Lambda Invoke API refused the call: {error_type}: {aws_message}"),
+        format!("the Lambda Invoke API refused the call: {error_type}"),
     )
     .with_status(api_error_status(r.status, preserve))
     .with("aws_status", r.status)
-    .with("aws_error_type", error_type)
+    .with("aws_error_type", error_type);
+    if let Some(m) = aws_message {
+        e = e.with_upstream_text(m);
+    }
+    e
 }
 
+/// `function_uri` mode with SigV4: AWS's front door (a Function URL, API
+/// Gateway) refusing the signed request answers with `x-amzn-errortype`
+/// and a message that may quote the canonical request, session token
+/// included (API Gateway's InvalidSignatureException does). That answer is
+/// replaced by our error with the type; the message goes to the log only.
+/// A function's own 4xx (no `x-amzn-errortype`) passes through.
+pub fn signed_request_refused(r: &CalloutResponse) -> Option<ErrorReply> {
+    if !matches!(r.status, 400 | 401 | 403) {
+        return None;
+    }
+    let raw_type = headers::get(&r.headers, "x-amzn-errortype")?;
+    let error_type = redact::error_type(raw_type.split(':').next().unwrap_or(raw_type))
+        .unwrap_or_else(|| "Unknown".into());
+    let body: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+    let message = ["message", "Message"]
+        .iter()
+        .find_map(|k| body.get(*k).and_then(Value::as_str).map(String::from));
+    let mut e = ErrorReply::new(
+        Failure::AwsSigningRefused,
+        format!("AWS refused the signed request: {error_type}"),
+    )
+    .with("aws_status", r.status)
+    .with("aws_error_type", error_type);
+    if let Some(m) = message {
+        e = e.with_upstream_text(m);
+    }
+    Some(e)
+}
+
+/// The function ran and failed: the client gets our code and the
+/// function's `errorType`; its `errorMessage` (which may quote anything
+/// the function saw) goes only to the log.
 fn function_error(r: &CalloutResponse, kind: &str, status: Option<u16>) -> ErrorReply {
     let payload: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+    let kind = redact::error_type(kind).unwrap_or_else(|| "Unhandled".into());
     let mut e = ErrorReply::new(
         Failure::FunctionError,
         format!("the function failed ({kind})"),
@@ -114,11 +154,15 @@ fn function_error(r: &CalloutResponse, kind: &str, status: Option<u16>) -> Error
     if let Some(status) = status {
         e = e.with_status(status);
     }
-    if let Some(t) = payload.get("errorType").and_then(Value::as_str) {
+    if let Some(t) = payload
+        .get("errorType")
+        .and_then(Value::as_str)
+        .and_then(redact::error_type)
+    {
         e = e.with("error_type", t);
     }
     if let Some(m) = payload.get("errorMessage").and_then(Value::as_str) {
-        e = e.with("error_message", m);
+        e = e.with_upstream_text(m);
     }
     e
 }
@@ -144,14 +188,15 @@ fn header_text(value: &Value) -> Option<String> {
 }
 
 fn checked_header(field: &str, name: &str, value: &Value) -> Result<(String, String), ErrorReply> {
+    // The function's header names are its text: errors name the field only.
     let text =
-        header_text(value).ok_or_else(|| invalid(format!("{field}.{name} must be a string")))?;
+        header_text(value).ok_or_else(|| invalid(format!("a value in {field} is not a string")))?;
     if !is_token(name) {
         return Err(invalid(format!("{field} has an invalid header name")));
     }
     if text.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
         return Err(invalid(format!(
-            "{field}.{name} contains a line break or NUL"
+            "a value in {field} contains a line break or NUL"
         )));
     }
     Ok((name.to_ascii_lowercase(), text))
@@ -163,7 +208,8 @@ fn status_of(value: &Value) -> Option<u16> {
         Value::String(s) => s.trim().parse::<u64>().ok()?,
         _ => return None,
     };
-    u16::try_from(n).ok().filter(|s| (100..=599).contains(s))
+    // A final status: 1xx are interim (101 would switch protocols).
+    u16::try_from(n).ok().filter(|s| (200..=599).contains(s))
 }
 
 /// Maps an API Gateway proxy result (v1, or v2 with `v2`).
@@ -190,7 +236,7 @@ pub fn proxy_result(payload: &[u8], v2: bool) -> Result<LocalReply, ErrorReply> 
     let status = match object.get("statusCode") {
         None => return Err(invalid("statusCode is missing")),
         Some(v) => status_of(v).ok_or_else(|| {
-            invalid("statusCode must be a number or numeric string from 100 to 599")
+            invalid("statusCode must be a number or numeric string from 200 to 599")
         })?,
     };
     let mut headers: HeaderList = Vec::new();
@@ -208,9 +254,7 @@ pub fn proxy_result(payload: &[u8], v2: bool) -> Result<LocalReply, ErrorReply> 
         Some(Value::Object(h)) => {
             for (name, values) in h {
                 let Value::Array(values) = values else {
-                    return Err(invalid(format!(
-                        "multiValueHeaders.{name} must be an array"
-                    )));
+                    return Err(invalid("a value in multiValueHeaders is not an array"));
                 };
                 let lower = name.to_ascii_lowercase();
                 headers.retain(|(n, _)| *n != lower); // multiValueHeaders win, as in API Gateway
@@ -503,8 +547,13 @@ mod tests {
             (
                 v1,
                 r#"{"statusCode":99}"#,
-                "statusCode must be a number or numeric string from 100 to 599",
+                "statusCode must be a number or numeric string from 200 to 599",
             ),
+            // 1xx are interim answers, never a final one (101 would switch
+            // the client's protocol; HTTP/2 has no such response).
+            (v1, r#"{"statusCode":100}"#, "from 200 to 599"),
+            (v2, r#"{"statusCode":"101"}"#, "from 200 to 599"),
+            (v1, r#"{"statusCode":199}"#, "from 200 to 599"),
             (v1, r#"{"statusCode":"abc"}"#, "statusCode must be"),
             (v2, r#"{"statusCode":700}"#, "statusCode must be"),
             (v1, r#"{"statusCode":true}"#, "statusCode must be"),
@@ -516,7 +565,7 @@ mod tests {
             (
                 v1,
                 r#"{"statusCode":200,"headers":{"x":{"y":1}}}"#,
-                "headers.x must be a string",
+                "a value in headers is not a string",
             ),
             (
                 v1,
@@ -531,7 +580,7 @@ mod tests {
             (
                 v1,
                 r#"{"statusCode":200,"multiValueHeaders":{"x":"v"}}"#,
-                "multiValueHeaders.x must be an array",
+                "a value in multiValueHeaders is not an array",
             ),
             (
                 v2,
@@ -566,6 +615,33 @@ mod tests {
     }
 
     #[test]
+    fn aws_refusals_of_signed_requests_are_replaced_and_function_4xx_kept() {
+        let quoted = r#"{"message":"The request signature we calculated does not match.\n\nThe Canonical String for this request should have been\n'GET\n/\n\nx-amz-security-token:TOKEN'"}"#;
+        let r = invoke(
+            403,
+            &[("x-amzn-errortype", "InvalidSignatureException")],
+            quoted,
+        );
+        let e = signed_request_refused(&r).unwrap();
+        assert_eq!((e.status, e.code()), (502, "aws_signing_refused"));
+        let rendered = String::from_utf8(e.render("r", None).body).unwrap();
+        assert!(rendered.contains("InvalidSignatureException"), "{rendered}");
+        assert!(
+            !rendered.contains("TOKEN") && !rendered.contains("Canonical"),
+            "{rendered}"
+        );
+        assert!(e.upstream_text.unwrap().contains("TOKEN"));
+        // The function's own 403 and AWS's other answers pass through.
+        assert!(signed_request_refused(&invoke(403, &[], "{}")).is_none());
+        let throttled = invoke(
+            429,
+            &[("x-amzn-errortype", "TooManyRequestsException")],
+            "{}",
+        );
+        assert!(signed_request_refused(&throttled).is_none());
+    }
+
+    #[test]
     fn function_errors_map_to_unhandled_status_or_502_without_the_stack() {
         let hs = &[
             ("content-type", "application/json"),
@@ -576,12 +652,15 @@ mod tests {
         let e = map(invoke(200, hs, payload), &settings(ResultFormat::Raw)).unwrap_err();
         assert_eq!((e.status, e.code()), (502, "function_error"));
         let rendered = String::from_utf8(e.render("r", None).body).unwrap();
+        // The type reaches the client; the message (the function's text)
+        // only the log, and the stack nothing.
         assert!(
             rendered.contains("ValueError")
-                && rendered.contains("boom")
+                && !rendered.contains("boom")
                 && !rendered.contains("secret/path"),
             "{rendered}"
         );
+        assert_eq!(e.upstream_text.as_deref(), Some("boom"));
         let mut s = settings(ResultFormat::Proxy { v2: true });
         s.unhandled_status = Some(500);
         assert_eq!(map(invoke(200, hs, payload), &s).unwrap_err().status, 500);
@@ -604,7 +683,16 @@ mod tests {
             &settings(ResultFormat::Raw),
         )
         .unwrap_err();
-        assert_eq!(e.message, "the Lambda Invoke API refused the call: SignatureDoesNotMatch: The request signature does not match");
+        assert_eq!(
+            e.message,
+            "the Lambda Invoke API refused the call: SignatureDoesNotMatch"
+        );
+        assert_eq!(
+            e.upstream_text.as_deref(),
+            Some("The request signature does not match")
+        );
+        let rendered = String::from_utf8(e.render("r", None).body).unwrap();
+        assert!(!rendered.contains("does not match"), "{rendered}");
         for (aws, kind, expected) in cases {
             let body = format!(r#"{{"Type":"User","Message":"msg for {kind}"}}"#);
             let hs = [
@@ -618,7 +706,7 @@ mod tests {
                 "{kind}"
             );
             assert!(
-                e.message.contains(kind) && e.message.contains("msg for"),
+                e.message.contains(kind) && !e.message.contains("msg for"),
                 "{}",
                 e.message
             );

@@ -153,7 +153,14 @@ impl Integration for AwsLambda {
         response: CalloutResponse,
     ) -> Result<LocalReply, ErrorReply> {
         match &route.mode {
-            Mode::Url(_) => Ok(passthrough(response)),
+            Mode::Url(url) => match url
+                .iam
+                .as_ref()
+                .and(invoke_response::signed_request_refused(&response))
+            {
+                Some(refused) => Err(refused),
+                None => Ok(passthrough(response)),
+            },
             Mode::Invoke(invoke) => invoke_response::map(response, &invoke.response),
         }
     }

@@ -28,8 +28,12 @@ pub fn authorize(
     callout: &mut Callout,
     now: SystemTime,
 ) {
+    if mode.strip_client_apikey {
+        callout.remove_header("x-api-key");
+    }
     if let Some(key) = &mode.apikey {
-        // APISIX parity: a key the client sent (its own usage plan) wins.
+        // APISIX parity: a key the client sent (its own usage plan) wins,
+        // unless `strip_client_apikey` removed it above.
         if callout.header("x-api-key").is_none() {
             callout.set_header("x-api-key", key.clone());
         }
@@ -179,6 +183,39 @@ mod tests {
         let auth = call.header("authorization").unwrap();
         assert!(auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/lambda/aws4_request, SignedHeaders=content-type;host;x-amz-content-sha256;x-amz-date;x-amz-security-token;x-api-key, Signature="), "{auth}");
         assert_eq!(call.header(":path"), Some("/fn/p?x=1&b=2"));
+    }
+
+    #[test]
+    fn strip_client_apikey_makes_the_configured_key_the_only_one() {
+        let config = r#"{"function_uri": "https://a.execute-api.us-east-1.amazonaws.com/prod",
+            "strip_client_apikey": true, "authorization": {"apikey": "cfg-key"}}"#;
+        let call = callout(
+            config,
+            &[
+                (":method", "GET"),
+                (":path", "/"),
+                ("x-api-key", "client-key"),
+            ],
+            b"",
+        );
+        let keys: Vec<&str> = call
+            .headers
+            .iter()
+            .filter(|(n, _)| n == "x-api-key")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(keys, vec!["cfg-key"]);
+        // Without a configured key, the client's is still removed.
+        let call = callout(
+            r#"{"function_uri": "https://a.execute-api.us-east-1.amazonaws.com/prod", "strip_client_apikey": true}"#,
+            &[
+                (":method", "GET"),
+                (":path", "/"),
+                ("x-api-key", "client-key"),
+            ],
+            b"",
+        );
+        assert_eq!(call.header("x-api-key"), None);
     }
 
     #[test]

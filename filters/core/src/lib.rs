@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod observe;
 pub mod outcome;
 pub mod path;
+pub mod redact;
 pub mod request;
 pub mod response;
 pub mod shell;

@@ -55,11 +55,14 @@ pub enum Outcome {
     BodyLayoutMisconfigured,
     /// The client went away before the function's answer.
     ClientClosed,
+    /// The filter refused the client's request before calling the
+    /// function (a forwarded path that would escape the base path).
+    RequestRefused,
 }
 
 impl Outcome {
     /// Every outcome, in `index` order: the metrics are defined from this.
-    pub const ALL: [Outcome; 17] = [
+    pub const ALL: [Outcome; 18] = [
         Outcome::Function1xx,
         Outcome::Function2xx,
         Outcome::Function3xx,
@@ -77,6 +80,7 @@ impl Outcome {
         Outcome::CalloutFailed,
         Outcome::BodyLayoutMisconfigured,
         Outcome::ClientClosed,
+        Outcome::RequestRefused,
     ];
 
     /// Position in [`Outcome::ALL`].
@@ -103,15 +107,17 @@ impl Outcome {
             Outcome::CalloutFailed => "callout_failed",
             Outcome::BodyLayoutMisconfigured => "body_layout_misconfigured",
             Outcome::ClientClosed => "client_closed",
+            Outcome::RequestRefused => "request_refused",
         }
     }
 
     pub fn fault(self) -> Fault {
         match self {
             Outcome::Function1xx | Outcome::Function2xx | Outcome::Function3xx => Fault::None,
-            Outcome::Function4xx | Outcome::RequestTooLarge | Outcome::ClientClosed => {
-                Fault::Client
-            }
+            Outcome::Function4xx
+            | Outcome::RequestTooLarge
+            | Outcome::ClientClosed
+            | Outcome::RequestRefused => Fault::Client,
             Outcome::Function5xx
             | Outcome::Timeout
             | Outcome::Unreachable
@@ -143,6 +149,9 @@ impl Outcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
     RequestBodyTooLarge,
+    /// The forwarded path hides a dot segment behind an encoded separator
+    /// (see [`crate::path::hides_dot_segment`]).
+    UnsafePath,
     FunctionTimeout,
     FunctionUnreachable,
     FunctionResponseTooLarge,
@@ -164,6 +173,10 @@ pub enum Failure {
     InvokeThrottled,
     /// ... with 413 (the event is over Lambda's payload limit).
     InvokeRequestTooLarge,
+    /// AWS's front door (a Function URL, API Gateway) refused a request the
+    /// filter signed: its message may quote the signed request, so the
+    /// client gets this instead of AWS's answer.
+    AwsSigningRefused,
 }
 
 impl Failure {
@@ -171,13 +184,15 @@ impl Failure {
     pub fn status(self) -> u16 {
         match self {
             Failure::RequestBodyTooLarge | Failure::InvokeRequestTooLarge => 413,
+            Failure::UnsafePath => 400,
             Failure::InvokeThrottled => 429,
             Failure::FunctionTimeout => 504,
             Failure::FunctionUnreachable
             | Failure::FunctionResponseTooLarge
             | Failure::InvalidFunctionResponse
             | Failure::FunctionError
-            | Failure::InvokeApiFailed => 502,
+            | Failure::InvokeApiFailed
+            | Failure::AwsSigningRefused => 502,
             Failure::CalloutFailed | Failure::BodyLayoutMisconfigured => 500,
             Failure::CredentialsUnavailable => 503,
         }
@@ -186,6 +201,7 @@ impl Failure {
     pub fn code(self) -> &'static str {
         match self {
             Failure::RequestBodyTooLarge => "request_body_too_large",
+            Failure::UnsafePath => "unsafe_path",
             Failure::FunctionTimeout => "function_timeout",
             Failure::FunctionUnreachable => "function_unreachable",
             Failure::FunctionResponseTooLarge => "function_response_too_large",
@@ -197,6 +213,7 @@ impl Failure {
             Failure::InvokeApiFailed
             | Failure::InvokeThrottled
             | Failure::InvokeRequestTooLarge => "lambda_invoke_failed",
+            Failure::AwsSigningRefused => "aws_signing_refused",
         }
     }
 
@@ -205,6 +222,7 @@ impl Failure {
             Failure::RequestBodyTooLarge | Failure::InvokeRequestTooLarge => {
                 Outcome::RequestTooLarge
             }
+            Failure::UnsafePath => Outcome::RequestRefused,
             Failure::FunctionTimeout => Outcome::Timeout,
             Failure::FunctionUnreachable => Outcome::Unreachable,
             Failure::FunctionResponseTooLarge => Outcome::ResponseTooLarge,
@@ -213,7 +231,7 @@ impl Failure {
             Failure::CredentialsUnavailable => Outcome::CredentialsUnavailable,
             Failure::InvalidFunctionResponse => Outcome::InvalidResponse,
             Failure::FunctionError => Outcome::FunctionError,
-            Failure::InvokeApiFailed => Outcome::InvokeApiError,
+            Failure::InvokeApiFailed | Failure::AwsSigningRefused => Outcome::InvokeApiError,
             Failure::InvokeThrottled => Outcome::Throttled,
         }
     }
@@ -269,6 +287,7 @@ mod tests {
         let cases = [
             (Failure::RequestBodyTooLarge, 413, Fault::Client),
             (Failure::InvokeRequestTooLarge, 413, Fault::Client),
+            (Failure::UnsafePath, 400, Fault::Client),
             (Failure::InvokeThrottled, 429, Fault::Function),
             (Failure::FunctionTimeout, 504, Fault::Function),
             (Failure::FunctionUnreachable, 502, Fault::Function),
@@ -276,6 +295,7 @@ mod tests {
             (Failure::InvalidFunctionResponse, 502, Fault::Function),
             (Failure::FunctionError, 502, Fault::Function),
             (Failure::InvokeApiFailed, 502, Fault::Function),
+            (Failure::AwsSigningRefused, 502, Fault::Function),
             (Failure::CalloutFailed, 500, Fault::Gateway),
             (Failure::BodyLayoutMisconfigured, 500, Fault::Gateway),
             (Failure::CredentialsUnavailable, 503, Fault::Gateway),

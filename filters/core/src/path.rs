@@ -41,6 +41,61 @@ fn dot_segment(segment: &str) -> Option<bool> {
     }
 }
 
+/// The separators a server may decode inside one segment: `%2F` and `%5C`
+/// (Go's `r.URL.Path`, IIS and most frameworks decode once before routing)
+/// and a raw backslash (IIS and Windows servers split on it).
+fn split_hidden_separators(segment: &str) -> impl Iterator<Item = &str> {
+    let bytes = segment.as_bytes();
+    let mut pieces = Vec::new();
+    let (mut start, mut i) = (0, 0);
+    while i < bytes.len() {
+        let width = match bytes.get(i..i + 3) {
+            Some([b'%', b'2', b'f' | b'F']) | Some([b'%', b'5', b'c' | b'C']) => 3,
+            _ if bytes.get(i) == Some(&b'\\') => 1,
+            _ => 0,
+        };
+        if width == 0 {
+            i += 1;
+            continue;
+        }
+        pieces.push(segment.get(start..i).unwrap_or_default());
+        i += width;
+        start = i;
+    }
+    pieces.push(segment.get(start..).unwrap_or_default());
+    pieces.into_iter()
+}
+
+/// Does this remainder hide a dot segment behind an encoded separator
+/// (`..%2F..%2Fadmin`, `..%5C..%5Cadmin`, `..\..\admin`)? The filter keeps
+/// the remainder's bytes (a function may want `a%2Fb` as one segment) and
+/// resolves plain dot segments itself, but a server that decodes once would
+/// resolve these ones *outside* the function's base path. Such requests
+/// are refused ([`crate::outcome::Failure::UnsafePath`]).
+pub fn hides_dot_segment(remainder: &str) -> bool {
+    remainder.split('/').any(|segment| {
+        let mut pieces = split_hidden_separators(segment);
+        let first = pieces.next();
+        let rest: Vec<&str> = pieces.collect();
+        // A segment without a hidden separator is one piece: the
+        // normalisation handles its dots.
+        !rest.is_empty()
+            && first
+                .into_iter()
+                .chain(rest)
+                .any(|p| dot_segment(p).is_some())
+    })
+}
+
+/// Would forwarding this client request-target (under `strip_prefix`)
+/// hand the function a path that escapes its base once decoded?
+pub fn forwarded_path_escapes(strip_prefix: Option<&str>, client_target: &str) -> bool {
+    let (client_path, _) = split_path_query(client_target);
+    strip_prefix
+        .and_then(|prefix| forwarded_remainder(client_path, prefix))
+        .is_some_and(hides_dot_segment)
+}
+
 /// Normalises a forwarded remainder so it stays *below* the function's
 /// base path: empty segments (repeated slashes) are merged, `.` segments
 /// dropped and `..` segments pop only what the remainder itself added. The
@@ -214,6 +269,43 @@ mod tests {
         assert_eq!(t("/fn/a", Some("/h"), "/h/./x/."), "/fn/a/x/");
         assert_eq!(t("/fn/a", Some("/h"), "/h/x/.."), "/fn/a/");
         assert_eq!(t("/fn/a", Some("/h"), "/h/..."), "/fn/a/...");
+    }
+
+    #[test]
+    fn dot_segments_behind_encoded_separators_are_found() {
+        for escape in [
+            "/..%2F..%2Fadmin",
+            "/..%2f..%2fadmin",
+            "/..%5C..%5Cadmin",
+            "/..%5c..%5cadmin",
+            "/..\\..\\admin",
+            "/x/%2e%2e%2Fadmin",
+            "/a%2F..%2F..%2Fadmin",
+            "/a/..%2F",
+            "/.%2Fx",
+        ] {
+            assert!(hides_dot_segment(escape), "{escape}");
+        }
+        for fine in [
+            "",
+            "/",
+            "/a%2Fb",
+            "/a%5Cb/c",
+            "/a\\b",
+            "/../x",
+            "/%2e%2e/x",
+            "/...%2Fx",
+            "/..%252F..%252Fadmin",
+            "/caf%C3%A9",
+            "/%2",
+            "/%",
+        ] {
+            assert!(!hides_dot_segment(fine), "{fine}");
+        }
+        assert!(forwarded_path_escapes(Some("/h"), "/h/..%2Fadmin?x=1"));
+        assert!(!forwarded_path_escapes(Some("/h"), "/h/a?q=..%2F"));
+        assert!(!forwarded_path_escapes(None, "/h/..%2Fadmin"));
+        assert!(!forwarded_path_escapes(Some("/h"), "/other/..%2Fadmin"));
     }
 
     #[test]

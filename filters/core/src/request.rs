@@ -64,17 +64,14 @@ impl Callout {
 /// - `x-envoy-*`: the callout is an *internal* request, so Envoy's router
 ///   would honour a client's `x-envoy-upstream-rq-timeout-ms`,
 ///   `x-envoy-retry-on`, ... and let it override the configured timeout.
-/// - `x-forwarded-*`: rebuilt below from what Envoy knows.
+/// - `x-forwarded-*` and `forwarded`: `-for`, `-proto` and `-host` are
+///   rebuilt below from what Envoy knows; every other one (`-port`,
+///   `-prefix`, `-server`, RFC 7239's `forwarded`) is the client's word
+///   alone, and frameworks that honour it would build links from it.
 fn not_forwarded(name: &str) -> bool {
-    matches!(
-        name,
-        "host"
-            | "content-length"
-            | "expect"
-            | "x-forwarded-for"
-            | "x-forwarded-proto"
-            | "x-forwarded-host"
-    ) || name.starts_with("x-envoy-")
+    matches!(name, "host" | "content-length" | "expect" | "forwarded")
+        || name.starts_with("x-envoy-")
+        || name.starts_with("x-forwarded-")
 }
 
 /// The IP of an `ip:port` / `[ip6]:port` peer address.
@@ -168,6 +165,30 @@ mod tests {
             protocol: None,
             body: b"payload".to_vec(),
         }
+    }
+
+    #[test]
+    fn client_forwarding_headers_the_filter_does_not_set_are_dropped() {
+        let c = config(json!({"function_uri": "http://fn.test/f"}));
+        let r = req(&[
+            (":path", "/"),
+            ("x-forwarded-port", "8443"),
+            ("x-forwarded-prefix", "/evil"),
+            ("x-forwarded-server", "attacker"),
+            ("forwarded", "for=1.2.3.4;host=evil.test"),
+            ("x-keep", "1"),
+        ]);
+        let call = forward(&c, &r);
+        for gone in [
+            "x-forwarded-port",
+            "x-forwarded-prefix",
+            "x-forwarded-server",
+            "forwarded",
+        ] {
+            assert_eq!(call.header(gone), None, "{gone}");
+        }
+        assert_eq!(call.header("x-keep"), Some("1"));
+        assert_eq!(call.header("x-forwarded-proto"), Some("http"));
     }
 
     #[test]

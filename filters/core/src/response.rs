@@ -31,6 +31,9 @@ pub struct ErrorReply {
     pub message: String,
     /// Extra fields of the JSON body (e.g. the upstream's error type).
     pub details: Vec<(&'static str, serde_json::Value)>,
+    /// What the upstream said (its error message, say): for the log line
+    /// only, redacted there ([`crate::redact::for_log`]), never rendered.
+    pub upstream_text: Option<String>,
 }
 
 impl ErrorReply {
@@ -40,7 +43,14 @@ impl ErrorReply {
             status: failure.status(),
             message: message.into(),
             details: Vec::new(),
+            upstream_text: None,
         }
+    }
+
+    /// Keeps what the upstream said for the log line (never for the client).
+    pub fn with_upstream_text(mut self, text: impl Into<String>) -> ErrorReply {
+        self.upstream_text = Some(text.into());
+        self
     }
 
     /// Answers with `status` instead of the failure's default.

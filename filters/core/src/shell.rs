@@ -317,7 +317,7 @@ impl<I: Integration> RootContext for Root<I> {
                     let route =
                         record_failure::<I>(&WasmHost, w.observation.as_deref(), &w.route, &error);
                     let request_id = WasmHost.property(&["request", "id"]).map(text);
-                    reject::<I>(&WasmHost, &route, request_id.as_deref(), &error);
+                    reject::<I>(&WasmHost, &route, request_id.as_deref(), &error, &[]);
                 }
                 _ => still_waiting.push(w),
             }

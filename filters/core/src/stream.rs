@@ -13,6 +13,8 @@ use crate::integration::Integration;
 use crate::layout::{self, BodyLayout, Placement};
 use crate::metrics::{self, Registry};
 use crate::observe::Observation;
+use crate::path;
+use crate::redact;
 use crate::request::ClientRequest;
 use crate::response::{
     classify, envoy_shaped, frame, CallResult, CalloutResponse, ErrorReply, Failure, LocalReply,
@@ -102,6 +104,10 @@ pub fn record_failure<I: Integration>(
         .unwrap_or_else(|| route_label::<I>(host, route))
 }
 
+/// Why a forwarded path is refused (the path itself is never echoed).
+pub const UNSAFE_PATH: &str = "the forwarded path hides a dot segment behind an encoded separator \
+    (%2F, %5C or a backslash); a server that decodes it would leave the function's base path";
+
 /// Sends `reply` to the client of the current request.
 fn send_reply<I: Integration>(host: &dyn StreamHost, reply: &LocalReply) {
     if let Err(why) = host.send_response(reply) {
@@ -109,27 +115,39 @@ fn send_reply<I: Integration>(host: &dyn StreamHost, reply: &LocalReply) {
     }
 }
 
-/// Answers with a JSON error and logs it (messages carry no secrets).
+/// Answers with a JSON error and logs it on one line. Our messages carry
+/// no secrets; what the upstream said (`upstream_text`) goes only to the
+/// log, without `secrets` (what the filter sent) or any marked credential.
 pub fn reject<I: Integration>(
     host: &dyn StreamHost,
     route: &str,
     request_id: Option<&str>,
     error: &ErrorReply,
+    secrets: &[String],
 ) {
-    log::warn!(
-        "{}: route \"{route}\": {}: {}",
-        I::NAME,
-        error.code(),
-        error.message
-    );
+    let message = redact::for_log(&error.message, secrets);
+    match &error.upstream_text {
+        Some(text) => log::warn!(
+            "{}: route \"{route}\": {}: {message}; upstream said: {}",
+            I::NAME,
+            error.code(),
+            redact::for_log(text, secrets)
+        ),
+        None => log::warn!(
+            "{}: route \"{route}\": {}: {message}",
+            I::NAME,
+            error.code()
+        ),
+    }
     send_reply::<I>(host, &error.render(route, request_id));
 }
 
-/// The `:status` of an answer, when it is a valid HTTP status.
+/// The `:status` of an answer, when it is a valid final HTTP status (a 1xx
+/// is interim: as a final answer it would switch or confuse the client).
 pub fn proxy_status(headers: &HeaderList) -> Option<u16> {
     crate::headers::get(headers, ":status")
         .and_then(|s| s.parse::<u16>().ok())
-        .filter(|s| (100..=599).contains(s))
+        .filter(|s| (200..=599).contains(s))
 }
 
 pub struct Stream<I: Integration, H: StreamHost> {
@@ -154,6 +172,9 @@ pub struct Stream<I: Integration, H: StreamHost> {
     /// Representation headers Envoy's local reply drops, put back when the
     /// reply passes `on_response_headers` (see [`frame`]).
     restore: HeaderList,
+    /// The credentials the call carried, kept out of the log line of an
+    /// error the answer causes (see [`crate::redact`]).
+    sent_secrets: Vec<String>,
 }
 
 impl<I: Integration, H: StreamHost> Stream<I, H> {
@@ -177,6 +198,7 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
             answered: false,
             replied: false,
             restore: HeaderList::new(),
+            sent_secrets: Vec::new(),
         }
     }
 
@@ -229,6 +251,7 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
             &route,
             self.request.header("x-request-id"),
             error,
+            &self.sent_secrets,
         );
     }
 
@@ -317,6 +340,7 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
             Ok(c) => c,
             Err(error) => return self.reject(&error),
         };
+        self.sent_secrets = redact::secrets_of(&callout.headers);
         match self.host.dispatch(&callout) {
             Ok(_) => {
                 if let Some(o) = &self.observation {
@@ -343,6 +367,12 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
         self.route = Some(Rc::clone(&route));
         self.observe(&config, route_name);
         self.request.headers = self.host.request_headers();
+        let strip_prefix = I::common(&route).strip_prefix.as_deref();
+        if path::forwarded_path_escapes(strip_prefix, self.request.target()) {
+            self.answered = true;
+            self.fail(Failure::UnsafePath, UNSAFE_PATH);
+            return Action::Pause;
+        }
         // Refuse before reading a byte of an announced oversized body.
         let announced = self
             .request

@@ -264,7 +264,18 @@ pub fn verify_sigv4(
             Some(signature)
         });
     if computed.as_deref() != Some(auth.signature) {
-        return Err(forbidden(endpoint, "InvalidSignatureException", "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."));
+        // Like API Gateway, quote the canonical request (session token
+        // included) and the string to sign, over several lines.
+        let token = req.header("x-amz-security-token").unwrap_or_default();
+        let date = req.header("x-amz-date").unwrap_or_default();
+        let message = format!(
+            "The request signature we calculated does not match the signature you provided. \
+             Check your AWS Secret Access Key and signing method. Consult the service documentation for details.\n\n\
+             The Canonical String for this request should have been\n'{}\n{}\n\nhost:{host}\nx-amz-date:{date}\n\
+             x-amz-security-token:{token}\n'\n\nThe String-to-Sign should have been\n'AWS4-HMAC-SHA256\n{date}\n'",
+            req.method, req.target
+        );
+        return Err(forbidden(endpoint, "InvalidSignatureException", &message));
     }
     Ok(())
 }

@@ -62,6 +62,30 @@ fn aws_error(status: u16, kind: &str, message: &str) -> Response {
     .header("x-amzn-requestid", "emulated-request-id")
 }
 
+/// The 403 AWS answers a request whose signature it recomputes differently:
+/// its message quotes the canonical request and string to sign, with the
+/// `x-amz-security-token` and the signature the caller sent.
+fn signature_mismatch(req: &Request) -> Response {
+    let token = req.header("x-amz-security-token").unwrap_or_default();
+    let date = req.header("x-amz-date").unwrap_or_default();
+    let authorization = req.header("authorization").unwrap_or_default();
+    let signature = authorization
+        .rsplit("Signature=")
+        .next()
+        .unwrap_or_default();
+    let message = format!(
+        "The request signature we calculated does not match the signature you provided. \
+         Check your AWS Secret Access Key and signing method. Consult the service documentation for details.\n\n\
+         The Canonical String for this request should have been\n'POST\n{path}\n\n\
+         host:lambda.us-east-1.amazonaws.com\nx-amz-date:{date}\nx-amz-security-token:{token}\n\n\
+         host;x-amz-date;x-amz-security-token\n'\n\n\
+         The String-to-Sign should have been\n'AWS4-HMAC-SHA256\n{date}\n'\n\
+         You sent Signature={signature}",
+        path = req.target,
+    );
+    aws_error(403, "SignatureDoesNotMatch", &message)
+}
+
 fn ok(qualifier: &str, body: impl Into<Vec<u8>>) -> Response {
     Response::new(200, "application/json", body)
         .header("x-amzn-requestid", "emulated-request-id")
@@ -105,6 +129,15 @@ pub async fn invoke(req: &Request) -> Response {
         )
         .header("x-amz-function-error", "Unhandled"),
         "throttled" => return aws_error(429, "TooManyRequestsException", "Rate Exceeded."),
+        // AWS's SignatureDoesNotMatch quotes the canonical request it
+        // computed, the caller's session token included, over many lines.
+        "signature-mismatch" => return signature_mismatch(req),
+        // A proxy result with an interim status (never a final answer).
+        "status-101" => ok(
+            &qualifier,
+            r#"{"statusCode": 101, "headers": {"upgrade": "websocket"}, "body": "switch"}"#,
+        ),
+        "status-100" => ok(&qualifier, r#"{"statusCode": "100", "body": "continue"}"#),
         "slow" => {
             tokio::time::sleep(Duration::from_secs(2)).await;
             ok(&qualifier, req.body.clone())
