@@ -421,6 +421,8 @@ pub fn bootstrap(plan: &Plan, options: &Options) -> Value {
         ("use_remote_address", b(true)),
         ("normalize_path", b(true)),
         ("merge_slashes", b(true)),
+        // No %2F/%5C reaches a function (README "Security: paths").
+        ("path_with_escaped_slashes_action", s("REJECT_REQUEST")),
         (
             "route_config",
             map([("virtual_hosts", seq(virtual_hosts(plan)))]),

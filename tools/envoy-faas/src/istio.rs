@@ -222,28 +222,54 @@ fn virtual_services(plan: &Plan, options: &Options) -> Vec<Value> {
         .collect()
 }
 
-fn holding_filter(plan: &Plan, buffer_limit: u64, options: &Options) -> Value {
-    let mut patches = vec![map([
-        ("applyTo", s("HTTP_FILTER")),
+/// `match` of the gateway's HTTP connection manager (`sub_filter`: one
+/// of its HTTP filters).
+fn hcm_match(sub_filter: Option<&str>) -> Value {
+    let hcm = s("envoy.filters.network.http_connection_manager");
+    let filter = match sub_filter {
+        Some(name) => map([("name", hcm), ("subFilter", map([("name", s(name))]))]),
+        None => map([("name", hcm)]),
+    };
+    map([
+        ("context", s("GATEWAY")),
         (
-            "match",
+            "listener",
+            map([("filterChain", map([("filter", filter)]))]),
+        ),
+    ])
+}
+
+/// Path confinement (README "Security: paths"): normalised paths, merged
+/// slashes, and %2F/%5C refused with 400, as the shipped Envoy configs.
+fn path_confinement() -> Value {
+    map([
+        ("applyTo", s("NETWORK_FILTER")),
+        ("match", hcm_match(None)),
+        (
+            "patch",
             map([
-                ("context", s("GATEWAY")),
+                ("operation", s("MERGE")),
                 (
-                    "listener",
+                    "value",
                     map([(
-                        "filterChain",
-                        map([(
-                            "filter",
-                            map([
-                                ("name", s("envoy.filters.network.http_connection_manager")),
-                                ("subFilter", map([("name", s("envoy.filters.http.router"))])),
-                            ]),
-                        )]),
+                        "typed_config",
+                        map([
+                            ("@type", s("type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager")),
+                            ("normalize_path", b(true)),
+                            ("merge_slashes", b(true)),
+                            ("path_with_escaped_slashes_action", s("REJECT_REQUEST")),
+                        ]),
                     )]),
                 ),
             ]),
         ),
+    ])
+}
+
+fn holding_filter(plan: &Plan, buffer_limit: u64, options: &Options) -> Value {
+    let mut patches = vec![path_confinement(), map([
+        ("applyTo", s("HTTP_FILTER")),
+        ("match", hcm_match(Some("envoy.filters.http.router"))),
         (
             "patch",
             map([
