@@ -157,8 +157,16 @@ pub fn local_bootstrap(name: &str, port_of: impl Fn(&str) -> u16) -> Value {
         set_port(&mut listener["address"], 0);
     }
     for cluster in as_array_mut(&mut config["static_resources"]["clusters"]) {
-        let port = port_of(cluster["name"].as_str().unwrap_or_default());
-        for endpoint in endpoints_mut(cluster) {
+        let name = cluster["name"].as_str().unwrap_or_default().to_string();
+        let mut endpoints = endpoints_mut(cluster)
+            .into_iter()
+            .filter(|e| e["endpoint"]["address"].get("socket_address").is_some())
+            .peekable();
+        if endpoints.peek().is_none() {
+            continue; // an internal listener's cluster: no port to move
+        }
+        let port = port_of(&name);
+        for endpoint in endpoints {
             set_port(&mut endpoint["endpoint"]["address"], port);
         }
     }
@@ -217,8 +225,12 @@ fn endpoints_mut(cluster: &mut Value) -> Vec<&mut Value> {
         .collect()
 }
 
+/// Moves a socket address to `port`; internal listeners and their
+/// endpoints (`envoy_internal_address`) have none and stay as they are.
 fn set_port(address: &mut Value, port: u16) {
-    address["socket_address"]["port_value"] = port.into();
+    if let Some(socket) = address.get_mut("socket_address") {
+        socket["port_value"] = port.into();
+    }
 }
 
 fn absolute_module_paths(v: &mut Value) {

@@ -11,8 +11,6 @@ use serde_json::{json, Value};
 fn start_with_functions_on(functions_port: u16) -> Envoy {
     let config = local_bootstrap("function-backend.yaml", |cluster| match cluster {
         "functions" => functions_port,
-        // Envoy connects to it while the filter works (it sends nothing).
-        "catalog_backend" => emulator().port(),
         other => panic!("envoy/function-backend.yaml: unexpected cluster {other:?}"),
     });
     Envoy::start(&config).unwrap_or_else(|log| panic!("{log}"))
@@ -22,14 +20,19 @@ fn start() -> Envoy {
     start_with_functions_on(emulator().port())
 }
 
-/// The function filter entry on `catalog_backend` of a bootstrap.
+/// The function filter entry of the `catalog_function` internal listener.
 fn backend_filter(config: &mut Value) -> &mut Value {
-    let backend = config["static_resources"]["clusters"]
+    let listener = config["static_resources"]["listeners"]
         .as_array_mut()
-        .and_then(|c| c.iter_mut().find(|c| c["name"] == "catalog_backend"))
-        .expect("catalog_backend");
-    &mut backend["typed_extension_protocol_options"]
-        ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["http_filters"][0]
+        .and_then(|l| l.iter_mut().find(|l| l["name"] == "catalog_function"))
+        .expect("catalog_function");
+    let filters = listener["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"]
+        .as_array_mut()
+        .expect("http_filters");
+    filters
+        .iter_mut()
+        .find(|f| f["name"] == "envoy.filters.http.wasm")
+        .expect("the function filter")
 }
 
 /// The shipped posture with the function filter's plugin config changed.
@@ -310,4 +313,182 @@ fn aws_lambda_signs_and_is_cached_as_an_upstream_filter() {
     let second = get_as(&envoy, "/api/catalog/l-1", &t, &[]);
     assert_eq!(second.header("x-cache-status"), Some("hit"));
     assert_eq!(function_calls(&envoy), 1);
+}
+
+fn post_as(envoy: &Envoy, path: &str, bearer: &str, body: &[u8]) -> Response {
+    let auth = format!("Bearer {bearer}");
+    http1(
+        envoy.port,
+        "POST",
+        path,
+        &[
+            ("authorization", auth.as_str()),
+            ("content-type", "application/json"),
+        ],
+        body,
+    )
+}
+
+/// RFC 9111 section 3.5: an answer to an authenticated request is shared
+/// only when marked public (or s-maxage, must-revalidate). Every request
+/// here is authenticated (jwt_authn takes the token off before the cache).
+#[test]
+fn an_answer_not_marked_public_is_never_served_to_another_caller() {
+    let envoy = start();
+    let (alice, bob) = (token("vary-alice"), token("vary-bob"));
+    let path = "/api/catalog/personal-1?personal=1";
+    let first = get_as(&envoy, path, &alice, &[]);
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert_eq!(first.json()["gateway"]["client"], "vary-alice");
+    // Another caller: its own function call, never alice's answer, also
+    // when it claims to be alice in the header the key is built from.
+    for extra in [&[][..], &[("x-jwt-sub", "vary-alice")][..]] {
+        let r = get_as(&envoy, path, &bob, extra);
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.json()["gateway"]["client"], "vary-bob", "{}", r.text());
+        assert_ne!(
+            r.json()["call"],
+            first.json()["call"],
+            "alice's answer served to bob"
+        );
+    }
+    // Not stored at all: alice's own repeat is a new call too, and the
+    // answer says it varies by caller (for any shared cache further out).
+    let again = get_as(&envoy, path, &alice, &[]);
+    assert_eq!(again.header("x-cache-status"), Some("miss"));
+    assert_ne!(again.json()["call"], first.json()["call"]);
+    assert_eq!(first.header("vary"), Some("x-jwt-sub"));
+    let calls = function_calls(&envoy);
+    assert_eq!(calls, 4);
+    // An answer marked public is one copy for every caller.
+    let carol = get_as(&envoy, "/api/catalog/shared-1", &token("vary-carol"), &[]);
+    let dave = get_as(&envoy, "/api/catalog/shared-1", &token("vary-dave"), &[]);
+    assert_eq!(dave.header("x-cache-status"), Some("hit"));
+    assert_eq!(dave.body, carol.body);
+    assert_eq!(function_calls(&envoy), calls + 1);
+}
+
+/// The function's own answers and the function filter's errors are
+/// upstream answers for every method: the envelope mapping never rewrites
+/// them, and they name the route.
+#[test]
+fn the_envelope_never_rewrites_the_functions_answers_or_the_filters_errors() {
+    let t = token("methods-alice");
+    for (status, path) in [(404, "/status/404"), (503, "/status/503")] {
+        let envoy = start_with_plugin(|plugin| {
+            plugin["function_uri"] = format!("http://127.0.0.1:{}{path}", emulator().port()).into();
+        });
+        for r in [
+            get_as(&envoy, "/api/catalog/m-1", &t, &[]),
+            post_as(&envoy, "/api/catalog/m-1", &t, b"{}"),
+        ] {
+            assert_eq!(r.status, status, "{}", r.text());
+            assert!(
+                !r.text().contains("no_route") && !r.text().contains("gateway_error"),
+                "the function's own {status} was rewritten: {}",
+                r.text()
+            );
+        }
+    }
+    let slow = start_with_plugin(|plugin| {
+        plugin["function_uri"] =
+            format!("http://127.0.0.1:{}/delay/3000", emulator().port()).into();
+        plugin["timeout"] = 200.into();
+    });
+    for r in [
+        get_as(&slow, "/api/catalog/m-2", &t, &[]),
+        post_as(&slow, "/api/catalog/m-2", &t, b"{}"),
+    ] {
+        let v = envelope(&r, 504, "function_timeout");
+        assert_eq!(v["route"], "catalog", "{v}");
+        assert!(
+            !v["message"].as_str().unwrap_or_default().starts_with('{'),
+            "{v}"
+        );
+    }
+    let down = start_with_functions_on(dead_port());
+    for r in [
+        get_as(&down, "/api/catalog/m-3", &t, &[]),
+        post_as(&down, "/api/catalog/m-3", &t, b"{}"),
+        http2(
+            down.port,
+            "GET",
+            "/api/catalog/m-3",
+            &[("authorization", &format!("Bearer {t}"))],
+            b"",
+        ),
+    ] {
+        let v = envelope(&r, 502, "function_unreachable");
+        assert_eq!(v["route"], "catalog", "{v}");
+    }
+    // The filter's 413: its own JSON, not wrapped in another.
+    let envoy = start();
+    let big = try_request(
+        envoy.port,
+        format!(
+            "POST /api/catalog/m-4 HTTP/1.1\r\nhost: gateway.test\r\nauthorization: Bearer {t}\r\ncontent-length: 7340032\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .expect("answer");
+    let v = envelope(&big, 413, "request_body_too_large");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("max_req_body_size"),
+        "{v}"
+    );
+}
+
+/// GETs (fetched by the cache) and POSTs (through the router) alike: the
+/// route's name in the metrics, and x-forwarded-for as the gateway's
+/// connection manager set it, with no x-envoy-* header added on the way.
+#[test]
+fn every_method_reaches_the_function_the_same_way_and_is_counted_under_the_route() {
+    let envoy = start_with_plugin(|plugin| {
+        plugin["function_uri"] = format!("http://127.0.0.1:{}/echo", emulator().port()).into();
+    });
+    let t = token("same-alice");
+    let get = get_as(
+        &envoy,
+        "/api/catalog/s-1",
+        &t,
+        &[("x-forwarded-for", "203.0.113.9")],
+    );
+    let post = post_as(&envoy, "/api/catalog/s-1", &t, b"{}");
+    let (g, p) = (get.echo(), post.echo());
+    let peer = p
+        .header("x-forwarded-for")
+        .expect("x-forwarded-for")
+        .to_string();
+    assert!(!peer.contains(','), "one hop on POST: {peer}");
+    // use_remote_address: the peer appended once to the client's chain
+    // (the cache's fetch would append it a second time).
+    let expected = format!("203.0.113.9,{peer}");
+    assert_eq!(
+        g.header("x-forwarded-for"),
+        Some(expected.as_str()),
+        "{:?}",
+        g.headers
+    );
+    for e in [&g, &p] {
+        for name in [
+            "x-envoy-internal",
+            "x-envoy-expected-rq-timeout-ms",
+            "x-faas-gateway-xff",
+        ] {
+            assert_eq!(e.header(name), None, "{name}: {:?}", e.headers);
+        }
+    }
+    let counted = |method_outcome: &str| {
+        envoy
+            .stat(&format!(
+                "wasmcustom.envoy_faas_requests_total.filter=.=openfunction;.;route=.=catalog;.;outcome=.={method_outcome};.;fault=.=none;.;"
+            ))
+            .unwrap_or(0)
+    };
+    assert_eq!(counted("function_2xx"), 2, "both under route=catalog");
+    let unnamed = envoy.stat_ending("route=.=*;.;outcome=.=function_2xx;.;fault=.=none;.;");
+    assert_eq!(unnamed.map(|(_, n)| n).unwrap_or(0), 0);
 }

@@ -257,7 +257,8 @@ fn the_shipped_listener_confines_paths() {
     let r = try_request(&gw, raw).expect("raw request");
     assert_eq!(r.status, 404, "{}", r.text());
     // A raw backslash: Envoy's normalisation or the filter refuses it.
-    let raw = b"GET /echo/..\\..\\admin HTTP/1.1\r\nhost: gateway.test\r\nconnection: close\r\n\r\n";
+    let raw =
+        b"GET /echo/..\\..\\admin HTTP/1.1\r\nhost: gateway.test\r\nconnection: close\r\n\r\n";
     let r = try_request(&gw, raw).expect("raw request");
     assert!(matches!(r.status, 400 | 404), "{}: {}", r.status, r.text());
     // What stays below the function passes.

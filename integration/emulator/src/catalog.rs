@@ -5,8 +5,9 @@
 //! who routed it, the caller's JWT claims) in the answer and in one
 //! structured log line.
 //!
-//! Answers carry `cache-control: public, max-age=60`, or `no-store` with
-//! `?fresh=1`; the gateway's cache decides from that.
+//! Answers carry `cache-control: public, max-age=60`, `no-store` with
+//! `?fresh=1`, or `max-age=120` (not public) with `?personal=1`; the
+//! gateway's cache decides from that.
 
 use crate::http::{Request, Response};
 use serde_json::json;
@@ -73,8 +74,15 @@ pub fn handle(req: &Request, rest: &str) -> Response {
         "call": call,
         "gateway": gateway,
     });
+    // `?personal=1`: cacheable, but not marked public (an answer for this
+    // caller only: RFC 9111 section 3.5 keeps it from other callers).
+    let personal = req
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p == "personal=1"));
     let cache_control = if fresh {
         "no-store"
+    } else if personal {
+        "max-age=120"
     } else {
         "public, max-age=60"
     };
