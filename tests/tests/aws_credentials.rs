@@ -331,3 +331,105 @@ fn kong_fields_are_accepted_and_bad_values_refused_at_load() {
         .expect("refused without any source");
     assert!(log.contains("no credentials"), "{log}");
 }
+
+/// Issue 27: a deployment that left a variable out is refused naming it,
+/// a named `credential_source` must be complete (and is used whatever else
+/// the environment holds), and `auto` says which source it chose and why.
+#[test]
+fn the_source_is_named_or_logged_and_half_a_pair_is_refused() {
+    let fakes = Fakes::start(3600).expect("fakes");
+    let named = |source: &str| {
+        let mut p = plugin(json!({}));
+        p["credential_source"] = source.into();
+        p
+    };
+    let refused = |plugin: &Value, env: &[(&str, &str)]| {
+        Envoy::start(&platform_bootstrap(plugin, env, fakes.port, None))
+            .err()
+            .expect("refused")
+    };
+    for (env, expected) in [
+        (
+            vec![IMDS_ON, ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")],
+            r#"field "AWS_SECRET_ACCESS_KEY": (environment) is required with AWS_ACCESS_KEY_ID"#,
+        ),
+        (
+            vec![IMDS_ON, ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/gw")],
+            r#"field "AWS_WEB_IDENTITY_TOKEN_FILE": (environment) is required with AWS_ROLE_ARN"#,
+        ),
+    ] {
+        let log = refused(&plugin(json!({})), &env);
+        assert!(log.contains(expected), "{expected}: {log}");
+    }
+    for (source, expected) in [
+        (
+            "web_identity",
+            r#"route "f": field "AWS_WEB_IDENTITY_TOKEN_FILE": (environment) is required (with AWS_ROLE_ARN): credential_source is web_identity"#,
+        ),
+        (
+            "container",
+            r#"field "AWS_CONTAINER_CREDENTIALS_FULL_URI": (environment) (or AWS_CONTAINER_CREDENTIALS_RELATIVE_URI) is required"#,
+        ),
+        (
+            "environment",
+            r#"field "AWS_ACCESS_KEY_ID": (environment) is required: credential_source is environment"#,
+        ),
+        (
+            "instance",
+            r#"field "credential_source": must be one of auto, environment, web_identity, container, imds"#,
+        ),
+    ] {
+        let log = refused(&named(source), &[IMDS_ON]);
+        assert!(log.contains(expected), "{source}: {log}");
+    }
+    let log = refused(&named("imds"), &[("AWS_EC2_METADATA_DISABLED", "true")]);
+    assert!(
+        log.contains(r#"field "AWS_EC2_METADATA_DISABLED": (environment) is true, but credential_source is imds"#),
+        "{log}"
+    );
+    // Named: IMDS signs although the environment also offers a container.
+    let container = format!("http://127.0.0.1:{}/v2/credentials/task", fakes.port);
+    let env = [IMDS_ON, ("AWS_CONTAINER_CREDENTIALS_FULL_URI", container.as_str())];
+    let mut envoy = start(&named("imds"), &env, &fakes);
+    envoy
+        .wait_stat(&stat("imds", "envoy_faas_credentials_refreshes_total"), 1)
+        .unwrap();
+    assert_signed(&envoy);
+    assert_eq!(fakes.controls.calls("container"), 0);
+    assert!(envoy.log().contains(r#"route "f": credentials from imds (credential_source is imds)"#));
+    // auto: the line names the source and why, off EC2 the hint too.
+    let mut envoy = start(&plugin(json!({})), &[IMDS_ON], &fakes);
+    envoy
+        .wait_log("credentials from imds (no keys, web identity or container variables reach the VM")
+        .unwrap();
+}
+
+/// A metadata service Envoy cannot reach is reported as unreachable, and
+/// an outage logs once when it starts, not once per refused request.
+#[test]
+fn an_unreachable_metadata_service_is_named_and_refusals_do_not_flood_the_log() {
+    let mut envoy = Envoy::start(&platform_bootstrap(&plugin(json!({})), &[IMDS_ON], dead_port(), None))
+        .unwrap_or_else(|log| panic!("{log}"));
+    envoy
+        .wait_stat(&stat("imds", "envoy_faas_credentials_refresh_failures_total"), 1)
+        .unwrap();
+    for h2 in [false, true] {
+        for _ in 0..10 {
+            let r = if h2 {
+                http2(envoy.port, "GET", "/f/platform", &[], b"")
+            } else {
+                signed_hello(&envoy)
+            };
+            assert_eq!(r.status, 503, "{}", r.text());
+            let message = r.json()["message"].as_str().unwrap_or_default().to_string();
+            assert!(message.contains("imds: the endpoint could not be reached"), "{message}");
+        }
+    }
+    let log = envoy.log();
+    assert_eq!(
+        log.matches("refusing requests with 503 credentials_unavailable").count(),
+        1,
+        "{log}"
+    );
+    assert!(!log.contains(r#"route "f": credentials_unavailable"#), "{log}");
+}

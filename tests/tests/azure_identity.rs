@@ -255,3 +255,130 @@ fn incomplete_environments_are_refused_at_load_naming_the_variable() {
         "{log}"
     );
 }
+
+/// Issue 27: the source is explicit or said out loud, a deployment that
+/// left a workload-identity variable out is refused rather than quietly
+/// given the node's identity (IMDS), and a named source must be complete.
+#[test]
+fn the_source_is_named_or_logged_and_half_a_workload_identity_is_refused() {
+    let fakes = Fakes::start(3600).expect("fakes");
+    let with_source = |source: &str| {
+        json!({"cluster": "functions", "routes": {"f": {
+            "function_uri": FUNCTION,
+            "authorization": {"managed_identity": {"resource": PROTECTED_AUDIENCE, "source": source}}
+        }}})
+    };
+    let half = [("AZURE_TENANT_ID", "tenant-1"), ("AZURE_CLIENT_ID", "client-1")];
+    let log = Envoy::start(&azure_identity_bootstrap(
+        &plugin(PROTECTED_AUDIENCE),
+        &half,
+        fakes.port,
+        None,
+    ))
+    .err()
+    .expect("refused");
+    assert!(
+        log.contains(r#"route "f": field "AZURE_FEDERATED_TOKEN_FILE": (environment) is not set although AZURE_TENANT_ID is"#),
+        "{log}"
+    );
+    let log = Envoy::start(&azure_identity_bootstrap(
+        &with_source("workload_identity"),
+        &[],
+        fakes.port,
+        None,
+    ))
+    .err()
+    .expect("refused");
+    assert!(
+        log.contains(r#"field "AZURE_FEDERATED_TOKEN_FILE": (environment) is required: managed_identity.source is workload_identity"#),
+        "{log}"
+    );
+    let log = Envoy::start(&azure_identity_bootstrap(&with_source("msi"), &[], fakes.port, None))
+        .err()
+        .expect("refused");
+    assert!(
+        log.contains(r#"field "authorization.managed_identity.source": must be one of auto, workload_identity, app_service, imds"#),
+        "{log}"
+    );
+    // Named, IMDS is used whatever else the environment holds.
+    let mut envoy = start(&with_source("imds"), &half, &fakes);
+    envoy
+        .wait_stat(&stat("imds", "envoy_faas_credentials_refreshes_total"), 1)
+        .unwrap();
+    assert_accepted(&envoy);
+    assert!(envoy.log().contains(r#"route "f": managed identity token from imds (source is imds)"#));
+    // Chosen by the environment: the line says which and why.
+    let mut envoy = start(&plugin(PROTECTED_AUDIENCE), &[], &fakes);
+    envoy
+        .wait_log("managed identity token from imds (no workload identity or App Service variables reach the VM)")
+        .unwrap();
+}
+
+/// An endpoint Envoy cannot reach is reported as unreachable, and an
+/// outage logs once when it starts (then a summary a minute), not a line
+/// per refused request.
+#[test]
+fn an_unreachable_token_endpoint_is_named_and_refusals_do_not_flood_the_log() {
+    let mut envoy = Envoy::start(&azure_identity_bootstrap(
+        &plugin(PROTECTED_AUDIENCE),
+        &[],
+        dead_port(),
+        None,
+    ))
+    .unwrap_or_else(|log| panic!("{log}"));
+    envoy
+        .wait_stat(&stat("imds", "envoy_faas_credentials_refresh_failures_total"), 1)
+        .unwrap();
+    for h2 in [false, true] {
+        for _ in 0..10 {
+            let r = if h2 {
+                http2(envoy.port, "GET", "/f", &[], b"")
+            } else {
+                get(envoy.port, "/f")
+            };
+            assert_eq!(r.status, 503, "{}", r.text());
+            let message = r.json()["message"].as_str().unwrap_or_default().to_string();
+            assert!(message.contains("could not be reached"), "{message}");
+            assert!(!message.contains("HTTP 503"), "{message}");
+        }
+    }
+    let log = envoy.log();
+    let refusing = log.matches("refusing requests with 503 credentials_unavailable").count();
+    assert_eq!(refusing, 1, "{log}");
+    let per_request = log
+        .lines()
+        .filter(|l| l.contains(r#"route "f": credentials_unavailable"#))
+        .count();
+    assert_eq!(per_request, 0, "{log}");
+}
+
+/// APIM's `output-token-variable-name` use: the token goes into another
+/// header, and the client's own Authorization reaches the function.
+#[test]
+fn the_token_can_travel_in_another_header_beside_the_clients_authorization() {
+    let fakes = Fakes::start(3600).expect("fakes");
+    let plugin = json!({"cluster": "functions", "routes": {"f": {
+        "function_uri": "http://fnapp.azurewebsites.net/api/echo",
+        "authorization": {
+            "apikey": faas_emulator::azure::KEYS[0],
+            "managed_identity": {"resource": PROTECTED_AUDIENCE, "header": "X-Gateway-Token"}
+        }
+    }}});
+    let mut envoy = start(&plugin, &[], &fakes);
+    envoy
+        .wait_stat(&stat("imds", "envoy_faas_credentials_refreshes_total"), 1)
+        .unwrap();
+    for h2 in [false, true] {
+        let headers = [("authorization", "Bearer client-token")];
+        let r = if h2 {
+            http2(envoy.port, "GET", "/f", &headers, b"")
+        } else {
+            http1(envoy.port, "GET", "/f", &headers, b"")
+        };
+        assert_eq!(r.status, 200, "{}", r.text());
+        let e = r.echo();
+        assert_eq!(e.header("authorization"), Some("Bearer client-token"));
+        let token = e.header("x-gateway-token").expect("the gateway's token");
+        assert!(token.starts_with("Bearer ") && token.len() > 20, "{token}");
+    }
+}

@@ -4,7 +4,7 @@
 //! platform sources with the filter-wide [`Provider`].
 
 use crate::credentials::chain::{Base, Clusters, Source, StsEndpoint};
-use crate::credentials::environment::Environment;
+use crate::credentials::environment::{Chosen, Environment, SourceChoice};
 use crate::credentials::provider::{provider, Provider};
 use crate::credentials::Credentials;
 use crate::sigv4::Signer;
@@ -16,6 +16,8 @@ use std::cell::RefCell;
 #[derive(Debug)]
 pub struct Global {
     pub env: Environment,
+    /// `credential_source`: which source signs routes without config keys.
+    pub source: SourceChoice,
     /// Sources are registered while routes compile, then only read.
     pub provider: RefCell<Provider>,
 }
@@ -35,8 +37,18 @@ impl Global {
             sts: cluster("sts_cluster", "aws_sts")?,
             token_files: cluster("token_file_cluster", "aws_token_files")?,
         };
+        let source = match fields.string("credential_source")? {
+            None => SourceChoice::Auto,
+            Some(name) => SourceChoice::parse(&name).ok_or_else(|| {
+                fields.error(
+                    "credential_source",
+                    &format!("must be one of {}", SourceChoice::NAMES),
+                )
+            })?,
+        };
         Ok(Global {
             env,
+            source,
             provider: RefCell::new(provider(clusters)),
         })
     }
@@ -164,30 +176,50 @@ pub fn resolve(
 ) -> Result<CredentialSource, ConfigError> {
     let env = &global.env;
     let mut provider = global.provider.borrow_mut();
-    let base = if let Some(c) = configured.or_else(|| env.credentials.clone()) {
+    let base = if let Some(c) = configured {
         Base::Static(c)
-    } else if let Some(w) = &env.web_identity {
-        let region = env.region.as_deref().unwrap_or(region);
-        Base::Chain(provider.register(Source::WebIdentity {
-            token_file: w.token_file.clone(),
-            role_arn: w.role_arn.clone(),
-            session_name: w.session_name.clone(),
-            sts: StsEndpoint {
-                authority: sts_authority(region),
-                region: region.to_string(),
-            },
-        }))
-    } else if let Some(c) = &env.container {
-        Base::Chain(provider.register(Source::Container {
-            endpoint: c.endpoint.clone(),
-            authorization: c.authorization.clone(),
-        }))
-    } else if !env.imds_disabled {
-        Base::Chain(provider.register(Source::Imds {
-            allow_v1: platform.imds_allow_v1,
-        }))
     } else {
-        return Err(no_credentials(fields.route(), field));
+        let (chosen, why) = env.choose(global.source).map_err(|e| match global.source {
+            SourceChoice::Auto => no_credentials(fields.route(), field),
+            _ => ConfigError::new(
+                fields.route(),
+                e.variable,
+                format!("(environment) {}", e.message),
+            ),
+        })?;
+        let label = match &chosen {
+            Chosen::Keys(_) => "environment",
+            Chosen::WebIdentity(_) => "web_identity",
+            Chosen::Container(_) => "container",
+            Chosen::Imds => "imds",
+        };
+        // One line per route at load: which identity signs, and why.
+        log::info!(
+            "aws-lambda: route \"{}\": credentials from {label} ({why})",
+            fields.route()
+        );
+        match chosen {
+            Chosen::Keys(c) => Base::Static(c.clone()),
+            Chosen::WebIdentity(w) => {
+                let region = env.region.as_deref().unwrap_or(region);
+                Base::Chain(provider.register(Source::WebIdentity {
+                    token_file: w.token_file.clone(),
+                    role_arn: w.role_arn.clone(),
+                    session_name: w.session_name.clone(),
+                    sts: StsEndpoint {
+                        authority: sts_authority(region),
+                        region: region.to_string(),
+                    },
+                }))
+            }
+            Chosen::Container(c) => Base::Chain(provider.register(Source::Container {
+                endpoint: c.endpoint.clone(),
+                authorization: c.authorization.clone(),
+            })),
+            Chosen::Imds => Base::Chain(provider.register(Source::Imds {
+                allow_v1: platform.imds_allow_v1,
+            })),
+        }
     };
     let Some(role_arn) = platform.assume_role_arn else {
         return Ok(match base {

@@ -60,8 +60,10 @@ pub struct Route {
     /// Remove client-sent key headers before applying ours.
     pub strip_client_keys: bool,
     /// The managed-identity source (provider index) whose token is sent as
-    /// `Authorization: Bearer`.
+    /// `Bearer <token>` in `identity_header`.
     pub identity: Option<usize>,
+    /// `managed_identity.header` (`authorization` unless set).
+    pub identity_header: String,
 }
 
 /// Fields only the Kong form has.
@@ -162,13 +164,19 @@ fn register_identity(
     global: &Global,
     identity: &ManagedIdentity,
 ) -> Result<usize, ConfigError> {
-    let source = global.env.source_for(identity).map_err(|e| {
+    let (source, why) = global.env.source_for(identity).map_err(|e| {
         ConfigError::new(
             fields.route(),
             e.variable,
             format!("(environment) {}", e.message),
         )
     })?;
+    // One line per route at load: which identity, and why.
+    log::info!(
+        "azure-functions: route \"{}\": managed identity token from {} ({why})",
+        fields.route(),
+        faas_core::credentials::Source::label(&source)
+    );
     Ok(global.provider.borrow_mut().register(source))
 }
 
@@ -191,6 +199,9 @@ pub fn read_route(fields: &mut Fields, global: &Global) -> Result<Route, ConfigE
     };
     let strip_client_keys = fields.bool("strip_client_keys")?.unwrap_or(false);
     let common = CommonConfig::read(fields, uri)?;
+    let identity_header = identity
+        .as_ref()
+        .map_or_else(|| "authorization".to_string(), |mi| mi.header.clone());
     let identity = identity
         .map(|mi| register_identity(fields, global, &mi))
         .transpose()?;
@@ -200,6 +211,7 @@ pub fn read_route(fields: &mut Fields, global: &Global) -> Result<Route, ConfigE
         clientid,
         strip_client_keys,
         identity,
+        identity_header,
     })
 }
 
@@ -247,7 +259,7 @@ fn send_token(
                 "no valid Entra ID token for the managed identity",
             )
         })?;
-    callout.set_header("authorization", format!("Bearer {}", token.0));
+    callout.set_header(&route.identity_header, format!("Bearer {}", token.0));
     Ok(())
 }
 
@@ -486,6 +498,7 @@ mod tests {
             clientid: opt(route.1),
             strip_client_keys: strip,
             identity: None,
+            identity_header: "authorization".into(),
         };
         let mut headers = vec![(":method", "GET"), (":path", "/")];
         headers.extend_from_slice(client);
@@ -510,13 +523,95 @@ mod tests {
 
     #[test]
     fn a_managed_identity_route_sends_the_refreshed_token_and_is_held_without_one() {
+        let call = identity_callout(
+            r#""managed_identity": {"resource": "api://fn", "client_id": "uami"}"#,
+        );
+        assert_eq!(call.header("authorization"), Some("Bearer tok-1"));
+        assert_eq!(call.header(KEY_HEADER), Some("k"), "keys are still sent");
+        assert_eq!(
+            call.headers
+                .iter()
+                .filter(|(n, _)| n == "authorization")
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn the_token_can_go_into_another_header_and_the_clients_authorization_stays() {
+        let call = identity_callout(
+            r#""managed_identity": {"resource": "api://fn", "client_id": "uami", "header": "X-Gateway-Token"}"#,
+        );
+        assert_eq!(call.header("x-gateway-token"), Some("Bearer tok-1"));
+        assert_eq!(call.header("authorization"), Some("Bearer from-the-client"));
+        for bad in [
+            "host",
+            ":path",
+            "x-functions-key",
+            "x-envoy-x",
+            "a b",
+            "content-length",
+        ] {
+            let config = format!(
+                r#"{{"function_uri": "https://a.azurewebsites.net/api/f",
+                    "authorization": {{"managed_identity": {{"resource": "api://fn", "header": "{bad}"}}}}}}"#
+            );
+            let e = compiled(&config).unwrap_err();
+            assert_eq!(e.field, "authorization.managed_identity.header", "{bad}");
+        }
+    }
+
+    /// Envoy's own 503/504 for a token endpoint it could not reach (or that
+    /// did not answer in time) are reported as such, never as "HTTP 503".
+    #[test]
+    fn an_unreachable_or_silent_token_endpoint_is_named_as_such() {
         use faas_core::host::fake::{FakeHost, Shared};
         use std::rc::Rc;
-        let c = compiled(
-            r#"{"function_uri": "https://a.azurewebsites.net/api/f",
-                "authorization": {"apikey": "k", "managed_identity": {"resource": "api://fn", "client_id": "uami"}}}"#,
-        )
-        .unwrap();
+        let envoy_says = |status: u16, body: &str| CalloutResponse {
+            status,
+            headers: faas_core::headers::owned(&[
+                ("content-length", "24"),
+                ("content-type", "text/plain"),
+            ]),
+            body: body.as_bytes().to_vec(),
+        };
+        for (answer, expected) in [
+            (
+                envoy_says(503, "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure"),
+                "could not be reached",
+            ),
+            (envoy_says(504, "upstream request timeout"), "did not answer within 3 s"),
+            (envoy_says(503, "busy"), "HTTP 503"),
+        ] {
+            let c = compiled(
+                r#"{"function_uri": "https://a.azurewebsites.net/api/f",
+                    "authorization": {"managed_identity": {"resource": "api://fn"}}}"#,
+            )
+            .unwrap();
+            let route = c.routes.lookup(None).unwrap();
+            let shared = Rc::new(Shared::default());
+            shared.unix_seconds.set(1_800_000_000);
+            let host = FakeHost::new(Rc::clone(&shared));
+            AzureFunctions::on_tick(&c.global, &host);
+            let calls = host.take_calls();
+            let (token, _) = calls.first().unwrap();
+            AzureFunctions::on_background_response(&c.global, *token, answer, &host);
+            let refused = AzureFunctions::admit(&c.global, &route, &host).unwrap_err();
+            assert!(refused.message.contains(expected), "{}", refused.message);
+        }
+    }
+
+    /// Compiles a route with `managed_identity` (and key `k`), refuses it
+    /// without a token, fetches one from IMDS over the fake host (`tok-1`),
+    /// and builds the call for a client that sent its own Authorization.
+    fn identity_callout(managed_identity: &str) -> Callout {
+        use faas_core::host::fake::{FakeHost, Shared};
+        use std::rc::Rc;
+        let config = format!(
+            r#"{{"function_uri": "https://a.azurewebsites.net/api/f",
+                "authorization": {{"apikey": "k", {managed_identity}}}}}"#
+        );
+        let c = compiled(&config).unwrap();
         let route = c.routes.lookup(None).unwrap();
         assert_eq!(route.identity, Some(0));
         assert_eq!(
@@ -554,16 +649,7 @@ mod tests {
             ..Default::default()
         };
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_001);
-        let call = AzureFunctions::build_callout(&c.global, &route, &request, now).unwrap();
-        assert_eq!(call.header("authorization"), Some("Bearer tok-1"));
-        assert_eq!(call.header(KEY_HEADER), Some("k"), "keys are still sent");
-        assert_eq!(
-            call.headers
-                .iter()
-                .filter(|(n, _)| n == "authorization")
-                .count(),
-            1
-        );
+        AzureFunctions::build_callout(&c.global, &route, &request, now).unwrap()
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub struct ErrorReply {
     /// What the upstream said (its error message, say): for the log line
     /// only, redacted there ([`crate::redact::for_log`]), never rendered.
     pub upstream_text: Option<String>,
+    /// Whether answering logs a line; off where the producer logs itself
+    /// (credential refusals: one line per outage and interval).
+    pub log_line: bool,
 }
 
 impl ErrorReply {
@@ -44,7 +47,14 @@ impl ErrorReply {
             message: message.into(),
             details: Vec::new(),
             upstream_text: None,
+            log_line: true,
         }
+    }
+
+    /// Answers without a log line of its own (the producer logged it).
+    pub fn unlogged(mut self) -> ErrorReply {
+        self.log_line = false;
+        self
     }
 
     /// Keeps what the upstream said for the log line (never for the client).

@@ -125,6 +125,9 @@ pub fn reject<I: Integration>(
     error: &ErrorReply,
     secrets: &[String],
 ) {
+    if !error.log_line {
+        return send_reply::<I>(host, &error.render(route, request_id));
+    }
     let message = redact::for_log(&error.message, secrets);
     match &error.upstream_text {
         Some(text) => log::warn!(

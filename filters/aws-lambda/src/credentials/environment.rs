@@ -66,6 +66,12 @@ impl Environment {
     /// Reads the variables through `get` (the VM's environment in the filter).
     pub fn read(get: impl Fn(&str) -> Option<String>) -> Result<Environment, EnvError> {
         let non_empty = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        // Half a pair is a deployment that forgot a variable (host_env_keys
+        // lists each one): refused, never quietly another source.
+        let missing = |variable: &'static str, with: &str| EnvError {
+            variable,
+            message: format!("is required with {with} (pass both to the VM)"),
+        };
         let credentials = match (
             non_empty("AWS_ACCESS_KEY_ID"),
             non_empty("AWS_SECRET_ACCESS_KEY"),
@@ -75,7 +81,9 @@ impl Environment {
                 secret_access_key,
                 session_token: non_empty("AWS_SESSION_TOKEN"),
             }),
-            _ => None,
+            (Some(_), None) => return Err(missing("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID")),
+            (None, Some(_)) => return Err(missing("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")),
+            (None, None) => None,
         };
         let web_identity = match (
             non_empty("AWS_WEB_IDENTITY_TOKEN_FILE"),
@@ -93,7 +101,8 @@ impl Environment {
                     message: "is required with AWS_WEB_IDENTITY_TOKEN_FILE".into(),
                 })
             }
-            _ => None,
+            (None, Some(_)) => return Err(missing("AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN")),
+            (None, None) => None,
         };
         let endpoint = container::endpoint(
             non_empty("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").as_deref(),
@@ -128,6 +137,104 @@ impl Environment {
             container,
             imds_disabled: imds::disabled(get("AWS_EC2_METADATA_DISABLED").as_deref()),
         })
+    }
+}
+
+/// `credential_source`: which source signs routes without keys in their
+/// config. `Auto` is the AWS SDKs' order (and logs which one it chose and
+/// why); a named source must be fully set up, or the config is refused.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SourceChoice {
+    #[default]
+    Auto,
+    Environment,
+    WebIdentity,
+    Container,
+    Imds,
+}
+
+impl SourceChoice {
+    pub const NAMES: &'static str = "auto, environment, web_identity, container, imds";
+
+    pub fn parse(name: &str) -> Option<SourceChoice> {
+        Some(match name {
+            "auto" => SourceChoice::Auto,
+            "environment" => SourceChoice::Environment,
+            "web_identity" => SourceChoice::WebIdentity,
+            "container" => SourceChoice::Container,
+            "imds" => SourceChoice::Imds,
+            _ => return None,
+        })
+    }
+}
+
+/// The source the environment provides for a route without config keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Chosen<'a> {
+    Keys(&'a Credentials),
+    WebIdentity(&'a WebIdentity),
+    Container(&'a Container),
+    Imds,
+}
+
+impl Environment {
+    /// The source `choice` selects, and why (for the startup log line), or
+    /// the variable a named source lacks.
+    pub fn choose(&self, choice: SourceChoice) -> Result<(Chosen<'_>, &'static str), EnvError> {
+        let lacks = |variable: &'static str, message: &str| EnvError {
+            variable,
+            message: message.to_string(),
+        };
+        match choice {
+            SourceChoice::Auto => Ok(if let Some(c) = &self.credentials {
+                (Chosen::Keys(c), "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are set")
+            } else if let Some(w) = &self.web_identity {
+                (Chosen::WebIdentity(w), "AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN are set")
+            } else if let Some(c) = &self.container {
+                (Chosen::Container(c), "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or _FULL_URI is set")
+            } else if !self.imds_disabled {
+                (
+                    Chosen::Imds,
+                    "no keys, web identity or container variables reach the VM, and \
+                     AWS_EC2_METADATA_DISABLED is not true; off EC2, name the source in credential_source",
+                )
+            } else {
+                return Err(lacks(
+                    "AWS_EC2_METADATA_DISABLED",
+                    "is true and no other source's variables reach the VM",
+                ));
+            }),
+            SourceChoice::Environment => self
+                .credentials
+                .as_ref()
+                .map(|c| (Chosen::Keys(c), "credential_source is environment"))
+                .ok_or_else(|| lacks("AWS_ACCESS_KEY_ID", "is required: credential_source is environment")),
+            SourceChoice::WebIdentity => self
+                .web_identity
+                .as_ref()
+                .map(|w| (Chosen::WebIdentity(w), "credential_source is web_identity"))
+                .ok_or_else(|| {
+                    lacks(
+                        "AWS_WEB_IDENTITY_TOKEN_FILE",
+                        "is required (with AWS_ROLE_ARN): credential_source is web_identity",
+                    )
+                }),
+            SourceChoice::Container => self
+                .container
+                .as_ref()
+                .map(|c| (Chosen::Container(c), "credential_source is container"))
+                .ok_or_else(|| {
+                    lacks(
+                        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                        "(or AWS_CONTAINER_CREDENTIALS_RELATIVE_URI) is required: credential_source is container",
+                    )
+                }),
+            SourceChoice::Imds if self.imds_disabled => Err(lacks(
+                "AWS_EC2_METADATA_DISABLED",
+                "is true, but credential_source is imds",
+            )),
+            SourceChoice::Imds => Ok((Chosen::Imds, "credential_source is imds")),
+        }
     }
 }
 
@@ -194,6 +301,60 @@ mod tests {
                 env(&[("AWS_WEB_IDENTITY_TOKEN_FILE", bad), ("AWS_ROLE_ARN", "r")]).unwrap_err();
             assert_eq!(e.variable, "AWS_WEB_IDENTITY_TOKEN_FILE", "{bad}");
         }
+    }
+
+    #[test]
+    fn half_a_pair_is_refused_naming_the_missing_variable() {
+        for (set, missing) in [
+            ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
+            ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID"),
+            ("AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"),
+        ] {
+            assert_eq!(env(&[(set, "v")]).unwrap_err().variable, missing, "{set}");
+        }
+    }
+
+    #[test]
+    fn a_named_source_must_be_set_up_and_auto_says_why() {
+        let none = env(&[]).unwrap();
+        let (chosen, why) = none.choose(SourceChoice::Auto).unwrap();
+        assert_eq!(chosen, Chosen::Imds);
+        assert!(why.contains("credential_source"), "{why}");
+        for (choice, variable) in [
+            (SourceChoice::Environment, "AWS_ACCESS_KEY_ID"),
+            (SourceChoice::WebIdentity, "AWS_WEB_IDENTITY_TOKEN_FILE"),
+            (
+                SourceChoice::Container,
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            ),
+        ] {
+            assert_eq!(none.choose(choice).unwrap_err().variable, variable);
+        }
+        let off = env(&[("AWS_EC2_METADATA_DISABLED", "true")]).unwrap();
+        assert_eq!(
+            off.choose(SourceChoice::Imds).unwrap_err().variable,
+            "AWS_EC2_METADATA_DISABLED"
+        );
+        let keys = env(&[
+            ("AWS_ACCESS_KEY_ID", "AK"),
+            ("AWS_SECRET_ACCESS_KEY", "SK"),
+            (
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                "/v2/credentials/id",
+            ),
+        ])
+        .unwrap();
+        assert!(matches!(
+            keys.choose(SourceChoice::Auto).unwrap().0,
+            Chosen::Keys(_)
+        ));
+        assert!(matches!(
+            keys.choose(SourceChoice::Container).unwrap().0,
+            Chosen::Container(_)
+        ));
+        assert_eq!(keys.choose(SourceChoice::Imds).unwrap().0, Chosen::Imds);
+        assert_eq!(SourceChoice::parse("imds"), Some(SourceChoice::Imds));
+        assert_eq!(SourceChoice::parse("IMDS"), None);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! AKS node's).
 
 use super::chain::Source;
-use super::ManagedIdentity;
+use super::{ManagedIdentity, SourceChoice};
 use faas_core::uri::FunctionUri;
 
 /// The variables, as read at configure time.
@@ -49,10 +49,70 @@ impl Environment {
         }
     }
 
-    /// The source for `identity`, or what is wrong with the environment.
-    pub fn source_for(&self, identity: &ManagedIdentity) -> Result<Source, EnvError> {
+    /// The source for `identity` (its `source` choice), and why it was
+    /// chosen (the startup log line), or what the environment lacks.
+    pub fn source_for(
+        &self,
+        identity: &ManagedIdentity,
+    ) -> Result<(Source, &'static str), EnvError> {
+        let lacks = |variable: &'static str, message: &str| EnvError {
+            variable,
+            message: message.to_string(),
+        };
+        match identity.source {
+            SourceChoice::WorkloadIdentity => match &self.federated_token_file {
+                Some(file) => Ok((
+                    self.workload(identity, file)?,
+                    "source is workload_identity",
+                )),
+                None => Err(lacks(
+                    "AZURE_FEDERATED_TOKEN_FILE",
+                    "is required: managed_identity.source is workload_identity",
+                )),
+            },
+            SourceChoice::AppService => match &self.identity_endpoint {
+                Some(_) => Ok((self.app_service(identity)?, "source is app_service")),
+                None => Err(lacks(
+                    "IDENTITY_ENDPOINT",
+                    "is required (with IDENTITY_HEADER): managed_identity.source is app_service",
+                )),
+            },
+            SourceChoice::Imds => Ok((Self::imds(identity), "source is imds")),
+            SourceChoice::Auto => {
+                if let Some(file) = &self.federated_token_file {
+                    return Ok((
+                        self.workload(identity, file)?,
+                        "AZURE_FEDERATED_TOKEN_FILE is set (AKS workload identity)",
+                    ));
+                }
+                // Workload identity's other variables without its token file:
+                // a deployment that left the file out of host_env_keys. IMDS
+                // would be the node's identity: refused, never a quiet switch.
+                if self.tenant_id.is_some() {
+                    return Err(lacks(
+                        "AZURE_FEDERATED_TOKEN_FILE",
+                        "is not set although AZURE_TENANT_ID is: pass it to the VM for workload \
+                         identity, or set managed_identity.source to imds",
+                    ));
+                }
+                if self.identity_endpoint.is_some() || self.identity_header.is_some() {
+                    return Ok((
+                        self.app_service(identity)?,
+                        "IDENTITY_ENDPOINT is set (App Service identity endpoint)",
+                    ));
+                }
+                Ok((
+                    Self::imds(identity),
+                    "no workload identity or App Service variables reach the VM",
+                ))
+            }
+        }
+    }
+
+    /// AKS workload identity: the federated token file, exchanged at Entra ID.
+    fn workload(&self, identity: &ManagedIdentity, token_file: &str) -> Result<Source, EnvError> {
         let resource = identity.resource.clone();
-        if let Some(token_file) = &self.federated_token_file {
+        {
             if !token_file.starts_with('/') {
                 return Err(EnvError {
                     variable: "AZURE_FEDERATED_TOKEN_FILE",
@@ -87,15 +147,20 @@ impl Environment {
                     variable: "AZURE_AUTHORITY_HOST",
                     message: "must be an https:// URL".into(),
                 })?;
-            return Ok(Source::Workload {
-                token_file: token_file.clone(),
+            Ok(Source::Workload {
+                token_file: token_file.to_string(),
                 tenant,
                 client_id,
                 authority: authority.authority(),
                 authority_path: authority.path.trim_end_matches('/').to_string(),
                 resource,
-            });
+            })
         }
+    }
+
+    /// The App Service / Container Apps identity endpoint.
+    fn app_service(&self, identity: &ManagedIdentity) -> Result<Source, EnvError> {
+        let resource = identity.resource.clone();
         match (&self.identity_endpoint, &self.identity_header) {
             (Some(endpoint), Some(header)) => {
                 let url = FunctionUri::parse(endpoint).map_err(|why| EnvError {
@@ -114,10 +179,18 @@ impl Environment {
                 variable: "IDENTITY_HEADER",
                 message: "is required with IDENTITY_ENDPOINT".into(),
             }),
-            (None, _) => Ok(Source::Imds {
-                client_id: identity.client_id.clone(),
-                resource,
+            (None, _) => Err(EnvError {
+                variable: "IDENTITY_ENDPOINT",
+                message: "is required with IDENTITY_HEADER".into(),
             }),
+        }
+    }
+
+    /// Azure IMDS: the VM's (or AKS node's) identity.
+    fn imds(identity: &ManagedIdentity) -> Source {
+        Source::Imds {
+            client_id: identity.client_id.clone(),
+            resource: identity.resource.clone(),
         }
     }
 }
@@ -138,7 +211,50 @@ mod tests {
         ManagedIdentity {
             resource: "api://fn".into(),
             client_id: client_id.map(String::from),
+            source: SourceChoice::Auto,
+            header: "authorization".into(),
         }
+    }
+
+    fn with_source(source: SourceChoice) -> ManagedIdentity {
+        ManagedIdentity { source, ..mi(None) }
+    }
+
+    #[test]
+    fn a_named_source_must_be_set_up_and_auto_refuses_half_a_workload_identity() {
+        let none = env(&[]);
+        for (choice, variable) in [
+            (SourceChoice::WorkloadIdentity, "AZURE_FEDERATED_TOKEN_FILE"),
+            (SourceChoice::AppService, "IDENTITY_ENDPOINT"),
+        ] {
+            assert_eq!(
+                none.source_for(&with_source(choice)).unwrap_err().variable,
+                variable
+            );
+        }
+        assert!(matches!(
+            none.source_for(&with_source(SourceChoice::Imds)).unwrap().0,
+            Source::Imds { .. }
+        ));
+        // AKS with the token file left out: not the node's identity.
+        let half = env(&[("AZURE_TENANT_ID", "t"), ("AZURE_CLIENT_ID", "c")]);
+        assert_eq!(
+            half.source_for(&mi(None)).unwrap_err().variable,
+            "AZURE_FEDERATED_TOKEN_FILE"
+        );
+        assert!(matches!(
+            half.source_for(&with_source(SourceChoice::Imds)).unwrap().0,
+            Source::Imds { .. }
+        ));
+        let (_, why) = none.source_for(&mi(None)).unwrap();
+        assert!(why.contains("no workload identity"), "{why}");
+        assert_eq!(
+            env(&[("IDENTITY_HEADER", "h")])
+                .source_for(&mi(None))
+                .unwrap_err()
+                .variable,
+            "IDENTITY_ENDPOINT"
+        );
     }
 
     #[test]
@@ -153,7 +269,7 @@ mod tests {
             ("IDENTITY_ENDPOINT", "http://127.0.0.1:41741/msi/token"),
             ("IDENTITY_HEADER", "h"),
         ]);
-        match workload.source_for(&mi(None)).unwrap() {
+        match workload.source_for(&mi(None)).unwrap().0 {
             Source::Workload {
                 client_id,
                 authority,
@@ -167,7 +283,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        match workload.source_for(&mi(Some("c-route"))).unwrap() {
+        match workload.source_for(&mi(Some("c-route"))).unwrap().0 {
             Source::Workload { client_id, .. } => assert_eq!(client_id, "c-route"),
             other => panic!("{other:?}"),
         }
@@ -175,7 +291,7 @@ mod tests {
             ("IDENTITY_ENDPOINT", "http://127.0.0.1:41741/msi/token"),
             ("IDENTITY_HEADER", "h"),
         ]);
-        match app.source_for(&mi(None)).unwrap() {
+        match app.source_for(&mi(None)).unwrap().0 {
             Source::AppService {
                 authority, path, ..
             } => {
@@ -187,7 +303,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            env(&[]).source_for(&mi(None)).unwrap(),
+            env(&[]).source_for(&mi(None)).unwrap().0,
             Source::Imds { .. }
         ));
     }

@@ -62,6 +62,56 @@ pub struct ManagedIdentity {
     /// A user-assigned identity's client id; `None`: the system-assigned
     /// identity (IMDS, App Service) or `AZURE_CLIENT_ID` (workload identity).
     pub client_id: Option<String>,
+    /// `source`: which token source; `Auto` chooses from the environment
+    /// (and logs which and why).
+    pub source: SourceChoice,
+    /// `header`: where the token goes (`Bearer <token>`), lower case. Not
+    /// `authorization`: the client's `Authorization` is forwarded as sent
+    /// (APIM's `output-token-variable-name` use).
+    pub header: String,
+}
+
+/// `managed_identity.source`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SourceChoice {
+    #[default]
+    Auto,
+    WorkloadIdentity,
+    AppService,
+    Imds,
+}
+
+impl SourceChoice {
+    pub const NAMES: &'static str = "auto, workload_identity, app_service, imds";
+
+    pub fn parse(name: &str) -> Option<SourceChoice> {
+        Some(match name {
+            "auto" => SourceChoice::Auto,
+            "workload_identity" => SourceChoice::WorkloadIdentity,
+            "app_service" => SourceChoice::AppService,
+            "imds" => SourceChoice::Imds,
+            _ => return None,
+        })
+    }
+}
+
+/// Headers the token may not go into: Envoy or HTTP own them.
+fn reserved_header(name: &str) -> bool {
+    name.starts_with(':')
+        || name.starts_with("x-envoy-")
+        || matches!(
+            name,
+            "host"
+                | "content-length"
+                | "content-type"
+                | "transfer-encoding"
+                | "connection"
+                | "te"
+                | "upgrade"
+                | "keep-alive"
+                | "x-functions-key"
+                | "x-functions-clientid"
+        )
 }
 
 fn printable(s: &str) -> bool {
@@ -84,10 +134,35 @@ pub fn read_managed_identity(fields: &mut Fields) -> Result<Option<ManagedIdenti
     if client_id.as_deref().is_some_and(|c| !printable(c)) {
         return Err(mi.error("client_id", "must be a client id without spaces"));
     }
+    let source = match mi.string("source")? {
+        None => SourceChoice::Auto,
+        Some(name) => SourceChoice::parse(&name).ok_or_else(|| {
+            mi.error("source", &format!("must be one of {}", SourceChoice::NAMES))
+        })?,
+    };
+    let header = match mi.non_empty_string("header")? {
+        None => "authorization".to_string(),
+        Some(name) => {
+            let lower = name.to_ascii_lowercase();
+            let token = lower
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            if !token || reserved_header(&lower) {
+                return Err(mi.error(
+                    "header",
+                    "must be a header name the function may receive (not a pseudo, hop-by-hop, \
+                     framing, x-envoy-* or function-key header)",
+                ));
+            }
+            lower
+        }
+    };
     mi.finish()?;
     Ok(Some(ManagedIdentity {
         resource,
         client_id,
+        source,
+        header,
     }))
 }
 

@@ -15,7 +15,7 @@
 use super::refresh::{backoff_seconds, refresh_at, usable};
 use super::{Base, Context, Expiring, Next, Secret, Source};
 use crate::host::unix_seconds;
-use crate::response::Failure;
+use crate::response::{classify, CallResult, Failure};
 use crate::{metrics, CalloutResponse, ErrorReply, Host, MetricKind};
 use serde_json::{json, Value};
 use std::cell::RefCell;
@@ -144,6 +144,24 @@ struct Chain<Src: Source> {
     snapshot: RefCell<(Option<u32>, Entry<Src::Secret>)>,
     fetch: RefCell<Option<InFlight<Src::Step>>>,
     stats: RefCell<Option<Stats>>,
+    /// This VM's refusals, for the log: one line when they start, one
+    /// summary per [`SUMMARY_SECONDS`], one when they end.
+    refusals: RefCell<Refusals>,
+}
+
+/// How often, at most, a VM logs that it keeps refusing requests.
+pub const SUMMARY_SECONDS: u64 = 60;
+
+/// A VM's refusals since it last said so in the log.
+#[derive(Default)]
+struct Refusals {
+    /// Refusing now (the state a line is logged on changing).
+    active: bool,
+    /// Refused since the last line.
+    unlogged: u64,
+    /// Refused in this outage, in all.
+    total: u64,
+    last_line: u64,
 }
 
 /// A CAS no entry ever has: Envoy's counter starts at 1 and we never see
@@ -209,6 +227,7 @@ impl<Src: Source> Provider<Src> {
             snapshot: RefCell::new((None, Entry::default())),
             fetch: RefCell::new(None),
             stats: RefCell::new(None),
+            refusals: RefCell::new(Refusals::default()),
         });
         self.chains.len() - 1
     }
@@ -261,6 +280,7 @@ impl<Src: Source> Provider<Src> {
         let snapshot = chain.snapshot.borrow();
         let entry = &snapshot.1;
         if entry.usable(now).is_some() {
+            self.refusals_end(chain);
             return Ok(());
         }
         bump(host, self.stats(chain, host).refused);
@@ -276,7 +296,53 @@ impl<Src: Source> Provider<Src> {
                 format!("no valid {noun} from {label}: the last refresh failed ({why}); retrying")
             }
         };
-        Err(ErrorReply::new(Failure::CredentialsUnavailable, message).with("source", label))
+        self.refusal_logged(chain, now, &message);
+        // The log has the refusal already (see `refusal_logged`): one line
+        // per outage and interval, not one per request.
+        Err(ErrorReply::new(Failure::CredentialsUnavailable, message)
+            .with("source", label)
+            .unlogged())
+    }
+
+    /// Counts a refusal, and logs when refusals start and at most once per
+    /// [`SUMMARY_SECONDS`] after that, with the count.
+    fn refusal_logged(&self, chain: &Chain<Src>, now: u64, message: &str) {
+        let mut r = chain.refusals.borrow_mut();
+        r.unlogged += 1;
+        r.total += 1;
+        let filter = self.filter;
+        if !r.active {
+            log::warn!("{filter}: refusing requests with 503 credentials_unavailable: {message}");
+            *r = Refusals {
+                active: true,
+                unlogged: 0,
+                total: 1,
+                last_line: now,
+            };
+        } else if now >= r.last_line + SUMMARY_SECONDS {
+            log::warn!(
+                "{filter}: {} requests refused in the last {} s (still: {message})",
+                r.unlogged,
+                now - r.last_line
+            );
+            r.unlogged = 0;
+            r.last_line = now;
+        }
+    }
+
+    /// Valid credentials again: one line closes the outage.
+    fn refusals_end(&self, chain: &Chain<Src>) {
+        let mut r = chain.refusals.borrow_mut();
+        if r.active {
+            log::info!(
+                "{}: {} from {} available again; {} requests were refused meanwhile",
+                self.filter,
+                self.noun,
+                chain.source.label(),
+                r.total
+            );
+            *r = Refusals::default();
+        }
     }
 
     fn base(&self, base: &Base<Src::Secret>, now: u64) -> Option<Src::Secret> {
@@ -358,9 +424,23 @@ impl<Src: Source> Provider<Src> {
             now: host.now(),
             base: base.as_ref(),
         };
-        let next = chain
-            .source
-            .advance(fetch.step, response.status, &response.body, &ctx);
+        // Envoy answers for an endpoint it could not reach (or that did not
+        // answer in time) with its own 503/504: say so, not "HTTP 503".
+        let label = chain.source.label();
+        let next = match classify(response.clone()) {
+            CallResult::TimedOut => Next::Done(Err(format!(
+                "{label}: the endpoint did not answer within {} s (timed out)",
+                super::CALL_TIMEOUT.as_secs()
+            ))),
+            CallResult::Unreachable(_) => Next::Done(Err(format!(
+                "{label}: the endpoint could not be reached (connection refused or reset, or no healthy host in its cluster)"
+            ))),
+            CallResult::Function(_) => {
+                chain
+                    .source
+                    .advance(fetch.step, response.status, &response.body, &ctx)
+            }
+        };
         self.proceed(chain, next, host);
     }
 
