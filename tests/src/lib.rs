@@ -990,6 +990,79 @@ impl RecordingUpstream {
     }
 }
 
+/// A loopback HTTP/1.1 CONNECT proxy (an egress proxy, as Kong's
+/// `proxy_url` names one): records each CONNECT target, answers 200, then
+/// relays bytes both ways until either side closes.
+pub struct ConnectProxy {
+    pub port: u16,
+    targets: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl ConnectProxy {
+    pub fn start() -> ConnectProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind connect proxy");
+        let port = listener.local_addr().expect("addr").port();
+        let targets = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = std::sync::Arc::clone(&targets);
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let seen = std::sync::Arc::clone(&seen);
+                std::thread::spawn(move || Self::tunnel(client, &seen));
+            }
+        });
+        ConnectProxy { port, targets }
+    }
+
+    /// The `host:port` of every CONNECT so far.
+    pub fn targets(&self) -> Vec<String> {
+        self.targets.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    fn tunnel(mut client: TcpStream, seen: &std::sync::Mutex<Vec<String>>) {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            match client.read(&mut byte) {
+                Ok(1) => head.push(byte[0]),
+                _ => return,
+            }
+        }
+        let head = String::from_utf8_lossy(&head).into_owned();
+        let target = head
+            .strip_prefix("CONNECT ")
+            .and_then(|rest| rest.split(' ').next())
+            .map(str::to_string);
+        let Some(target) = target else {
+            let _ = client.write_all(b"HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\n\r\n");
+            return;
+        };
+        if let Ok(mut t) = seen.lock() {
+            t.push(target.clone());
+        }
+        let Ok(upstream) = TcpStream::connect(target.as_str()) else {
+            let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n");
+            return;
+        };
+        if client
+            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            .is_err()
+        {
+            return;
+        }
+        let (Ok(mut c2), Ok(mut u2)) = (client.try_clone(), upstream.try_clone()) else {
+            return;
+        };
+        let mut upstream = upstream;
+        let up = std::thread::spawn(move || {
+            let _ = std::io::copy(&mut c2, &mut upstream);
+            let _ = upstream.shutdown(std::net::Shutdown::Write);
+        });
+        let _ = std::io::copy(&mut u2, &mut client);
+        let _ = client.shutdown(std::net::Shutdown::Write);
+        let _ = up.join();
+    }
+}
+
 /// The documents of a shipped manifest (`deploy/...`), as JSON values.
 pub fn manifest(path: &str) -> Vec<Value> {
     let text = std::fs::read_to_string(repo_root().join(path))

@@ -354,7 +354,10 @@ fn the_source_is_named_or_logged_and_half_a_pair_is_refused() {
             r#"field "AWS_SECRET_ACCESS_KEY": (environment) is required with AWS_ACCESS_KEY_ID"#,
         ),
         (
-            vec![IMDS_ON, ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/gw")],
+            vec![
+                IMDS_ON,
+                ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/gw"),
+            ],
             r#"field "AWS_WEB_IDENTITY_TOKEN_FILE": (environment) is required with AWS_ROLE_ARN"#,
         ),
     ] {
@@ -389,18 +392,25 @@ fn the_source_is_named_or_logged_and_half_a_pair_is_refused() {
     );
     // Named: IMDS signs although the environment also offers a container.
     let container = format!("http://127.0.0.1:{}/v2/credentials/task", fakes.port);
-    let env = [IMDS_ON, ("AWS_CONTAINER_CREDENTIALS_FULL_URI", container.as_str())];
+    let env = [
+        IMDS_ON,
+        ("AWS_CONTAINER_CREDENTIALS_FULL_URI", container.as_str()),
+    ];
     let mut envoy = start(&named("imds"), &env, &fakes);
     envoy
         .wait_stat(&stat("imds", "envoy_faas_credentials_refreshes_total"), 1)
         .unwrap();
     assert_signed(&envoy);
     assert_eq!(fakes.controls.calls("container"), 0);
-    assert!(envoy.log().contains(r#"route "f": credentials from imds (credential_source is imds)"#));
+    assert!(envoy
+        .log()
+        .contains(r#"route "f": credentials from imds (credential_source is imds)"#));
     // auto: the line names the source and why, off EC2 the hint too.
     let mut envoy = start(&plugin(json!({})), &[IMDS_ON], &fakes);
     envoy
-        .wait_log("credentials from imds (no keys, web identity or container variables reach the VM")
+        .wait_log(
+            "credentials from imds (no keys, web identity or container variables reach the VM",
+        )
         .unwrap();
 }
 
@@ -408,10 +418,18 @@ fn the_source_is_named_or_logged_and_half_a_pair_is_refused() {
 /// an outage logs once when it starts, not once per refused request.
 #[test]
 fn an_unreachable_metadata_service_is_named_and_refusals_do_not_flood_the_log() {
-    let mut envoy = Envoy::start(&platform_bootstrap(&plugin(json!({})), &[IMDS_ON], dead_port(), None))
-        .unwrap_or_else(|log| panic!("{log}"));
+    let mut envoy = Envoy::start(&platform_bootstrap(
+        &plugin(json!({})),
+        &[IMDS_ON],
+        dead_port(),
+        None,
+    ))
+    .unwrap_or_else(|log| panic!("{log}"));
     envoy
-        .wait_stat(&stat("imds", "envoy_faas_credentials_refresh_failures_total"), 1)
+        .wait_stat(
+            &stat("imds", "envoy_faas_credentials_refresh_failures_total"),
+            1,
+        )
         .unwrap();
     for h2 in [false, true] {
         for _ in 0..10 {
@@ -422,14 +440,21 @@ fn an_unreachable_metadata_service_is_named_and_refusals_do_not_flood_the_log() 
             };
             assert_eq!(r.status, 503, "{}", r.text());
             let message = r.json()["message"].as_str().unwrap_or_default().to_string();
-            assert!(message.contains("imds: the endpoint could not be reached"), "{message}");
+            assert!(
+                message.contains("imds: the endpoint could not be reached"),
+                "{message}"
+            );
         }
     }
     let log = envoy.log();
     assert_eq!(
-        log.matches("refusing requests with 503 credentials_unavailable").count(),
+        log.matches("refusing requests with 503 credentials_unavailable")
+            .count(),
         1,
         "{log}"
     );
-    assert!(!log.contains(r#"route "f": credentials_unavailable"#), "{log}");
+    assert!(
+        !log.contains(r#"route "f": credentials_unavailable"#),
+        "{log}"
+    );
 }

@@ -268,7 +268,10 @@ fn the_source_is_named_or_logged_and_half_a_workload_identity_is_refused() {
             "authorization": {"managed_identity": {"resource": PROTECTED_AUDIENCE, "source": source}}
         }}})
     };
-    let half = [("AZURE_TENANT_ID", "tenant-1"), ("AZURE_CLIENT_ID", "client-1")];
+    let half = [
+        ("AZURE_TENANT_ID", "tenant-1"),
+        ("AZURE_CLIENT_ID", "client-1"),
+    ];
     let log = Envoy::start(&azure_identity_bootstrap(
         &plugin(PROTECTED_AUDIENCE),
         &half,
@@ -293,9 +296,14 @@ fn the_source_is_named_or_logged_and_half_a_workload_identity_is_refused() {
         log.contains(r#"field "AZURE_FEDERATED_TOKEN_FILE": (environment) is required: managed_identity.source is workload_identity"#),
         "{log}"
     );
-    let log = Envoy::start(&azure_identity_bootstrap(&with_source("msi"), &[], fakes.port, None))
-        .err()
-        .expect("refused");
+    let log = Envoy::start(&azure_identity_bootstrap(
+        &with_source("msi"),
+        &[],
+        fakes.port,
+        None,
+    ))
+    .err()
+    .expect("refused");
     assert!(
         log.contains(r#"field "authorization.managed_identity.source": must be one of auto, workload_identity, app_service, imds"#),
         "{log}"
@@ -306,7 +314,9 @@ fn the_source_is_named_or_logged_and_half_a_workload_identity_is_refused() {
         .wait_stat(&stat("imds", "envoy_faas_credentials_refreshes_total"), 1)
         .unwrap();
     assert_accepted(&envoy);
-    assert!(envoy.log().contains(r#"route "f": managed identity token from imds (source is imds)"#));
+    assert!(envoy
+        .log()
+        .contains(r#"route "f": managed identity token from imds (source is imds)"#));
     // Chosen by the environment: the line says which and why.
     let mut envoy = start(&plugin(PROTECTED_AUDIENCE), &[], &fakes);
     envoy
@@ -327,7 +337,10 @@ fn an_unreachable_token_endpoint_is_named_and_refusals_do_not_flood_the_log() {
     ))
     .unwrap_or_else(|log| panic!("{log}"));
     envoy
-        .wait_stat(&stat("imds", "envoy_faas_credentials_refresh_failures_total"), 1)
+        .wait_stat(
+            &stat("imds", "envoy_faas_credentials_refresh_failures_total"),
+            1,
+        )
         .unwrap();
     for h2 in [false, true] {
         for _ in 0..10 {
@@ -343,7 +356,9 @@ fn an_unreachable_token_endpoint_is_named_and_refusals_do_not_flood_the_log() {
         }
     }
     let log = envoy.log();
-    let refusing = log.matches("refusing requests with 503 credentials_unavailable").count();
+    let refusing = log
+        .matches("refusing requests with 503 credentials_unavailable")
+        .count();
     assert_eq!(refusing, 1, "{log}");
     let per_request = log
         .lines()

@@ -37,7 +37,15 @@ struct Imported {
 }
 
 fn import(source: &str, example: &str, dir: &Path) -> Imported {
-    let input = repo_root().join("tools/envoy-faas/examples").join(example);
+    import_file(
+        source,
+        &repo_root().join("tools/envoy-faas/examples").join(example),
+        dir,
+    )
+}
+
+/// Imports `input`: the production form and the loopback one.
+fn import_file(source: &str, input: &Path, dir: &Path) -> Imported {
     let input = input.to_str().expect("utf-8 path");
     let wasm_dir = repo_root().join("dist");
     let wasm_dir = wasm_dir.to_str().expect("utf-8 path");
@@ -303,4 +311,144 @@ fn check_gives_the_modules_verdict_and_error_paths() {
         let from_module = error_paths(log.lines().filter(|l| l.contains("invalid configuration:")));
         assert_eq!(from_module, from_check, "case {i}: Envoy's log:\n{log}");
     }
+}
+
+/// Kong's `proxy_url` (an egress HTTP CONNECT proxy): the function's
+/// cluster tunnels through it (`http_11_proxy`: TLS to the function inside
+/// an HTTP/1.1 CONNECT tunnel), and the proxy on loopback sees the tunnel.
+/// The production output runs as imported, with two changes a test needs:
+/// the Lambda host's address is a local TLS front (a test certificate for
+/// `lambda.us-east-1.amazonaws.com`, passed as `--trusted-ca`) that hands
+/// the call to the emulator. A proxy given by host name is reported.
+#[test]
+fn kong_proxy_url_becomes_a_connect_tunnel_the_proxy_sees() {
+    let proxy = ConnectProxy::start();
+    let dir = temp_dir("kong-proxy");
+    let block = |name: &str, proxy_url: &str| {
+        format!(
+            r#"      - name: {name}
+        paths: [/{name}]
+        plugins:
+          - name: aws-lambda
+            config:
+              aws_key: AKIDEXAMPLE
+              aws_secret: wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY
+              aws_region: us-east-1
+              function_name: echo-event
+              proxy_url: {proxy_url}
+"#
+        )
+    };
+    let kong = format!(
+        "_format_version: \"3.0\"\nservices:\n  - name: lambda\n    url: http://dead.end.com\n    routes:\n{}{}",
+        block("via-proxy", &format!("http://127.0.0.1:{}", proxy.port)),
+        block("named-proxy", "http://proxy.corp.example:3128"),
+    );
+    let input = dir.join("kong.yml");
+    std::fs::write(&input, kong).expect("write");
+    let certificate = repo_root().join("tests/data/tls/lambda-test.crt");
+    let output = dir.join("envoy.yaml");
+    let report = dir.join("report.txt");
+    let wasm_dir = repo_root().join("dist");
+    let out = run(&[
+        "import",
+        "kong",
+        input.to_str().unwrap(),
+        "-o",
+        output.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+        "--wasm-dir",
+        wasm_dir.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+        "--trusted-ca",
+        certificate.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    if let Err(log) = envoy_validate(&output) {
+        panic!("Envoy refuses the imported config:\n{log}");
+    }
+    let report = std::fs::read_to_string(&report).expect("report");
+    assert!(
+        report.contains("Kong route \"named-proxy\": route left out: proxy_url names a host"),
+        "{report}"
+    );
+    let mut config: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&output).expect("output")).expect("YAML");
+    // The Lambda host is a local TLS front on `front`, which passes the
+    // call on to the emulator.
+    let front = free_port();
+    let clusters = config["static_resources"]["clusters"]
+        .as_array_mut()
+        .expect("clusters");
+    let function = clusters
+        .iter_mut()
+        .find(|c| c["transport_socket"]["name"] == "envoy.transport_sockets.http_11_proxy")
+        .expect("a cluster through the proxy");
+    assert_eq!(
+        function["transport_socket"]["typed_config"]["default_proxy_address"]["socket_address"]["port_value"],
+        u64::from(proxy.port)
+    );
+    function["type"] = "STATIC".into();
+    function["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"] =
+        json!({"socket_address": {"address": "127.0.0.1", "port_value": front}});
+    clusters.push(cluster("emulator_plain", emulator().port()));
+    let key = repo_root().join("tests/data/tls/lambda-test.key");
+    config["static_resources"]["listeners"]
+        .as_array_mut()
+        .expect("listeners")
+        .push(tls_front(front, &certificate, &key, "emulator_plain"));
+    let envoy = Envoy::start(&config).unwrap_or_else(|log| panic!("{log}"));
+    for h2 in [false, true] {
+        let body = br#"{"n":1}"#;
+        let r = if h2 {
+            http2(envoy.port, "POST", "/via-proxy", &[], body)
+        } else {
+            http1(envoy.port, "POST", "/via-proxy", &[], body)
+        };
+        assert_eq!(r.status, 200, "{} {}", r.text(), envoy.log());
+        assert_eq!(r.body, body);
+    }
+    let targets = proxy.targets();
+    assert!(!targets.is_empty(), "the call went through the proxy");
+    let expected = format!("127.0.0.1:{front}");
+    assert!(targets.iter().all(|t| *t == expected), "{targets:?}");
+    assert_eq!(get(envoy.port, "/named-proxy").status, 404, "left out");
+}
+
+/// A TLS-terminating listener on `port` (certificate and key files) whose
+/// every request goes to `cluster`.
+fn tls_front(port: u16, certificate: &Path, key: &Path, cluster: &str) -> Value {
+    json!({
+        "name": "tls_front",
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+        "filter_chains": [{
+            "transport_socket": {
+                "name": "envoy.transport_sockets.tls",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+                    "common_tls_context": {"tls_certificates": [{
+                        "certificate_chain": {"filename": certificate},
+                        "private_key": {"filename": key}
+                    }]}
+                }
+            },
+            "filters": [{
+                "name": "envoy.filters.network.http_connection_manager",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                    "stat_prefix": "tls_front",
+                    "route_config": {"virtual_hosts": [{
+                        "name": "all", "domains": ["*"],
+                        "routes": [{"match": {"prefix": "/"}, "route": {"cluster": cluster}}]
+                    }]},
+                    "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]
+                }
+            }]
+        }]
+    })
 }

@@ -110,7 +110,7 @@ fn read_kong_only_fields(fields: &mut Fields) -> Result<(), ConfigError> {
     if fields.take("proxy_url").is_some() {
         return Err(fields.error(
             "proxy_url",
-            "is a Kong field envoy-faas does not support: route through an Envoy cluster instead",
+            "is the function cluster's job in Envoy: an http_11_proxy transport socket (envoy-faas import translates it)",
         ));
     }
     // true (Kong's default) omits bodies nginx spilled to disk; false reads

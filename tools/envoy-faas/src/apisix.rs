@@ -380,6 +380,7 @@ fn read_route(
             methods: methods.clone(),
             hosts: hosts.clone(),
             config,
+            egress_proxy: None,
         });
     }
 }

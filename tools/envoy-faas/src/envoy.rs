@@ -4,7 +4,7 @@
 //! needs. The same shape as the hand-written `envoy/*.yaml`.
 
 use crate::filters::{CredentialCluster, Filter};
-use crate::model::{FunctionRoute, PathMatch};
+use crate::model::{EgressProxy, FunctionRoute, PathMatch};
 use crate::plan::{Plan, Upstream};
 use crate::yaml::{b, insert, map, n, s, seq};
 use serde_yaml::Value;
@@ -134,6 +134,13 @@ fn function_cluster(u: &Upstream, options: &Options) -> Value {
             "typed_extension_protocol_options",
             protocol_options(false, false, common),
         );
+        if let Some(proxy) = &u.proxy {
+            insert(
+                &mut cluster,
+                "transport_socket",
+                through_proxy(proxy, raw_socket()),
+            );
+        }
         return cluster;
     }
     let mut cluster = endpoint_cluster(&u.cluster, &u.host, u.port, "2s");
@@ -142,14 +149,51 @@ fn function_cluster(u: &Upstream, options: &Options) -> Value {
         "typed_extension_protocol_options",
         protocol_options(u.tls, u.verify, common),
     );
-    if u.tls {
-        insert(
-            &mut cluster,
-            "transport_socket",
-            tls_socket(u.verify, &options.trusted_ca),
-        );
+    let inner = if u.tls {
+        Some(tls_socket(u.verify, &options.trusted_ca))
+    } else {
+        u.proxy.as_ref().map(|_| raw_socket())
+    };
+    if let Some(inner) = inner {
+        let socket = match &u.proxy {
+            Some(proxy) => through_proxy(proxy, inner),
+            None => inner,
+        };
+        insert(&mut cluster, "transport_socket", socket);
     }
     cluster
+}
+
+fn raw_socket() -> Value {
+    map([
+        ("name", s("envoy.transport_sockets.raw_buffer")),
+        (
+            "typed_config",
+            map([(
+                "@type",
+                s("type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer"),
+            )]),
+        ),
+    ])
+}
+
+/// `inner` (TLS to the function, or plain) through an HTTP/1.1 CONNECT
+/// tunnel opened at `proxy` (Kong's `proxy_url`).
+fn through_proxy(proxy: &EgressProxy, inner: Value) -> Value {
+    map([
+        ("name", s("envoy.transport_sockets.http_11_proxy")),
+        (
+            "typed_config",
+            map([
+                (
+                    "@type",
+                    s("type.googleapis.com/envoy.extensions.transport_sockets.http_11_proxy.v3.Http11ProxyUpstreamTransport"),
+                ),
+                ("default_proxy_address", address(&proxy.ip, proxy.port)),
+                ("transport_socket", inner),
+            ]),
+        ),
+    ])
 }
 
 fn credential_cluster(c: &CredentialCluster, options: &Options) -> Option<Value> {

@@ -9,7 +9,7 @@
 use crate::apisix::equivalent;
 use crate::filters::Filter;
 use crate::model::{
-    dedupe_names, route_name, text, text_list, FunctionRoute, Migration, PathMatch,
+    dedupe_names, route_name, text, text_list, EgressProxy, FunctionRoute, Migration, PathMatch,
 };
 use crate::report::Report;
 use serde_json::{Map, Value};
@@ -253,6 +253,24 @@ pub fn read(input: &str) -> Result<Migration, String> {
             continue;
         }
         kong_defaults(filter, &mut config, &source, &mut report);
+        // proxy_url is the cluster's business in Envoy (an HTTP/1.1 CONNECT
+        // transport socket), so it leaves the plugin config here.
+        let egress_proxy = match config.remove("proxy_url") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(url)) if filter == Filter::AwsLambda => {
+                match EgressProxy::parse(&url) {
+                    Ok(proxy) => Some(proxy),
+                    Err(why) => {
+                        report.not_translated(source.clone(), format!("route left out: {why}"));
+                        continue;
+                    }
+                }
+            }
+            Some(other) => {
+                config.insert("proxy_url".into(), other); // the filter names it
+                None
+            }
+        };
         let mut paths: Vec<PathMatch> = text_list(kong.route.get("paths"))
             .iter()
             .map(|p| path_match(p))
@@ -281,6 +299,7 @@ pub fn read(input: &str) -> Result<Migration, String> {
                 .collect(),
             hosts: text_list(kong.route.get("hosts")),
             config,
+            egress_proxy,
         });
     }
     dedupe_names(&mut migration.routes, &mut report);

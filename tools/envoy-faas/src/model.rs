@@ -45,6 +45,85 @@ pub struct FunctionRoute {
     pub hosts: Vec<String>,
     /// The route's plugin config, as the filter reads it.
     pub config: Map<String, Value>,
+    /// An HTTP CONNECT proxy the function's calls go through (Kong's
+    /// `proxy_url`): the cluster's transport socket, not the filter's job.
+    pub egress_proxy: Option<EgressProxy>,
+}
+
+/// An egress HTTP/1.1 CONNECT proxy, as Envoy's `http_11_proxy` transport
+/// socket takes it: an IP address and a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EgressProxy {
+    pub ip: String,
+    pub port: u16,
+}
+
+impl EgressProxy {
+    /// Kong's `proxy_url` (`http://<ip>:<port>`), or why it cannot be one.
+    /// The reasons never quote the value (it may carry credentials).
+    pub fn parse(url: &str) -> Result<EgressProxy, &'static str> {
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or("proxy_url must be an http:// URL (Kong's rule too)")?;
+        let authority = rest.trim_end_matches('/');
+        if authority.contains(['/', '@', '?', '#']) {
+            return Err("proxy_url must be http://<ip>:<port>, without a path or credentials");
+        }
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !h.is_empty() && !p.contains(']') => (
+                h,
+                p.parse::<u16>()
+                    .map_err(|_| "proxy_url has an invalid port")?,
+            ),
+            _ => (authority, 80),
+        };
+        let ip = host.trim_start_matches('[').trim_end_matches(']');
+        if ip.parse::<std::net::IpAddr>().is_err() {
+            return Err(
+                "proxy_url names a host: Envoy's CONNECT transport (http_11_proxy) needs the proxy's IP address",
+            );
+        }
+        Ok(EgressProxy {
+            ip: ip.to_string(),
+            port,
+        })
+    }
+}
+
+#[cfg(test)]
+mod egress_proxy_tests {
+    use super::EgressProxy;
+
+    #[test]
+    fn proxy_urls_are_ip_and_port_or_refused() {
+        assert_eq!(
+            EgressProxy::parse("http://10.0.0.5:3128"),
+            Ok(EgressProxy {
+                ip: "10.0.0.5".into(),
+                port: 3128
+            })
+        );
+        assert_eq!(
+            EgressProxy::parse("http://[::1]:8080/"),
+            Ok(EgressProxy {
+                ip: "::1".into(),
+                port: 8080
+            })
+        );
+        assert_eq!(
+            EgressProxy::parse("http://10.0.0.5").map(|p| p.port),
+            Ok(80)
+        );
+        for bad in [
+            "https://10.0.0.5:3128",
+            "http://proxy.corp:3128",
+            "http://user:pw@10.0.0.5:3128",
+            "http://10.0.0.5:3128/x",
+            "http://10.0.0.5:99999",
+        ] {
+            assert!(EgressProxy::parse(bad).is_err(), "{bad}");
+        }
+    }
 }
 
 /// A gateway config, read.

@@ -4,7 +4,7 @@
 //! connection settings taken from the compiled config.
 
 use crate::filters::{self, CredentialCluster, Filter};
-use crate::model::{secret_references, FunctionRoute, Migration};
+use crate::model::{secret_references, EgressProxy, FunctionRoute, Migration};
 use crate::report::Report;
 use faas_core::config::{ClusterHints, CommonConfig};
 use faas_core::uri::Scheme;
@@ -32,6 +32,8 @@ pub struct Upstream {
     pub verify: bool,
     pub keepalive: bool,
     pub idle_timeout_ms: u64,
+    /// Reached through this HTTP/1.1 CONNECT proxy (Kong's `proxy_url`).
+    pub proxy: Option<EgressProxy>,
     /// The routes calling it, for the report.
     pub routes: Vec<String>,
 }
@@ -115,6 +117,7 @@ fn upstream_of(common: &CommonConfig, naming: ClusterNaming, explicit: bool) -> 
         verify: ssl_verify,
         keepalive,
         idle_timeout_ms: keepalive_timeout_ms,
+        proxy: None,
         routes: vec![common.route.clone()],
     }
 }
@@ -151,6 +154,18 @@ fn merge_upstream(upstreams: &mut Vec<Upstream>, new: Upstream, report: &mut Rep
                 existing.routes.first().map(String::as_str).unwrap_or("")
             ),
         );
+    }
+    if existing.proxy != new.proxy {
+        // One cluster reaches its host one way: through the proxy when any
+        // of its routes asks (Kong's proxy_url is a route's egress rule).
+        report.changed(
+            source,
+            format!(
+                "cluster \"{}\" goes through the egress proxy for all its routes (one cluster has one path to its host)",
+                existing.cluster
+            ),
+        );
+        existing.proxy = existing.proxy.take().or(new.proxy);
     }
     existing.routes.extend(new.routes);
 }
@@ -215,7 +230,14 @@ pub fn plan(migration: Migration, naming: ClusterNaming) -> Result<Plan, String>
             return Err(format!("{}: compiled to no route", route.source));
         };
         let explicit = route.config.contains_key("cluster");
-        let upstream = upstream_of(common, naming, explicit);
+        let mut upstream = upstream_of(common, naming, explicit);
+        upstream.proxy = route.egress_proxy.clone();
+        if upstream.proxy.is_some() && naming == ClusterNaming::Istio {
+            report.not_translated(
+                route.source.clone(),
+                "proxy_url: the Istio output does not tunnel through the proxy (route egress through an egress gateway, or patch the cluster's transport socket with an EnvoyFilter)",
+            );
+        }
         if naming == ClusterNaming::Istio && !explicit {
             route
                 .config
