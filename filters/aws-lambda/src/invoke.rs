@@ -623,7 +623,7 @@ mod tests {
             (
                 r#""function_name": "f", "proxy_url": "http://proxy:3128""#,
                 "proxy_url",
-                "route through an Envoy cluster",
+                "http_11_proxy transport socket",
             ),
             (
                 r#""function_name": "f", "empty_arrays_mode": "fixed""#,
