@@ -50,6 +50,17 @@ REQUESTS = [
     b"GET /s/../../etc/passwd?%zz=%%\nconnection: x-hop\nx-hop: 1\n\n",
     b"PUT /a%20b/%E2%82%AC?q=%C3%A9&=&&k\nx-forwarded-for: 10.0.0.1\ncontent-type: application/x-www-form-urlencoded\n\na=1&b=%20",
     b"DELETE /api\nauthorization: Basic dTpw\ntransfer-encoding: chunked\n\n",
+    # Issue 27: dot segments behind encoded separators, client forwarding headers.
+    b"GET /api/..%2F..%2Fadmin?x=1\n\n",
+    b"GET /api/a%2F..%2F..%5Cadmin\n\n",
+    b"GET /api/..\\..\\admin\nx-forwarded-prefix: /evil\nx-forwarded-port: 8443\nforwarded: for=1.2.3.4\n\n",
+]
+
+# Credentials a filter sent, then what an upstream said (redact_log).
+QUOTES = [
+    b"x-amz-security-token: IQoJb3JpZ2luX2VjEXAMPLE//session+token=\nauthorization: AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261202/us-east-1/lambda/aws4_request, SignedHeaders=host, Signature=fe5f80f77d5fa3beca038a248ff027d0445342fe2855ddc963176630326f1024\n\nThe Canonical String for this request should have been\n'POST\n/\n\nx-amz-security-token:IQoJb3JpZ2luX2VjEXAMPLE//session+token=\n'",
+    b"x-functions-key: abcdefgh12345678\n\nGET /api/f?code=abcdefgh12345678 refused\r\n",
+    b"authorization: Bearer eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.e30.sig\n\n{\"access_token\": \"eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.e30.sig\", \"error\": \"x\"}",
 ]
 
 # From the unit tests: what functions and the Invoke API answer.
@@ -64,6 +75,8 @@ ANSWERS = [
     b"200\ncontent-type: text/csv\ncontent-length: 42\n\n",
     b"200\n\n[1,2]",
     b"200\n\n\"just a string\"",
+    b"200\n\n{\"statusCode\":101,\"headers\":{\"upgrade\":\"websocket\"}}",
+    b"403\nx-amzn-errortype: SignatureDoesNotMatch\n\n{\"message\":\"x-amz-security-token:TOKEN\\nsplit\"}",
 ]
 
 
@@ -112,6 +125,7 @@ def main():
         write(target, REQUESTS)
     for target in ["invoke_result", "function_response"]:
         write(target, ANSWERS)
+    write("redact_log", QUOTES)
     for target in sorted(os.listdir(SEEDS)):
         print(f"{target}: {len(os.listdir(os.path.join(SEEDS, target)))} seeds")
 

@@ -1,10 +1,15 @@
 //! A client request forwarded to a function: path remainder, query and
 //! headers as a client may send them. The callout must always be a request
-//! Envoy accepts (an absolute path, no line breaks in any header).
+//! Envoy accepts (an absolute path, no line breaks in any header); it
+//! carries no client forwarding header the filter does not set; and a
+//! request the filter would forward (not refused as `unsafe_path`) stays
+//! below the function's base path even for a server that decodes `%2F`,
+//! `%5C` and backslashes once.
 #![no_main]
 
 use envoy_faas_fuzz::client_request;
 use faas_core::config::compile;
+use faas_core::path::{forwarded_path_escapes, split_path_query};
 use faas_core::request::forward;
 use faas_core::{ClientRequest, Integration};
 use libfuzzer_sys::fuzz_target;
@@ -30,13 +35,42 @@ fn check(configs: &[Compiled], request: &ClientRequest) {
         let Some(route) = config.routes.lookup(None) else {
             continue;
         };
-        let call = forward(OpenFunction::common(&route), request);
+        let common = OpenFunction::common(&route);
+        let call = forward(common, request);
         let path = call.header(":path").unwrap_or_default();
         assert!(path.starts_with('/'), "path {path:?}");
         for (name, value) in &call.headers {
             assert!(
                 !name.contains(['\r', '\n']) && !value.contains(['\r', '\n']),
                 "{name}: {value:?}"
+            );
+            let rebuilt = matches!(
+                name.as_str(),
+                "x-forwarded-for" | "x-forwarded-proto" | "x-forwarded-host"
+            );
+            assert!(
+                rebuilt || !(name.starts_with("x-forwarded-") || name == "forwarded"),
+                "client forwarding header {name} reached the function"
+            );
+        }
+        let strip_prefix = common.strip_prefix.as_deref();
+        if !forwarded_path_escapes(strip_prefix, request.target()) {
+            let base = split_path_query(&common.function.path).0.trim_end_matches('/');
+            let decoded = split_path_query(path)
+                .0
+                .replace("%2F", "/")
+                .replace("%2f", "/")
+                .replace("%5C", "/")
+                .replace("%5c", "/")
+                .replace('\\', "/");
+            let below = decoded.get(base.len()..).unwrap_or_default();
+            assert!(
+                decoded.starts_with(base)
+                    && !below.split('/').any(|s| {
+                        let s = s.to_ascii_lowercase().replace("%2e", ".");
+                        s == "." || s == ".."
+                    }),
+                "{path:?} leaves {base:?} once decoded"
             );
         }
     }
