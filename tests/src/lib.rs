@@ -29,9 +29,10 @@ pub use gateway::{
     compose_as_demo, local_bootstrap, local_demo_bootstrap, shipped_config, Gateway,
 };
 pub use platform::{
-    azure_identity_bootstrap, credentials_stat, end_outage, outage_until_refused,
-    platform_bootstrap, rotate_token_file, steady_traffic, token_dir, token_file_listener,
-    AZURE_SOURCE_CLUSTERS, AZURE_TOKEN_FILE_CLUSTER, SOURCE_CLUSTERS, TOKEN_FILE_CLUSTER,
+    assert_unreachable_and_logged_once, azure_identity_bootstrap, credentials_stat, end_outage,
+    outage_until_refused, platform_bootstrap, rotate_token_file, steady_traffic, token_dir,
+    token_file_listener, AZURE_SOURCE_CLUSTERS, AZURE_TOKEN_FILE_CLUSTER, SOURCE_CLUSTERS,
+    TOKEN_FILE_CLUSTER,
 };
 
 pub fn repo_root() -> PathBuf {
@@ -1033,7 +1034,8 @@ impl ConnectProxy {
             .and_then(|rest| rest.split(' ').next())
             .map(str::to_string);
         let Some(target) = target else {
-            let _ = client.write_all(b"HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\n\r\n");
+            let _ =
+                client.write_all(b"HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\n\r\n");
             return;
         };
         if let Ok(mut t) = seen.lock() {

@@ -190,3 +190,44 @@ pub fn end_outage(envoy: &mut Envoy, controls: &Controls, refreshes: &str) {
         .wait_stat_within(refreshes, before + 1, Duration::from_secs(75))
         .unwrap_or_else(|e| panic!("no refresh after the outage: {e}"));
 }
+
+/// Starts `bootstrap` (its IMDS cluster on a dead port), waits for the
+/// first failed refresh of `filter`'s IMDS source, then sends `path` ten
+/// times over HTTP/1.1 and ten over HTTP/2: each gets the 503 whose message
+/// says the endpoint could not be reached, and the log has one line for the
+/// outage's start and none per refused request.
+pub fn assert_unreachable_and_logged_once(bootstrap: &Value, filter: &str, path: &str) {
+    let mut envoy = Envoy::start(bootstrap).unwrap_or_else(|log| panic!("{log}"));
+    let failures = credentials_stat(
+        filter,
+        "imds",
+        "envoy_faas_credentials_refresh_failures_total",
+    );
+    envoy.wait_stat(&failures, 1).unwrap();
+    for h2 in [false, true] {
+        for _ in 0..10 {
+            let r = if h2 {
+                crate::http2(envoy.port, "GET", path, &[], b"")
+            } else {
+                get(envoy.port, path)
+            };
+            assert_eq!(r.status, 503, "{}", r.text());
+            let message = r.json()["message"].as_str().unwrap_or_default().to_string();
+            assert!(
+                message.contains("imds: the endpoint could not be reached"),
+                "{message}"
+            );
+            assert!(!message.contains("HTTP 503"), "{message}");
+        }
+    }
+    let log = envoy.log();
+    let refusing = log
+        .matches("refusing requests with 503 credentials_unavailable")
+        .count();
+    assert_eq!(refusing, 1, "{log}");
+    let per_request = log
+        .lines()
+        .filter(|l| l.contains("credentials_unavailable") && l.contains(": route \""))
+        .count();
+    assert_eq!(per_request, 0, "{log}");
+}

@@ -367,7 +367,11 @@ fn kong_proxy_url_becomes_a_connect_tunnel_the_proxy_sees() {
         "--trusted-ca",
         certificate.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     if let Err(log) = envoy_validate(&output) {
         panic!("Envoy refuses the imported config:\n{log}");
     }
@@ -389,7 +393,8 @@ fn kong_proxy_url_becomes_a_connect_tunnel_the_proxy_sees() {
         .find(|c| c["transport_socket"]["name"] == "envoy.transport_sockets.http_11_proxy")
         .expect("a cluster through the proxy");
     assert_eq!(
-        function["transport_socket"]["typed_config"]["default_proxy_address"]["socket_address"]["port_value"],
+        function["transport_socket"]["typed_config"]["default_proxy_address"]["socket_address"]
+            ["port_value"],
         u64::from(proxy.port)
     );
     function["type"] = "STATIC".into();
