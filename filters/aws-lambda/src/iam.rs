@@ -42,7 +42,7 @@ impl Global {
             Some(name) => SourceChoice::parse(&name).ok_or_else(|| {
                 fields.error(
                     "credential_source",
-                    &format!("must be one of {}", SourceChoice::NAMES),
+                    format!("must be one of {}", SourceChoice::NAMES),
                 )
             })?,
         };

@@ -136,9 +136,8 @@ pub fn read_managed_identity(fields: &mut Fields) -> Result<Option<ManagedIdenti
     }
     let source = match mi.string("source")? {
         None => SourceChoice::Auto,
-        Some(name) => SourceChoice::parse(&name).ok_or_else(|| {
-            mi.error("source", &format!("must be one of {}", SourceChoice::NAMES))
-        })?,
+        Some(name) => SourceChoice::parse(&name)
+            .ok_or_else(|| mi.error("source", format!("must be one of {}", SourceChoice::NAMES)))?,
     };
     let header = match mi.non_empty_string("header")? {
         None => "authorization".to_string(),
