@@ -5,14 +5,15 @@
 #![no_main]
 
 use envoy_faas_fuzz::message;
-use faas_core::redact::{for_log, secrets_of, MAX_LOGGED};
+use faas_core::redact::{credential_values, expand, for_log, MAX_LOGGED};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let m = message(data);
     let text = String::from_utf8_lossy(&m.body);
-    let secrets = secrets_of(&m.headers);
-    let line = for_log(&text, &secrets);
+    let sent = credential_values(&m.headers);
+    let line = for_log(&text, &sent);
+    let secrets = expand(&sent);
     assert!(!line.contains(['\r', '\n']), "{line:?}");
     assert!(!line.chars().any(char::is_control), "{line:?}");
     assert!(line.chars().count() <= MAX_LOGGED * 4 + 3, "{}", line.len());

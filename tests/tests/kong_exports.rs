@@ -71,7 +71,7 @@ fn kong_values_envoy_faas_cannot_honour_are_refused_naming_the_field() {
         (
             "proxy_url",
             json!("http://proxy.internal:3128"),
-            "Envoy cluster",
+            "http_11_proxy",
         ),
         ("empty_arrays_mode", json!("sometimes"), "legacy, correct"),
         (

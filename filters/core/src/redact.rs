@@ -5,8 +5,10 @@
 //! Such text never reaches a client (errors carry our code and at most the
 //! upstream's error type, see [`error_type`]); a log may carry it, on one
 //! line, with every secret the filter knows taken out:
-//! - the values it sent in credential headers ([`secrets_of`]), and the
-//!   parts of an `Authorization` value (a bearer token, a SigV4 signature);
+//! - the values it sent in credential headers ([`credential_values`], kept
+//!   per request: a clone of one or two values), and the parts of an
+//!   `Authorization` value (a bearer token, a SigV4 signature), split out
+//!   only when a line is written ([`expand`]);
 //! - anything that follows a credential's name (`x-amz-security-token:`,
 //!   `Signature=`, `Bearer `, ...), whether or not the filter sent it.
 
@@ -53,14 +55,21 @@ pub const MAX_LOGGED: usize = 512;
 /// ones would blank out ordinary words).
 const MIN_SECRET: usize = 8;
 
-/// The credential values of a request the filter sent: every credential
-/// header's value, and the token or signature inside an `Authorization`.
-pub fn secrets_of(headers: &[(String, String)]) -> Vec<String> {
+/// The credential header values of a request the filter sent (what a
+/// stream keeps, in case an error's log line must leave them out).
+pub fn credential_values(headers: &[(String, String)]) -> Vec<String> {
+    headers
+        .iter()
+        .filter(|(name, _)| CREDENTIAL_HEADERS.contains(&name.as_str()))
+        .map(|(_, value)| value.clone())
+        .collect()
+}
+
+/// Every secret in `sent` ([`credential_values`]): each value, and the
+/// token or signature inside it, longest first.
+pub fn expand(sent: &[String]) -> Vec<String> {
     let mut out = Vec::new();
-    for (name, value) in headers {
-        if !CREDENTIAL_HEADERS.contains(&name.as_str()) {
-            continue;
-        }
+    for value in sent {
         out.push(value.clone());
         for part in value.split([' ', ',', '=']).map(str::trim) {
             if part.len() >= MIN_SECRET {
@@ -159,9 +168,10 @@ fn one_line(text: &str) -> String {
     out
 }
 
-/// What an upstream said, fit for a log line: secrets out, one line.
-pub fn for_log(text: &str, secrets: &[String]) -> String {
-    one_line(&remove_marked(&remove_known(text, secrets)))
+/// What an upstream said, fit for a log line: the credentials in `sent`
+/// ([`credential_values`]) and every marked one out, one line.
+pub fn for_log(text: &str, sent: &[String]) -> String {
+    one_line(&remove_marked(&remove_known(text, &expand(sent))))
 }
 
 /// An upstream's error *type* (`SignatureDoesNotMatch`,
@@ -207,13 +217,12 @@ mod tests {
                 &format!("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261202/us-east-1/lambda/aws4_request, SignedHeaders=host, Signature={SIGNATURE}"),
             ),
         ]);
-        let secrets = secrets_of(&sent);
+        let sent = credential_values(&sent);
+        assert_eq!(sent.len(), 2, "the two credential headers, not :path");
+        let secrets = expand(&sent);
         assert!(secrets.iter().any(|s| s == TOKEN));
         assert!(secrets.iter().any(|s| s == SIGNATURE));
-        let line = for_log(
-            &format!("{} Signature={SIGNATURE}", aws_message()),
-            &secrets,
-        );
+        let line = for_log(&format!("{} Signature={SIGNATURE}", aws_message()), &sent);
         assert!(!line.contains(TOKEN), "{line}");
         assert!(!line.contains(SIGNATURE), "{line}");
         assert!(!line.contains('\n') && !line.contains('\r'), "{line}");
@@ -253,7 +262,7 @@ mod tests {
         assert_eq!(for_log(&long, &[]).len(), MAX_LOGGED + 3);
         assert_eq!(for_log("a\u{0}b\u{7f}", &[]), "a\\x00b\\x7f");
         // Short values are not secrets: they would blank ordinary words.
-        assert!(secrets_of(&owned(&[("x-api-key", "k")])).is_empty());
+        assert!(expand(&credential_values(&owned(&[("x-api-key", "k")]))).is_empty());
     }
 
     #[test]

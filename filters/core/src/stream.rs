@@ -343,7 +343,7 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
             Ok(c) => c,
             Err(error) => return self.reject(&error),
         };
-        self.sent_secrets = redact::secrets_of(&callout.headers);
+        self.sent_secrets = redact::credential_values(&callout.headers);
         match self.host.dispatch(&callout) {
             Ok(_) => {
                 if let Some(o) = &self.observation {
