@@ -241,6 +241,29 @@ fn per_request_cases(results: &mut Vec<(String, f64)>) {
             build_cost::<OpenFunction>(&openfunction, &request),
         ));
     }
+    // What issue 27 added to every request: the forwarded-path check (on
+    // the request's headers) and keeping the signed call's credential
+    // values for a possible error log line (at dispatch).
+    let route = url.routes.lookup(None).expect("single-route config");
+    let signed = AwsLambda::build_callout(
+        &url.global,
+        &route,
+        &client_request("GET", Vec::new()),
+        SystemTime::now(),
+    )
+    .expect("signed call");
+    results.push((
+        "hardening per request: forwarded-path check + credential values kept (IAM GET)".into(),
+        time_ns(|| {
+            black_box(faas_core::path::forwarded_path_escapes(
+                black_box(Some("/api")),
+                black_box("/api/orders/42/items?x=1&y=2"),
+            ));
+            black_box(faas_core::redact::credential_values(black_box(
+                &signed.headers,
+            )));
+        }),
+    ));
     let fixed = br#"{"statusCode":200,"headers":{"content-type":"text/plain"},"body":"hello from the function"}"#;
     let response = CalloutResponse {
         status: 200,
