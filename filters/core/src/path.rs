@@ -84,18 +84,19 @@ pub fn hides_dot_segment(remainder: &str) -> bool {
                     Some([b'2', b'f' | b'F']) | Some([b'5', b'c' | b'C'])
                 ))
     });
-    hidden && remainder.split('/').any(|segment| {
-        let mut pieces = split_hidden_separators(segment);
-        let first = pieces.next();
-        let rest: Vec<&str> = pieces.collect();
-        // A segment without a hidden separator is one piece: the
-        // normalisation handles its dots.
-        !rest.is_empty()
-            && first
-                .into_iter()
-                .chain(rest)
-                .any(|p| dot_segment(p).is_some())
-    })
+    hidden
+        && remainder.split('/').any(|segment| {
+            let mut pieces = split_hidden_separators(segment);
+            let first = pieces.next();
+            let rest: Vec<&str> = pieces.collect();
+            // A segment without a hidden separator is one piece: the
+            // normalisation handles its dots.
+            !rest.is_empty()
+                && first
+                    .into_iter()
+                    .chain(rest)
+                    .any(|p| dot_segment(p).is_some())
+        })
 }
 
 /// Would forwarding this client request-target (under `strip_prefix`)
