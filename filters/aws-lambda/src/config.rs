@@ -4,6 +4,7 @@ use crate::iam::{read_iam_fields, resolve, Global, Iam};
 use crate::invoke::Invoke;
 use crate::sigv4::Signer;
 use faas_core::config::read_function_uri;
+use faas_core::layout::Forwarding;
 use faas_core::uri::FunctionUri;
 use faas_core::{CommonConfig, ConfigError, Fields};
 
@@ -126,6 +127,14 @@ pub fn read_route(fields: &mut Fields, global: &Global) -> Result<Route, ConfigE
         }
         let (invoke, endpoint) = crate::invoke::read(fields, global)?;
         let common = CommonConfig::read(fields, endpoint)?;
+        if common.forwarding == Forwarding::Route {
+            // The answer is an Invoke result mapped from its body: the
+            // response headers would have to wait for it (issue 28).
+            return Err(fields.error(
+                "forwarding",
+                "\"route\" is not available in Invoke API mode (function_name): the result is mapped from the whole answer; use \"callout\"",
+            ));
+        }
         return Ok(Route {
             common,
             mode: Mode::Invoke(invoke),

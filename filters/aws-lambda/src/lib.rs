@@ -103,6 +103,13 @@ impl Integration for AwsLambda {
         }
     }
 
+    /// SigV4 signs the body's hash, which the headers must carry before
+    /// the body has arrived: a signed request with a body takes the
+    /// callout path (in place it would need the headers held, issue 28).
+    fn in_place_with_body(route: &Route) -> bool {
+        route.iam().is_none()
+    }
+
     fn build_callout(
         global: &Global,
         route: &Route,

@@ -9,7 +9,7 @@
 //!   default). Requests on routes without an entry pass through.
 
 use crate::fields::{ConfigError, Fields};
-use crate::layout::{BodyLayout, Placement};
+use crate::layout::{BodyLayout, Forwarding, Placement};
 use crate::observe::Observability;
 use crate::uri::FunctionUri;
 use serde_json::{Map, Value};
@@ -64,6 +64,8 @@ pub struct CommonConfig {
     pub body_layout: BodyLayout,
     /// Listener or upstream filter chain.
     pub placement: Placement,
+    /// A callout, or the request rewritten in place for Envoy's router.
+    pub forwarding: Forwarding,
 }
 
 /// Reads and parses a URL field.
@@ -140,6 +142,11 @@ impl CommonConfig {
                 )
             })?,
         };
+        let forwarding = match fields.string("forwarding")? {
+            None => Forwarding::default(),
+            Some(name) => Forwarding::parse(&name)
+                .ok_or_else(|| fields.error("forwarding", "must be \"callout\" or \"route\""))?,
+        };
         let placement = match fields.string("placement")? {
             None => Placement::default(),
             Some(name) => Placement::parse(&name)
@@ -167,6 +174,7 @@ impl CommonConfig {
             cluster_hints,
             body_layout,
             placement,
+            forwarding,
         })
     }
 }

@@ -62,6 +62,13 @@ pub trait StreamHost: Host {
 
     /// Sets a header of the response passing the filter.
     fn set_response_header(&self, name: &str, value: &str);
+
+    /// Replaces the request's headers, pseudo-headers included (in place
+    /// forwarding). Only valid in the request-headers callback.
+    fn replace_request_headers(&self, headers: &HeaderList) -> Result<(), String>;
+
+    /// The headers of the response passing the filter, `:status` included.
+    fn response_headers(&self) -> HeaderList;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +138,8 @@ pub mod fake {
         pub properties: BTreeMap<String, Vec<u8>>,
         pub call_headers: HeaderList,
         pub call_body: Vec<u8>,
+        /// The response passing the filter (in place forwarding).
+        pub response_headers: HeaderList,
     }
 
     impl FakeHost {
@@ -291,6 +300,17 @@ pub mod fake {
             self.response_headers_set
                 .borrow_mut()
                 .push((name.to_string(), value.to_string()));
+        }
+
+        fn replace_request_headers(&self, headers: &HeaderList) -> Result<(), String> {
+            self.logged("replace_request_headers");
+            self.request.borrow_mut().headers = headers.clone();
+            Ok(())
+        }
+
+        fn response_headers(&self) -> HeaderList {
+            self.logged("response_headers");
+            self.request.borrow().response_headers.clone()
         }
     }
 

@@ -53,6 +53,13 @@ pub trait Integration: 'static {
         now: SystemTime,
     ) -> Result<Callout, ErrorReply>;
 
+    /// `forwarding: route`: whether a request with a body may go in place
+    /// (its credentials do not depend on the body). When not, such a
+    /// request takes the callout path; a body-less one still goes in place.
+    fn in_place_with_body(_route: &Self::Route) -> bool {
+        true
+    }
+
     /// Maps the function's answer to the client's response.
     fn map_response(
         _global: &Self::Global,

@@ -66,6 +66,31 @@ impl Placement {
     }
 }
 
+/// How the function is called, set per route (or filter-wide) with
+/// `forwarding`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Forwarding {
+    /// The filter calls the function's cluster (`dispatch_http_call`) and
+    /// answers the client with the result: APISIX's and Kong's model.
+    #[default]
+    Callout,
+    /// The filter rewrites the request in place (path, authority,
+    /// credentials, forwarding headers) in the request-headers callback and
+    /// Envoy's router forwards it to the route's cluster: bodies stream
+    /// both ways, no size ceiling, the router's retries and timeouts apply.
+    Route,
+}
+
+impl Forwarding {
+    pub fn parse(name: &str) -> Option<Forwarding> {
+        match name {
+            "callout" => Some(Forwarding::Callout),
+            "route" => Some(Forwarding::Route),
+            _ => None,
+        }
+    }
+}
+
 /// Envoy's `HeaderMap::byteSize()`: names plus values, pseudo-headers
 /// included. Envoy's `request.total_size` is this plus the body bytes it
 /// has received, so the difference tells whether body bytes arrived.

@@ -152,11 +152,16 @@ pub enum Failure {
     /// The forwarded path hides a dot segment behind an encoded separator
     /// (see [`crate::path::hides_dot_segment`]).
     UnsafePath,
+    /// The client sent a header only the gateway may set.
+    ReservedHeader,
     FunctionTimeout,
     FunctionUnreachable,
     FunctionResponseTooLarge,
     /// Envoy refused to send the call (no such cluster).
     CalloutFailed,
+    /// `forwarding: route` on an Envoy route whose cluster is not the one
+    /// the config names (or the request could not be rewritten).
+    ForwardingMisconfigured,
     /// The deployment does not deliver request bodies the way the route's
     /// `body_layout` says (see [`crate::layout`]).
     BodyLayoutMisconfigured,
@@ -184,7 +189,7 @@ impl Failure {
     pub fn status(self) -> u16 {
         match self {
             Failure::RequestBodyTooLarge | Failure::InvokeRequestTooLarge => 413,
-            Failure::UnsafePath => 400,
+            Failure::UnsafePath | Failure::ReservedHeader => 400,
             Failure::InvokeThrottled => 429,
             Failure::FunctionTimeout => 504,
             Failure::FunctionUnreachable
@@ -193,7 +198,9 @@ impl Failure {
             | Failure::FunctionError
             | Failure::InvokeApiFailed
             | Failure::AwsSigningRefused => 502,
-            Failure::CalloutFailed | Failure::BodyLayoutMisconfigured => 500,
+            Failure::CalloutFailed
+            | Failure::BodyLayoutMisconfigured
+            | Failure::ForwardingMisconfigured => 500,
             Failure::CredentialsUnavailable => 503,
         }
     }
@@ -202,10 +209,12 @@ impl Failure {
         match self {
             Failure::RequestBodyTooLarge => "request_body_too_large",
             Failure::UnsafePath => "unsafe_path",
+            Failure::ReservedHeader => "reserved_header",
             Failure::FunctionTimeout => "function_timeout",
             Failure::FunctionUnreachable => "function_unreachable",
             Failure::FunctionResponseTooLarge => "function_response_too_large",
             Failure::CalloutFailed => "callout_failed",
+            Failure::ForwardingMisconfigured => "forwarding_misconfigured",
             Failure::BodyLayoutMisconfigured => "body_layout_misconfigured",
             Failure::CredentialsUnavailable => "credentials_unavailable",
             Failure::InvalidFunctionResponse => "invalid_function_response",
@@ -222,11 +231,11 @@ impl Failure {
             Failure::RequestBodyTooLarge | Failure::InvokeRequestTooLarge => {
                 Outcome::RequestTooLarge
             }
-            Failure::UnsafePath => Outcome::RequestRefused,
+            Failure::UnsafePath | Failure::ReservedHeader => Outcome::RequestRefused,
             Failure::FunctionTimeout => Outcome::Timeout,
             Failure::FunctionUnreachable => Outcome::Unreachable,
             Failure::FunctionResponseTooLarge => Outcome::ResponseTooLarge,
-            Failure::CalloutFailed => Outcome::CalloutFailed,
+            Failure::CalloutFailed | Failure::ForwardingMisconfigured => Outcome::CalloutFailed,
             Failure::BodyLayoutMisconfigured => Outcome::BodyLayoutMisconfigured,
             Failure::CredentialsUnavailable => Outcome::CredentialsUnavailable,
             Failure::InvalidFunctionResponse => Outcome::InvalidResponse,
@@ -288,6 +297,7 @@ mod tests {
             (Failure::RequestBodyTooLarge, 413, Fault::Client),
             (Failure::InvokeRequestTooLarge, 413, Fault::Client),
             (Failure::UnsafePath, 400, Fault::Client),
+            (Failure::ReservedHeader, 400, Fault::Client),
             (Failure::InvokeThrottled, 429, Fault::Function),
             (Failure::FunctionTimeout, 504, Fault::Function),
             (Failure::FunctionUnreachable, 502, Fault::Function),
@@ -297,6 +307,7 @@ mod tests {
             (Failure::InvokeApiFailed, 502, Fault::Function),
             (Failure::AwsSigningRefused, 502, Fault::Function),
             (Failure::CalloutFailed, 500, Fault::Gateway),
+            (Failure::ForwardingMisconfigured, 500, Fault::Gateway),
             (Failure::BodyLayoutMisconfigured, 500, Fault::Gateway),
             (Failure::CredentialsUnavailable, 503, Fault::Gateway),
         ];

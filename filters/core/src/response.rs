@@ -152,6 +152,33 @@ pub fn classify(response: CalloutResponse) -> CallResult {
     CallResult::Function(response)
 }
 
+/// How the router's own answer on an in-place route (its
+/// `response.code_details`) maps to the errors the callout path gives for
+/// the same failures: `None` for the function's own answer
+/// (`via_upstream`) and for replies of other filters, which pass as they are.
+pub fn router_failure(details: &str) -> Option<CallResult> {
+    // Envoy 1.40's details for a route timeout is `response_timeout`.
+    const TIMEOUTS: [&str; 5] = [
+        "response_timeout",
+        "upstream_response_timeout",
+        "upstream_per_try_timeout",
+        "upstream_per_try_idle_timeout",
+        "upstream_max_stream_duration_reached",
+    ];
+    const UNREACHABLE: [&str; 3] = [
+        "upstream_reset_before_response_started",
+        "no_healthy_upstream",
+        "maintenance_mode",
+    ];
+    if TIMEOUTS.iter().any(|t| details.starts_with(t)) {
+        return Some(CallResult::TimedOut);
+    }
+    UNREACHABLE
+        .iter()
+        .any(|u| details.starts_with(u))
+        .then(|| CallResult::Unreachable(details.to_string()))
+}
+
 /// The client gets the function's status, end-to-end headers (repeats kept
 /// in order, `content-length` included: see [`frame`]) and body, byte for
 /// byte.
@@ -261,6 +288,35 @@ mod tests {
             classify(resp(503, &[], "")),
             CallResult::Function(_)
         ));
+    }
+
+    #[test]
+    fn the_routers_failures_map_like_the_callouts_and_everything_else_passes() {
+        assert_eq!(
+            router_failure("response_timeout"),
+            Some(CallResult::TimedOut)
+        );
+        assert_eq!(
+            router_failure("upstream_per_try_timeout"),
+            Some(CallResult::TimedOut)
+        );
+        let refused = "upstream_reset_before_response_started{remote_connection_failure}";
+        assert_eq!(
+            router_failure(refused),
+            Some(CallResult::Unreachable(refused.into()))
+        );
+        assert!(matches!(
+            router_failure("no_healthy_upstream"),
+            Some(CallResult::Unreachable(_))
+        ));
+        for passes in [
+            "via_upstream",
+            "local_rate_limited",
+            "",
+            "request_payload_too_large",
+        ] {
+            assert_eq!(router_failure(passes), None, "{passes}");
+        }
     }
 
     #[test]

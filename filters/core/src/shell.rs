@@ -149,6 +149,16 @@ impl StreamHost for WasmHost {
             Some(value.as_bytes()),
         );
     }
+
+    fn replace_request_headers(&self, headers: &HeaderList) -> Result<(), String> {
+        let headers = crate::headers::borrowed(headers);
+        hostcalls::set_map(MapType::HttpRequestHeaders, headers)
+            .map_err(|status| format!("{status:?}"))
+    }
+
+    fn response_headers(&self) -> HeaderList {
+        header_map(MapType::HttpResponseHeaders)
+    }
 }
 
 struct Root<I: Integration> {

@@ -10,14 +10,15 @@ use crate::config::PluginConfig;
 use crate::headers::HeaderList;
 use crate::host::StreamHost;
 use crate::integration::Integration;
-use crate::layout::{self, BodyLayout, Placement};
+use crate::layout::{self, BodyLayout, Forwarding, Placement};
 use crate::metrics::{self, Registry};
 use crate::observe::Observation;
 use crate::path;
 use crate::redact;
 use crate::request::ClientRequest;
 use crate::response::{
-    classify, envoy_shaped, frame, CallResult, CalloutResponse, ErrorReply, Failure, LocalReply,
+    classify, envoy_shaped, frame, router_failure, CallResult, CalloutResponse, ErrorReply,
+    Failure, LocalReply,
 };
 use proxy_wasm::types::Action;
 use std::cell::{Cell, RefCell};
@@ -104,6 +105,10 @@ pub fn record_failure<I: Integration>(
         .unwrap_or_else(|| route_label::<I>(host, route))
 }
 
+/// The header that leads the rewritten request to its route's in-place
+/// twin when Envoy routes it again.
+pub const IN_PLACE_ROUTE_HEADER: &str = "x-envoy-faas-route";
+
 /// Why a forwarded path is refused (the path itself is never echoed).
 pub const UNSAFE_PATH: &str = "the forwarded path hides a dot segment behind an encoded separator \
     (%2F, %5C or a backslash); a server that decodes it would leave the function's base path";
@@ -178,6 +183,9 @@ pub struct Stream<I: Integration, H: StreamHost> {
     /// The credentials the call carried, kept out of the log line of an
     /// error the answer causes (see [`crate::redact`]).
     sent_secrets: Vec<String>,
+    /// The request was rewritten in place for the router (`forwarding:
+    /// route`): the body streams past, the answer is the router's.
+    in_place: bool,
 }
 
 impl<I: Integration, H: StreamHost> Stream<I, H> {
@@ -202,6 +210,7 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
             replied: false,
             restore: HeaderList::new(),
             sent_secrets: Vec::new(),
+            in_place: false,
         }
     }
 
@@ -320,6 +329,119 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
         );
     }
 
+    /// The request facts a call may need besides headers and body.
+    fn read_facts(&mut self, route: &I::Route) {
+        if I::common(route).placement.reads_peer_address() {
+            self.request.peer_address = property(&self.host, &["source", "address"]);
+        }
+        if I::uses_protocol(route) {
+            self.request.protocol = property(&self.host, &["request", "protocol"]);
+        }
+    }
+
+    /// `forwarding: route`: the call the callout path would send becomes
+    /// the request itself (path, authority, credentials, forwarding
+    /// headers), and Envoy's router forwards it to the route's cluster,
+    /// which must be the config's. The body, if any, streams past.
+    fn forward_in_place(&mut self) -> Action {
+        let (Some(config), Some(route)) = (self.config.clone(), self.route.clone()) else {
+            return Action::Continue;
+        };
+        self.answered = true;
+        // Only this filter writes the route header: a client's would pick
+        // the in-place twin route before the filter ran.
+        if self.request.header(IN_PLACE_ROUTE_HEADER).is_some() {
+            self.fail(
+                Failure::ReservedHeader,
+                &format!("{IN_PLACE_ROUTE_HEADER} is set by the gateway, never by a client"),
+            );
+            return Action::Pause;
+        }
+        self.read_facts(&route);
+        if let Err(error) = I::admit(&config.global, &route, &self.host) {
+            self.reject(&error);
+            return Action::Pause;
+        }
+        let now = self.host.now();
+        let callout = match I::build_callout(&config.global, &route, &self.request, now) {
+            Ok(c) => c,
+            Err(error) => {
+                self.reject(&error);
+                return Action::Pause;
+            }
+        };
+        let route_cluster = property(&self.host, &["xds", "cluster_name"]).unwrap_or_default();
+        if route_cluster != callout.cluster {
+            let message = format!(
+                "forwarding \"route\": Envoy's route sends to cluster \"{route_cluster}\", but the \
+                 config's cluster is \"{}\"; point the route at the function's cluster",
+                callout.cluster
+            );
+            self.fail(Failure::ForwardingMisconfigured, &message);
+            return Action::Pause;
+        }
+        let mut headers = callout.headers;
+        // Envoy routes the rewritten request again (a proxy-wasm 0.2.1
+        // module's header changes clear the route cache): this header
+        // leads it to the route's in-place twin (README "Forwarding in
+        // place"), which sends it to the same cluster and removes it.
+        let route_name = property(&self.host, &["xds", "route_name"]).unwrap_or_default();
+        headers.push((IN_PLACE_ROUTE_HEADER.into(), route_name));
+        // The body streams as the client sends it: keep its framing.
+        if let Some(length) = self.request.header("content-length") {
+            headers.push(("content-length".into(), length.to_string()));
+        }
+        self.sent_secrets = redact::credential_values(&headers);
+        if let Err(why) = self.host.replace_request_headers(&headers) {
+            let message = format!("could not rewrite the request in place ({why})");
+            self.fail(Failure::ForwardingMisconfigured, &message);
+            return Action::Pause;
+        }
+        self.in_place = true;
+        if let Some(o) = &self.observation {
+            o.sent(&self.host, now, 0);
+        }
+        Action::Continue
+    }
+
+    /// The router's answer to an in-place request, at its headers: the
+    /// function's own goes on untouched; the router's own failures become
+    /// the errors the callout path gives for them.
+    fn in_place_answer(&mut self) -> Action {
+        let now = self.host.now();
+        let details = property(&self.host, &["response", "code_details"]).unwrap_or_default();
+        let Some(failure) = router_failure(&details) else {
+            let status = proxy_status(&self.host.response_headers());
+            if let Some(o) = &self.observation {
+                let function_status = (details == "via_upstream").then_some(status).flatten();
+                o.answered(&self.host, now, function_status, 0);
+                o.replied(&self.host, status.unwrap_or(0), self.function_host());
+            }
+            self.replied = true;
+            return Action::Continue;
+        };
+        if let Some(o) = &self.observation {
+            o.answered(&self.host, now, None, 0);
+        }
+        let cluster = self
+            .route
+            .as_ref()
+            .map(|r| I::common(r).cluster.clone())
+            .unwrap_or_default();
+        match failure {
+            CallResult::TimedOut => self.fail(
+                Failure::FunctionTimeout,
+                "the function did not answer within the route's timeout",
+            ),
+            CallResult::Unreachable(why) => self.fail(
+                Failure::FunctionUnreachable,
+                &format!("could not reach the function on cluster \"{cluster}\": {why}"),
+            ),
+            CallResult::Function(_) => {}
+        }
+        Action::Pause
+    }
+
     /// The whole request is here: build the call and send it.
     fn dispatch(&mut self) {
         let (Some(config), Some(route)) = (self.config.clone(), self.route.clone()) else {
@@ -329,12 +451,7 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
         if self.body_size > 0 {
             self.request.body = self.host.request_body(self.body_size);
         }
-        if I::common(&route).placement.reads_peer_address() {
-            self.request.peer_address = property(&self.host, &["source", "address"]);
-        }
-        if I::uses_protocol(&route) {
-            self.request.protocol = property(&self.host, &["request", "protocol"]);
-        }
+        self.read_facts(&route);
         if let Err(error) = I::admit(&config.global, &route, &self.host) {
             return self.reject(&error);
         }
@@ -376,6 +493,13 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
             self.fail(Failure::UnsafePath, UNSAFE_PATH);
             return Action::Pause;
         }
+        // In place there is no body to hold, so no size ceiling; a request
+        // whose credentials need its body takes the callout path.
+        if I::common(&route).forwarding == Forwarding::Route
+            && (end_of_stream || I::in_place_with_body(&route))
+        {
+            return self.forward_in_place();
+        }
         // Refuse before reading a byte of an announced oversized body.
         let announced = self
             .request
@@ -403,6 +527,9 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
         let Some(route) = self.route.clone() else {
             return Action::Continue;
         };
+        if self.in_place {
+            return Action::Continue; // the body streams to the router
+        }
         self.stop_watching();
         if self.answered {
             return Action::Pause;
@@ -421,7 +548,7 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
 
     /// Trailers end the request: with or without a body, it is complete.
     pub fn on_request_trailers(&mut self) -> Action {
-        if self.route.is_none() {
+        if self.route.is_none() || self.in_place {
             return Action::Continue;
         }
         self.stop_watching();
@@ -437,6 +564,9 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
     /// error) is replaced by the fix. The filter's own reply gets back the
     /// headers Envoy's local-reply path dropped.
     pub fn on_response_headers(&mut self) -> Action {
+        if self.in_place && !self.replied {
+            return self.in_place_answer();
+        }
         match &self.route {
             Some(route) if !self.replied && !I::common(route).body_layout.pauses_headers() => {
                 self.answered = true;
@@ -945,6 +1075,97 @@ mod tests {
         answer(&s, "200", &[], "");
         s.on_call_response(1, 0);
         assert_eq!(sent(&s).len(), 1);
+    }
+
+    const IN_PLACE: &str = r#"{"function_uri": "http://fn.test/base", "cluster": "functions",
+        "strip_prefix": "/f", "forwarding": "route", "max_req_body_size": 10}"#;
+
+    fn in_place_stream(route_cluster: &str) -> TestStream {
+        let s = stream_with(IN_PLACE, &Rc::new(BodyWatch::default()));
+        let mut r = s.host().request.borrow_mut();
+        r.properties
+            .insert("xds.cluster_name".into(), route_cluster.as_bytes().to_vec());
+        r.properties
+            .insert("xds.route_name".into(), b"orders".to_vec());
+        drop(r);
+        s
+    }
+
+    /// The router's answer as the in-place hook sees it.
+    fn routed(s: &TestStream, status: &str, details: &str) {
+        let mut r = s.host().request.borrow_mut();
+        r.response_headers = owned(&[(":status", status)]);
+        r.properties
+            .insert("response.code_details".into(), details.as_bytes().to_vec());
+    }
+
+    #[test]
+    fn in_place_the_request_is_rewritten_and_its_body_streams_past() {
+        let mut s = in_place_stream("functions");
+        request(&s, "POST", &[("content-length", "1000"), ("x-a", "1")], "");
+        s.host().request.borrow_mut().headers[1] = (":path".into(), "/f/orders?x=1".into());
+        // No ceiling in place: a body over max_req_body_size goes on.
+        assert_eq!(s.on_request_headers(false), Action::Continue);
+        assert!(calls(&s).is_empty(), "no callout");
+        let headers = s.host().request.borrow().headers.clone();
+        let get = |n: &str| crate::headers::get(&headers, n).map(str::to_string);
+        assert_eq!(get(":path").as_deref(), Some("/base/orders?x=1"));
+        assert_eq!(get(":authority").as_deref(), Some("fn.test"));
+        assert_eq!(get("x-a").as_deref(), Some("1"));
+        assert_eq!(get("content-length").as_deref(), Some("1000"));
+        assert_eq!(get("x-forwarded-host").as_deref(), Some("gw"));
+        // Leads Envoy's second routing to the route's in-place twin.
+        assert_eq!(get(IN_PLACE_ROUTE_HEADER).as_deref(), Some("orders"));
+        assert_eq!(s.on_request_body(1000, true), Action::Continue);
+        assert_eq!(s.on_request_trailers(), Action::Continue);
+        // The function's own answer, even a 503, passes untouched.
+        routed(&s, "503", "via_upstream");
+        assert_eq!(s.on_response_headers(), Action::Continue);
+        assert!(sent(&s).is_empty());
+        assert_eq!(outcome(&s), vec!["function_5xx".to_string()]);
+    }
+
+    #[test]
+    fn in_place_the_routers_failures_are_the_callouts_errors() {
+        for (details, status, code) in [
+            ("upstream_response_timeout", 504, "function_timeout"),
+            (
+                "upstream_reset_before_response_started{remote_connection_failure}",
+                502,
+                "function_unreachable",
+            ),
+            ("no_healthy_upstream", 502, "function_unreachable"),
+        ] {
+            let mut s = in_place_stream("functions");
+            request(&s, "GET", &[], "");
+            assert_eq!(s.on_request_headers(true), Action::Continue);
+            routed(&s, "503", details);
+            assert_eq!(s.on_response_headers(), Action::Pause);
+            assert_eq!(only_error(&s), (status, code.to_string()), "{details}");
+            // Our reply passes the hook on its way out.
+            assert_eq!(s.on_response_headers(), Action::Continue);
+        }
+    }
+
+    #[test]
+    fn in_place_a_client_cannot_send_the_route_header() {
+        let mut s = in_place_stream("functions");
+        request(&s, "GET", &[(IN_PLACE_ROUTE_HEADER, "orders")], "");
+        assert_eq!(s.on_request_headers(true), Action::Pause);
+        assert_eq!(only_error(&s), (400, "reserved_header".into()));
+    }
+
+    #[test]
+    fn in_place_a_route_to_another_cluster_is_refused() {
+        let mut s = in_place_stream("some_other_cluster");
+        request(&s, "GET", &[], "");
+        assert_eq!(s.on_request_headers(true), Action::Pause);
+        assert_eq!(only_error(&s), (500, "forwarding_misconfigured".into()));
+        let message = String::from_utf8_lossy(&sent(&s)[0].body).into_owned();
+        assert!(
+            message.contains("some_other_cluster") && message.contains("functions"),
+            "{message}"
+        );
     }
 
     #[test]

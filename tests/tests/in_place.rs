@@ -1,0 +1,233 @@
+//! `forwarding: "route"` (issue 28, first part) in real Envoy 1.40: the
+//! filter rewrites the request in place and Envoy's router forwards it to
+//! the route's cluster. Bodies stream (no `max_req_body_size` ceiling), the
+//! router's retries apply, and its own failures become the callout path's
+//! JSON errors; the function's own answers pass untouched.
+//!
+//! Envoy routes the rewritten request again (a proxy-wasm ABI 0.2.1
+//! module's request-header changes clear the route cache), so every
+//! in-place route has a twin, first in the list, that matches the
+//! `x-envoy-faas-route` header the filter adds and removes it.
+
+use faas_emulator::aws::KEYS;
+use integration_tests::*;
+use serde_json::{json, Value};
+
+const URL_HOST: &str = "fn1.lambda-url.us-east-1.on.aws";
+
+fn emulator_url(path: &str) -> String {
+    format!("http://127.0.0.1:{}{path}", emulator().port())
+}
+
+fn in_place(entry: Value) -> Value {
+    merged(
+        json!({"forwarding": "route", "cluster": "functions"}),
+        entry,
+    )
+}
+
+/// Routes by name: `(name, prefix, cluster, extra route action fields)`,
+/// each with its in-place twin first.
+fn start(filter: &str, plugin: Value, routes: &[(&str, &str, &str, Value)]) -> Envoy {
+    let mut twins = Vec::new();
+    let mut client_routes = Vec::new();
+    for (name, prefix, cluster, extra) in routes {
+        let mut action = json!({"cluster": cluster});
+        if let (Some(a), Some(e)) = (action.as_object_mut(), extra.as_object()) {
+            a.extend(e.clone());
+        }
+        twins.push(json!({"name": name,
+            "match": {"prefix": "/", "headers": [
+                {"name": "x-envoy-faas-route", "string_match": {"exact": name}}]},
+            "route": action.clone(),
+            "request_headers_to_remove": ["x-envoy-faas-route"]}));
+        client_routes.push(json!({"name": name, "match": {"prefix": prefix}, "route": action}));
+    }
+    twins.extend(client_routes);
+    let routes = twins;
+    // `twice`: a dead endpoint, then the emulator (round robin).
+    let mut twice = cluster("twice", dead_port());
+    twice["load_assignment"]["endpoints"][0]["lb_endpoints"]
+        .as_array_mut()
+        .expect("endpoints")
+        .push(json!({"endpoint": {"address": {"socket_address": {
+            "address": "127.0.0.1", "port_value": emulator().port()}}}}));
+    let config = bootstrap(
+        routes,
+        vec![wasm_filter(filter, &plugin)],
+        vec![
+            cluster("functions", emulator().port()),
+            cluster("dead", dead_port()),
+            twice,
+        ],
+    );
+    Envoy::start(&config).unwrap_or_else(|log| panic!("{log}"))
+}
+
+fn send(port: u16, h2: bool, method: &str, path: &str, body: &[u8]) -> Response {
+    if h2 {
+        http2(port, method, path, &[("x-client", "1")], body)
+    } else {
+        http1(port, method, path, &[("x-client", "1")], body)
+    }
+}
+
+#[test]
+fn openfunction_in_place_rewrites_the_request_and_streams_a_body_past_the_ceiling() {
+    let plugin = json!({"routes": {
+        "f": in_place(json!({"function_uri": emulator_url("/echo/base"), "strip_prefix": "/f",
+            "max_req_body_size": 10})),
+    }});
+    let envoy = start(
+        "openfunction",
+        plugin,
+        &[("f", "/f", "functions", json!({}))],
+    );
+    for h2 in [false, true] {
+        let r = send(envoy.port, h2, "GET", "/f/orders/42?q=1", b"");
+        assert_eq!(r.status, 200, "{}", r.text());
+        let e = r.echo();
+        assert_eq!(
+            (e.path.as_str(), e.query.as_deref()),
+            ("/echo/base/orders/42", Some("q=1"))
+        );
+        assert_eq!(e.header("x-client"), Some("1"));
+        assert_eq!(e.header("x-forwarded-host"), Some("gateway.test"));
+        let authority = format!("127.0.0.1:{}", emulator().port());
+        assert_eq!(e.header("host"), Some(authority.as_str()));
+        // 3 MiB, against max_req_body_size 10: in place nothing holds it.
+        let body = vec![b'z'; 3 * 1024 * 1024];
+        let r = send(envoy.port, h2, "POST", "/f/upload", &body);
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.echo().body.len(), body.len());
+    }
+    // Only the gateway sets the twin route's header.
+    let r = http1(
+        envoy.port,
+        "GET",
+        "/f/x",
+        &[("x-envoy-faas-route", "f")],
+        b"",
+    );
+    assert_error(&r, 400, "reserved_header", "f");
+    // The function's own error passes as it is.
+    let r = get(envoy.port, "/f/../status/503");
+    assert_eq!(r.status, 200, "dot segments stay contained: {}", r.text());
+    let plugin =
+        json!({"routes": {"s": in_place(json!({"function_uri": emulator_url("/status/503")}))}});
+    let envoy = start(
+        "openfunction",
+        plugin,
+        &[("s", "/s", "functions", json!({}))],
+    );
+    let r = get(envoy.port, "/s");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(!r.text().contains("function_unreachable"));
+}
+
+#[test]
+fn the_routers_failures_are_the_callout_paths_json_errors() {
+    let plugin = json!({"routes": {
+        "dead": in_place(json!({"function_uri": emulator_url("/echo"), "cluster": "dead"})),
+        "slow": in_place(json!({"function_uri": emulator_url("/delay/2000")})),
+        "wrong": in_place(json!({"function_uri": emulator_url("/echo"), "cluster": "not_the_routes"})),
+    }});
+    let envoy = start(
+        "openfunction",
+        plugin,
+        &[
+            ("dead", "/dead", "dead", json!({})),
+            ("slow", "/slow", "functions", json!({"timeout": "0.2s"})),
+            ("wrong", "/wrong", "functions", json!({})),
+        ],
+    );
+    for h2 in [false, true] {
+        let r = send(envoy.port, h2, "GET", "/dead", b"");
+        let v = assert_error(&r, 502, "function_unreachable", "dead");
+        assert!(
+            v["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("\"dead\""),
+            "{v}"
+        );
+        assert_error(
+            &send(envoy.port, h2, "GET", "/slow", b""),
+            504,
+            "function_timeout",
+            "slow",
+        );
+        let v = assert_error(
+            &send(envoy.port, h2, "GET", "/wrong", b""),
+            500,
+            "forwarding_misconfigured",
+            "wrong",
+        );
+        assert!(
+            v["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("not_the_routes"),
+            "{v}"
+        );
+    }
+    // Counted as the callout path counts them.
+    let unreachable = envoy
+        .stat_ending("route=.=dead;.;outcome=.=unreachable;.;fault=.=function;.;")
+        .map(|(_, n)| n);
+    assert_eq!(unreachable, Some(2));
+}
+
+#[test]
+fn the_routers_retries_reach_a_second_endpoint() {
+    let plugin = json!({"routes": {
+        "r": in_place(json!({"function_uri": emulator_url("/echo/retried"), "cluster": "twice"})),
+    }});
+    let retry = json!({"retry_policy": {"retry_on": "connect-failure,reset", "num_retries": 2}});
+    let envoy = start("openfunction", plugin, &[("r", "/r", "twice", retry)]);
+    for i in 0..6 {
+        let r = http1(
+            envoy.port,
+            "POST",
+            "/r",
+            &[],
+            format!("{{\"n\":{i}}}").as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{i}: {}", r.text());
+        assert_eq!(r.echo().path, "/echo/retried");
+    }
+    assert!(envoy.stat("cluster.twice.upstream_rq_retry").unwrap_or(0) >= 1);
+}
+
+#[test]
+fn azure_keys_and_signed_gets_go_in_place_and_signed_bodies_take_the_callout() {
+    let plugin = json!({"routes": {"a": in_place(json!({
+        "function_uri": "http://demo-app.azurewebsites.net/api/echo",
+        "authorization": {"apikey": faas_emulator::azure::KEYS[0]}}))}});
+    let envoy = start(
+        "azure-functions",
+        plugin,
+        &[("a", "/a", "functions", json!({}))],
+    );
+    let r = http1(envoy.port, "POST", "/a", &[], b"streamed");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.echo().body, b"streamed");
+    let plugin = json!({"routes": {"l": in_place(json!({
+        "function_uri": format!("http://{URL_HOST}/echo"), "strip_prefix": "/l",
+        "authorization": {"iam": {"accesskey": KEYS[0].0, "secretkey": KEYS[0].1}}}))}});
+    let envoy = start("aws-lambda", plugin, &[("l", "/l", "functions", json!({}))]);
+    // The emulator's Function URL verifies SigV4 with the aws-sigv4 crate.
+    let r = get(envoy.port, "/l/x");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.echo().header("authorization").is_some());
+    let r = http1(envoy.port, "POST", "/l/x", &[], b"{\"signed\":true}");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.echo().body, b"{\"signed\":true}");
+    // Invoke mode is refused in place, naming the field.
+    let invoke = json!({"routes": {"i": in_place(json!({"function_name": "echo-event",
+        "endpoint": "http://lambda.us-east-1.amazonaws.com", "aws_key": KEYS[0].0, "aws_secret": KEYS[0].1}))}});
+    let log = start_filter("aws-lambda", &invoke, &[("i", "/i")], &[])
+        .err()
+        .expect("refused");
+    assert!(log.contains(r#"route "i": field "forwarding""#), "{log}");
+}
