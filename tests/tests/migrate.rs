@@ -46,12 +46,17 @@ fn import(source: &str, example: &str, dir: &Path) -> Imported {
 
 /// Imports `input`: the production form and the loopback one.
 fn import_file(source: &str, input: &Path, dir: &Path) -> Imported {
+    import_with(source, input, dir, &[])
+}
+
+/// [`import_file`] with more options for both imports.
+fn import_with(source: &str, input: &Path, dir: &Path, extra: &[&str]) -> Imported {
     let input = input.to_str().expect("utf-8 path");
     let wasm_dir = repo_root().join("dist");
     let wasm_dir = wasm_dir.to_str().expect("utf-8 path");
     let production = dir.join("production.yaml");
     let report = dir.join("report.txt");
-    let out = run(&[
+    let mut args = vec![
         "import",
         source,
         input,
@@ -61,7 +66,9 @@ fn import_file(source: &str, input: &Path, dir: &Path) -> Imported {
         report.to_str().unwrap(),
         "--wasm-dir",
         wasm_dir,
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let out = run(&args);
     assert!(
         out.status.success(),
         "import: {}",
@@ -69,7 +76,7 @@ fn import_file(source: &str, input: &Path, dir: &Path) -> Imported {
     );
     let emulator = emulator().to_string();
     let loopback = dir.join("loopback.yaml");
-    let out = run(&[
+    let mut args = vec![
         "import",
         source,
         input,
@@ -85,7 +92,9 @@ fn import_file(source: &str, input: &Path, dir: &Path) -> Imported {
         "127.0.0.1:0",
         "--upstream-override",
         &emulator,
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let out = run(&args);
     assert!(
         out.status.success(),
         "import: {}",
@@ -456,4 +465,52 @@ fn tls_front(port: u16, certificate: &Path, key: &Path, cluster: &str) -> Value 
             }]
         }]
     })
+}
+
+/// `envoy-faas import --forwarding route`: the APISIX example's routes
+/// forward in place (each with its twin route), and the imported Envoy
+/// serves the same answers through the router.
+#[test]
+fn the_apisix_example_imports_forwarding_in_place() {
+    let dir = temp_dir("apisix-in-place");
+    let input = repo_root().join("tools/envoy-faas/examples/apisix.yaml");
+    let imported = import_with("apisix", &input, &dir, &["--forwarding", "route"]);
+    if let Err(log) = envoy_validate(&imported.production) {
+        panic!("Envoy refuses the imported config:\n{log}");
+    }
+    let text = serde_json::to_string(&imported.loopback).expect("JSON");
+    assert!(text.contains("x-envoy-faas-route"), "twin routes");
+    assert!(
+        text.contains("\\\"forwarding\\\": \\\"route\\\""),
+        "plugin configs: {text}"
+    );
+    let envoy = Envoy::start(&imported.loopback).unwrap_or_else(|log| panic!("{log}"));
+    for (path, expected) in [
+        ("/azure?name=APISIX", "Hello, APISIX"),
+        ("/azure/greet?name=metadata", "Hello, metadata"),
+        ("/aws?name=APISIX", "Hello, APISIX!"),
+        ("/aws-iam?name=IAM", "Hello, IAM!"),
+        ("/hello", "Hello, test!"),
+        ("/hello/123", "Hello, 123!"),
+    ] {
+        let r = get(envoy.port, path);
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (200, expected),
+            "{path}: {}",
+            envoy.log()
+        );
+    }
+    // The in-place path is the one answering: only it refuses a client's
+    // own twin-route header (the callout path would forward the request).
+    let r = http1(
+        envoy.port,
+        "GET",
+        "/hello/x",
+        &[("x-envoy-faas-route", "spoofed")],
+        b"",
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["error"], "reserved_header");
+    assert_eq!(get(envoy.port, "/index.html").status, 404);
 }

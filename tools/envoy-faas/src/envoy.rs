@@ -23,6 +23,9 @@ pub struct Options {
     /// Testing: every function cluster goes to this address over plain
     /// HTTP instead of the function host (the Host header stays).
     pub upstream_override: Option<(String, u16)>,
+    /// `--forwarding route`: the routes forward in place (the plugin
+    /// configs say `"forwarding": "route"`, each route gets its twin).
+    pub in_place: bool,
 }
 
 const MIB: u64 = 1024 * 1024;
@@ -232,6 +235,57 @@ fn path_match(path: &PathMatch) -> (&'static str, Value) {
 }
 
 /// The Envoy routes of one function route (one per path).
+/// Whether a route forwards in place (`"forwarding": "route"`).
+fn in_place(route: &FunctionRoute) -> bool {
+    route.config.get("forwarding").and_then(|v| v.as_str()) == Some("route")
+}
+
+/// The route action: the function's cluster; in place also the plugin's
+/// `timeout` (the router's deadline then, default 3000 ms as the filter's).
+fn route_action(route: &FunctionRoute, cluster: &str) -> Value {
+    let mut action = map([("cluster", s(cluster))]);
+    if in_place(route) {
+        let ms = route
+            .config
+            .get("timeout")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(3000);
+        insert(
+            &mut action,
+            "timeout",
+            s(format!("{}s", ms as f64 / 1000.0)),
+        );
+    }
+    action
+}
+
+/// The in-place twin of a route (README "Forwarding in place"): first in
+/// its virtual host, it catches the rewritten request by the header the
+/// filter adds when Envoy routes it again, and removes that header.
+fn twin_route(route: &FunctionRoute, cluster: &str) -> Value {
+    map([
+        ("name", s(&route.name)),
+        (
+            "match",
+            map([
+                ("prefix", s("/")),
+                (
+                    "headers",
+                    seq(vec![map([
+                        ("name", s("x-envoy-faas-route")),
+                        ("string_match", map([("exact", s(&route.name))])),
+                    ])]),
+                ),
+            ]),
+        ),
+        ("route", route_action(route, cluster)),
+        (
+            "request_headers_to_remove",
+            seq(vec![s("x-envoy-faas-route")]),
+        ),
+    ])
+}
+
 pub fn routes(route: &FunctionRoute, cluster: &str) -> Vec<Value> {
     route
         .paths
@@ -256,7 +310,7 @@ pub fn routes(route: &FunctionRoute, cluster: &str) -> Vec<Value> {
             map([
                 ("name", s(&route.name)),
                 ("match", matcher),
-                ("route", map([("cluster", s(cluster))])),
+                ("route", route_action(route, cluster)),
             ])
         })
         .collect()
@@ -268,18 +322,19 @@ pub fn virtual_hosts(plan: &Plan) -> Vec<Value> {
     plan.host_groups()
         .into_iter()
         .map(|(host, group)| {
-            let list: Vec<Value> = group
-                .into_iter()
-                .flat_map(|r| {
-                    // Never contacted (the filter answers), but Envoy needs
-                    // a cluster on the route: the function's own will do.
-                    let cluster = plan
-                        .upstream_of(r)
-                        .map(|u| u.cluster.as_str())
-                        .unwrap_or("");
-                    routes(r, cluster)
-                })
+            // The function's own cluster: never contacted on a callout
+            // route (the filter answers), the router's target in place.
+            let cluster_of = |r: &FunctionRoute| {
+                plan.upstream_of(r)
+                    .map(|u| u.cluster.clone())
+                    .unwrap_or_default()
+            };
+            let mut list: Vec<Value> = group
+                .iter()
+                .filter(|r| in_place(r))
+                .map(|r| twin_route(r, &cluster_of(r)))
                 .collect();
+            list.extend(group.iter().flat_map(|r| routes(r, &cluster_of(r))));
             let (name, domain) = match host {
                 Some(h) => (h.replace('*', "wildcard"), h),
                 None => ("functions".to_string(), "*"),

@@ -57,16 +57,38 @@ pub struct Imported {
 
 /// Reads `input` (an APISIX or Kong config) and writes it for `target`.
 /// `input_name` goes into the output's header comment.
+/// `--forwarding route`: every route forwards in place, but Invoke-mode
+/// routes (the filter maps the result from the whole answer), which stay
+/// callouts and are reported.
+fn forward_in_place(migration: &mut model::Migration) {
+    for route in &mut migration.routes {
+        if route.config.contains_key("function_name") {
+            migration.report.changed(
+                route.source.clone(),
+                "stays a callout: Invoke mode (function_name) cannot forward in place yet",
+            );
+        } else {
+            route.config.insert(
+                "forwarding".into(),
+                serde_json::Value::String("route".into()),
+            );
+        }
+    }
+}
+
 pub fn import(
     source: Source,
     input: &str,
     input_name: &str,
     target: &Target,
 ) -> Result<Imported, String> {
-    let migration = match source {
+    let mut migration = match source {
         Source::Apisix => apisix::read(input)?,
         Source::Kong => kong::read(input)?,
     };
+    if matches!(target, Target::Envoy(o) if o.in_place) {
+        forward_in_place(&mut migration);
+    }
     let naming = match target {
         Target::Envoy(_) => ClusterNaming::Authority,
         Target::Istio(_) => ClusterNaming::Istio,

@@ -26,6 +26,10 @@ envoy-faas import <apisix|kong> <file> [options]
     --wasm-dir DIR               where the .wasm modules are (default dist)
     --trusted-ca FILE            CA bundle for verified TLS
                                  (default /etc/ssl/certs/ca-certificates.crt)
+    --forwarding callout|route   callout (default): the filter calls the function;
+                                 route: the request is rewritten in place and
+                                 Envoy's router forwards it (Invoke routes stay
+                                 callouts; each route gets its in-place twin)
     --upstream-override ADDR:PORT
                                  TESTING ONLY: every function cluster goes to
                                  ADDR:PORT over plain HTTP (the Host header
@@ -153,6 +157,7 @@ fn import_command(args: &[String]) -> ExitCode {
         wasm_dir: "dist".into(),
         trusted_ca: "/etc/ssl/certs/ca-certificates.crt".into(),
         upstream_override: None,
+        in_place: false,
     };
     let mut istio = istio::Options {
         namespace: "istio-ingress".into(),
@@ -191,6 +196,13 @@ fn import_command(args: &[String]) -> ExitCode {
                     .map(|a| envoy.upstream_override = Some(a))
                     .ok_or(format!("--upstream-override {v}: not ADDR:PORT"))
             }),
+            "--forwarding" => value(arg).and_then(|v| match v.as_str() {
+                "callout" | "route" => {
+                    envoy.in_place = v == "route";
+                    Ok(())
+                }
+                other => Err(format!("--forwarding {other}: callout or route")),
+            }),
             "--wasm-dir" => value(arg).map(|v| envoy.wasm_dir = v),
             "--trusted-ca" => value(arg).map(|v| envoy.trusted_ca = v),
             "--namespace" => value(arg).map(|v| istio.namespace = v),
@@ -219,6 +231,9 @@ fn import_command(args: &[String]) -> ExitCode {
     let Some(input) = input else {
         return usage_error("import needs the config file (or - for stdin)");
     };
+    if istio_target && envoy.in_place {
+        return usage_error("--forwarding route: only the envoy target so far");
+    }
     let target = if istio_target {
         Target::Istio(istio)
     } else {

@@ -20,6 +20,7 @@ fn targets() -> [(&'static str, Target); 2] {
                 wasm_dir: "dist".into(),
                 trusted_ca: "/etc/ssl/certs/ca-certificates.crt".into(),
                 upstream_override: None,
+                in_place: false,
             }),
         ),
         (
