@@ -1215,3 +1215,64 @@ pub fn raw_reply_server(reply: &'static [u8]) -> u16 {
     });
     port
 }
+
+/// A function that streams: it answers every request with a chunked
+/// `text/event-stream` of `events` events (`data: <i>`), one every `gap`,
+/// and ends the stream after the last.
+pub fn streaming_server(events: usize, gap: Duration) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind streaming server");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 65536];
+                let _ = stream.read(&mut buf);
+                let head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n";
+                if stream.write_all(head).is_err() {
+                    return;
+                }
+                for i in 0..events {
+                    let event = format!("data: {i}\n\n");
+                    let chunk = format!("{:x}\r\n{event}\r\n", event.len());
+                    if stream.write_all(chunk.as_bytes()).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(gap);
+                }
+                let _ = stream.write_all(b"0\r\n\r\n");
+            });
+        }
+    });
+    port
+}
+
+/// Sends `GET target` and reads the answer as it comes: how long until
+/// `first` appeared in it, how long until the connection closed, and the
+/// whole answer.
+pub fn timed_get(port: u16, target: &str, first: &str) -> (Option<Duration>, Duration, String) {
+    let start = Instant::now();
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let request =
+        format!("GET {target} HTTP/1.1\r\nhost: gateway.test\r\nconnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut seen = Vec::new();
+    let mut first_at = None;
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = stream.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        seen.extend_from_slice(&buf[..n]);
+        if first_at.is_none() && String::from_utf8_lossy(&seen).contains(first) {
+            first_at = Some(start.elapsed());
+        }
+    }
+    (
+        first_at,
+        start.elapsed(),
+        String::from_utf8_lossy(&seen).into_owned(),
+    )
+}

@@ -231,3 +231,55 @@ fn azure_keys_and_signed_gets_go_in_place_and_signed_bodies_take_the_callout() {
         .expect("refused");
     assert!(log.contains(r#"route "i": field "forwarding""#), "{log}");
 }
+
+/// In place the function's answer streams: each event reaches the client
+/// as the function writes it. Through a callout the client sees nothing
+/// until the function has finished (the whole answer is one local reply).
+#[test]
+fn in_place_a_streaming_answer_reaches_the_client_event_by_event() {
+    let events = 8;
+    let gap = std::time::Duration::from_millis(150);
+    let function = streaming_server(events, gap);
+    let url = format!("http://127.0.0.1:{function}/events");
+    let plugin = json!({"routes": {
+        "live": in_place(json!({"function_uri": url, "cluster": "stream"})),
+        "held": {"function_uri": url, "cluster": "stream", "timeout": 10000},
+    }});
+    let mut config = bootstrap(
+        vec![
+            json!({"name": "live", "match": {"prefix": "/", "headers": [
+                {"name": "x-envoy-faas-route", "string_match": {"exact": "live"}}]},
+                "route": {"cluster": "stream"}, "request_headers_to_remove": ["x-envoy-faas-route"]}),
+            route("live", "/live", "stream"),
+            route("held", "/held", "stream"),
+        ],
+        vec![wasm_filter("openfunction", &plugin)],
+        vec![cluster("stream", function)],
+    );
+    config["static_resources"]["clusters"][0]["connect_timeout"] = "1s".into();
+    let envoy = Envoy::start(&config).unwrap_or_else(|log| panic!("{log}"));
+    let whole = gap * events as u32;
+    let (first, total, answer) = timed_get(envoy.port, "/live", "data: 0");
+    let first = first.expect("the first event");
+    assert!(
+        answer.contains(&format!("data: {}", events - 1)),
+        "{answer}"
+    );
+    assert!(
+        total >= whole - gap,
+        "the function took its time: {total:?}"
+    );
+    assert!(
+        first < whole / 2,
+        "in place the first event arrives as it is written: {first:?} of {total:?}"
+    );
+    let (first, _, answer) = timed_get(envoy.port, "/held", "data: 0");
+    assert!(
+        answer.contains(&format!("data: {}", events - 1)),
+        "{answer}"
+    );
+    assert!(
+        first.expect("the first event") >= whole - gap,
+        "a callout answers only once the function has finished"
+    );
+}
