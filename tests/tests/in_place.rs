@@ -130,6 +130,7 @@ fn the_routers_failures_are_the_callout_paths_json_errors() {
     let plugin = json!({"routes": {
         "dead": in_place(json!({"function_uri": emulator_url("/echo"), "cluster": "dead"})),
         "slow": in_place(json!({"function_uri": emulator_url("/delay/2000")})),
+        "tries": in_place(json!({"function_uri": emulator_url("/delay/2000")})),
         "wrong": in_place(json!({"function_uri": emulator_url("/echo"), "cluster": "not_the_routes"})),
     }});
     let envoy = start(
@@ -138,6 +139,13 @@ fn the_routers_failures_are_the_callout_paths_json_errors() {
         &[
             ("dead", "/dead", "dead", json!({})),
             ("slow", "/slow", "functions", json!({"timeout": "0.2s"})),
+            (
+                "tries",
+                "/tries",
+                "functions",
+                json!({"timeout": "5s", "retry_policy": {"retry_on": "5xx",
+                    "num_retries": 1, "per_try_timeout": "0.2s"}}),
+            ),
             ("wrong", "/wrong", "functions", json!({})),
         ],
     );
@@ -157,6 +165,13 @@ fn the_routers_failures_are_the_callout_paths_json_errors() {
             "function_timeout",
             "slow",
         );
+        // Each try timed out (the router retried once): still the 504.
+        assert_error(
+            &send(envoy.port, h2, "GET", "/tries", b""),
+            504,
+            "function_timeout",
+            "tries",
+        );
         let v = assert_error(
             &send(envoy.port, h2, "GET", "/wrong", b""),
             500,
@@ -171,6 +186,15 @@ fn the_routers_failures_are_the_callout_paths_json_errors() {
             "{v}"
         );
     }
+    // The per-try timeouts were retried by the router, once per request.
+    assert!(
+        envoy
+            .stat("cluster.functions.upstream_rq_retry")
+            .unwrap_or(0)
+            >= 2,
+        "{:?}",
+        envoy.stat("cluster.functions.upstream_rq_retry")
+    );
     // Counted as the callout path counts them.
     let unreachable = envoy
         .stat_ending("route=.=dead;.;outcome=.=unreachable;.;fault=.=function;.;")
