@@ -811,6 +811,23 @@ pub fn get(to: impl Endpoint, target: &str) -> Response {
     http1(to, "GET", target, &[], b"")
 }
 
+/// The same request over HTTP/2 (h2c) when `h2`, else over HTTP/1.1: for
+/// the cases that must hold on both.
+pub fn http_either(
+    h2: bool,
+    to: impl Endpoint,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    if h2 {
+        http2(to, method, target, headers, body)
+    } else {
+        http1(to, method, target, headers, body)
+    }
+}
+
 /// An HTTP/2 request over cleartext with prior knowledge (h2c).
 pub fn http2(
     to: impl Endpoint,

@@ -206,11 +206,7 @@ pub fn assert_unreachable_and_logged_once(bootstrap: &Value, filter: &str, path:
     envoy.wait_stat(&failures, 1).unwrap();
     for h2 in [false, true] {
         for _ in 0..10 {
-            let r = if h2 {
-                crate::http2(envoy.port, "GET", path, &[], b"")
-            } else {
-                get(envoy.port, path)
-            };
+            let r = crate::http_either(h2, envoy.port, "GET", path, &[], b"");
             assert_eq!(r.status, 503, "{}", r.text());
             let message = r.json()["message"].as_str().unwrap_or_default().to_string();
             assert!(

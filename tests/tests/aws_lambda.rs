@@ -326,11 +326,7 @@ fn a_wrong_secret_gets_our_502_and_awss_message_stays_out_of_the_answer() {
     ));
     let token = KEYS[1].2.unwrap();
     for h2 in [false, true] {
-        let r = if h2 {
-            http2(envoy.port, "GET", "/f", &[], b"")
-        } else {
-            get(envoy.port, "/f")
-        };
+        let r = http_either(h2, envoy.port, "GET", "/f", &[], b"");
         let v = assert_error(&r, 502, "aws_signing_refused", "f");
         assert_eq!(
             (v["aws_status"].as_u64(), v["aws_error_type"].as_str()),

@@ -268,11 +268,7 @@ fn upstream_error_text_never_reaches_the_client_and_is_redacted_in_the_log() {
     }));
     let envoy = start_or_panic("aws-lambda", &plugin, &[("f", "/f")]);
     for h2 in [false, true] {
-        let r = if h2 {
-            http2(envoy.port, "POST", "/f", &[], b"{}")
-        } else {
-            http1(envoy.port, "POST", "/f", &[], b"{}")
-        };
+        let r = http_either(h2, envoy.port, "POST", "/f", &[], b"{}");
         let v = error_of(&r, 502, "lambda_invoke_failed");
         assert_eq!(v["aws_error_type"], "SignatureDoesNotMatch");
         assert_eq!(v["aws_status"], 403);

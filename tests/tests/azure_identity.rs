@@ -328,11 +328,7 @@ fn the_token_can_travel_in_another_header_beside_the_clients_authorization() {
         .unwrap();
     for h2 in [false, true] {
         let headers = [("authorization", "Bearer client-token")];
-        let r = if h2 {
-            http2(envoy.port, "GET", "/f", &headers, b"")
-        } else {
-            http1(envoy.port, "GET", "/f", &headers, b"")
-        };
+        let r = http_either(h2, envoy.port, "GET", "/f", &headers, b"");
         assert_eq!(r.status, 200, "{}", r.text());
         let e = r.echo();
         assert_eq!(e.header("authorization"), Some("Bearer client-token"));

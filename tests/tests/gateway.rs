@@ -243,11 +243,7 @@ fn the_shipped_listener_confines_paths() {
         "/echo/a%2fb",
     ] {
         for h2 in [false, true] {
-            let r = if h2 {
-                http2(&gw, "GET", escape, &[], b"")
-            } else {
-                get(&gw, escape)
-            };
+            let r = http_either(h2, &gw, "GET", escape, &[], b"");
             assert_eq!(r.status, 400, "{escape} h2={h2}: {}", r.text());
         }
     }

@@ -44,11 +44,7 @@ fn forwarding_filters() -> Vec<(&'static str, Value, &'static str)> {
 }
 
 fn send(port: u16, h2: bool, path: &str, headers: &[(&str, &str)]) -> Response {
-    if h2 {
-        http2(port, "GET", path, headers, b"")
-    } else {
-        http1(port, "GET", path, headers, b"")
-    }
+    http_either(h2, port, "GET", path, headers, b"")
 }
 
 /// Sends a request line exactly as written (no client-side normalisation).

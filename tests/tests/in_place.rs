@@ -65,11 +65,7 @@ fn start(filter: &str, plugin: Value, routes: &[(&str, &str, &str, Value)]) -> E
 }
 
 fn send(port: u16, h2: bool, method: &str, path: &str, body: &[u8]) -> Response {
-    if h2 {
-        http2(port, method, path, &[("x-client", "1")], body)
-    } else {
-        http1(port, method, path, &[("x-client", "1")], body)
-    }
+    http_either(h2, port, method, path, &[("x-client", "1")], body)
 }
 
 #[test]

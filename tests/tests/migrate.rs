@@ -418,11 +418,7 @@ fn kong_proxy_url_becomes_a_connect_tunnel_the_proxy_sees() {
     let envoy = Envoy::start(&config).unwrap_or_else(|log| panic!("{log}"));
     for h2 in [false, true] {
         let body = br#"{"n":1}"#;
-        let r = if h2 {
-            http2(envoy.port, "POST", "/via-proxy", &[], body)
-        } else {
-            http1(envoy.port, "POST", "/via-proxy", &[], body)
-        };
+        let r = http_either(h2, envoy.port, "POST", "/via-proxy", &[], body);
         assert_eq!(r.status, 200, "{} {}", r.text(), envoy.log());
         assert_eq!(r.body, body);
     }

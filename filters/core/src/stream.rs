@@ -15,7 +15,7 @@ use crate::metrics::{self, Registry};
 use crate::observe::Observation;
 use crate::path;
 use crate::redact;
-use crate::request::ClientRequest;
+use crate::request::{Callout, ClientRequest};
 use crate::response::{
     classify, envoy_shaped, frame, router_failure, CallResult, CalloutResponse, ErrorReply,
     Failure, LocalReply,
@@ -343,10 +343,7 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
     /// the request itself (path, authority, credentials, forwarding
     /// headers), and Envoy's router forwards it to the route's cluster,
     /// which must be the config's. The body, if any, streams past.
-    fn forward_in_place(&mut self) -> Action {
-        let (Some(config), Some(route)) = (self.config.clone(), self.route.clone()) else {
-            return Action::Continue;
-        };
+    fn forward_in_place(&mut self, route_name: Option<String>) -> Action {
         self.answered = true;
         // Only this filter writes the route header: a client's would pick
         // the in-place twin route before the filter ran.
@@ -357,18 +354,8 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
             );
             return Action::Pause;
         }
-        self.read_facts(&route);
-        if let Err(error) = I::admit(&config.global, &route, &self.host) {
-            self.reject(&error);
+        let Some((callout, now)) = self.prepare_call() else {
             return Action::Pause;
-        }
-        let now = self.host.now();
-        let callout = match I::build_callout(&config.global, &route, &self.request, now) {
-            Ok(c) => c,
-            Err(error) => {
-                self.reject(&error);
-                return Action::Pause;
-            }
         };
         let route_cluster = property(&self.host, &["xds", "cluster_name"]).unwrap_or_default();
         if route_cluster != callout.cluster {
@@ -385,7 +372,9 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
         // module's header changes clear the route cache): this header
         // leads it to the route's in-place twin (README "Forwarding in
         // place"), which sends it to the same cluster and removes it.
-        let route_name = property(&self.host, &["xds", "route_name"]).unwrap_or_default();
+        let route_name = route_name
+            .or_else(|| property(&self.host, &["xds", "route_name"]))
+            .unwrap_or_default();
         headers.push((IN_PLACE_ROUTE_HEADER.into(), route_name));
         // The body streams as the client sends it: keep its framing.
         if let Some(length) = self.request.header("content-length") {
@@ -423,15 +412,42 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
         if let Some(o) = &self.observation {
             o.answered(&self.host, now, None, 0);
         }
+        self.fail_transport(failure, "the route's timeout");
+        Action::Pause
+    }
+
+    /// Reads what the call needs, admits the request and builds the call
+    /// (both paths send this one call). On a refusal the client is
+    /// answered here and `None` returned.
+    fn prepare_call(&mut self) -> Option<(Callout, SystemTime)> {
+        let (config, route) = (self.config.clone()?, self.route.clone()?);
+        self.read_facts(&route);
+        if let Err(error) = I::admit(&config.global, &route, &self.host) {
+            self.reject(&error);
+            return None;
+        }
+        let now = self.host.now();
+        match I::build_callout(&config.global, &route, &self.request, now) {
+            Ok(callout) => Some((callout, now)),
+            Err(error) => {
+                self.reject(&error);
+                None
+            }
+        }
+    }
+
+    /// The call (or the router) failed before the function answered: its
+    /// timeout (`deadline` says which one) or an unreachable function.
+    fn fail_transport(&mut self, result: CallResult, deadline: &str) {
         let cluster = self
             .route
             .as_ref()
             .map(|r| I::common(r).cluster.clone())
             .unwrap_or_default();
-        match failure {
+        match result {
             CallResult::TimedOut => self.fail(
                 Failure::FunctionTimeout,
-                "the function did not answer within the route's timeout",
+                &format!("the function did not answer within {deadline}"),
             ),
             CallResult::Unreachable(why) => self.fail(
                 Failure::FunctionUnreachable,
@@ -439,26 +455,19 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
             ),
             CallResult::Function(_) => {}
         }
-        Action::Pause
     }
 
     /// The whole request is here: build the call and send it.
     fn dispatch(&mut self) {
-        let (Some(config), Some(route)) = (self.config.clone(), self.route.clone()) else {
+        if self.route.is_none() {
             return;
-        };
+        }
         self.answered = true;
         if self.body_size > 0 {
             self.request.body = self.host.request_body(self.body_size);
         }
-        self.read_facts(&route);
-        if let Err(error) = I::admit(&config.global, &route, &self.host) {
-            return self.reject(&error);
-        }
-        let now = self.host.now();
-        let callout = match I::build_callout(&config.global, &route, &self.request, now) {
-            Ok(c) => c,
-            Err(error) => return self.reject(&error),
+        let Some((callout, now)) = self.prepare_call() else {
+            return;
         };
         self.sent_secrets = redact::credential_values(&callout.headers);
         match self.host.dispatch(&callout) {
@@ -485,6 +494,12 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
         };
         let limit = I::common(&route).max_req_body_size;
         self.route = Some(Rc::clone(&route));
+        // In place needs the route's name again; the lookup may have read it.
+        let forwarding = I::common(&route).forwarding;
+        let in_place_name = match forwarding {
+            Forwarding::Route => route_name.clone(),
+            Forwarding::Callout => None,
+        };
         self.observe(&config, route_name);
         self.request.headers = self.host.request_headers();
         let strip_prefix = I::common(&route).strip_prefix.as_deref();
@@ -495,10 +510,8 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
         }
         // In place there is no body to hold, so no size ceiling; a request
         // whose credentials need its body takes the callout path.
-        if I::common(&route).forwarding == Forwarding::Route
-            && (end_of_stream || I::in_place_with_body(&route))
-        {
-            return self.forward_in_place();
+        if forwarding == Forwarding::Route && (end_of_stream || I::in_place_with_body(&route)) {
+            return self.forward_in_place(in_place_name);
         }
         // Refuse before reading a byte of an announced oversized body.
         let announced = self
@@ -658,26 +671,16 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
             o.answered(&self.host, now, function_status, body_size);
         }
         match result {
-            CallResult::TimedOut => self.fail(
-                Failure::FunctionTimeout,
-                &format!(
-                    "the function did not answer within {} ms",
-                    // u64, not the u128 of as_millis: its formatter costs 1.5 KB of wasm.
-                    u64::try_from(common.timeout.as_millis()).unwrap_or(u64::MAX)
-                ),
-            ),
-            CallResult::Unreachable(why) => self.fail(
-                Failure::FunctionUnreachable,
-                &format!(
-                    "could not reach the function on cluster \"{}\": {why}",
-                    common.cluster
-                ),
-            ),
             CallResult::Function(response) => {
                 match I::map_response(&config.global, &route, response) {
                     Ok(reply) => self.send(reply),
                     Err(error) => self.reject(&error),
                 }
+            }
+            failed => {
+                // u64, not the u128 of as_millis: its formatter costs 1.5 KB of wasm.
+                let ms = u64::try_from(common.timeout.as_millis()).unwrap_or(u64::MAX);
+                self.fail_transport(failed, &format!("{ms} ms"));
             }
         }
     }

@@ -112,50 +112,48 @@ impl Environment {
     /// AKS workload identity: the federated token file, exchanged at Entra ID.
     fn workload(&self, identity: &ManagedIdentity, token_file: &str) -> Result<Source, EnvError> {
         let resource = identity.resource.clone();
+        if !token_file.starts_with('/') {
+            return Err(EnvError {
+                variable: "AZURE_FEDERATED_TOKEN_FILE",
+                message: "must be an absolute path".into(),
+            });
+        }
+        let tenant = self.tenant_id.clone().ok_or(EnvError {
+            variable: "AZURE_TENANT_ID",
+            message: "is required with AZURE_FEDERATED_TOKEN_FILE".into(),
+        })?;
+        if !tenant
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
         {
-            if !token_file.starts_with('/') {
-                return Err(EnvError {
-                    variable: "AZURE_FEDERATED_TOKEN_FILE",
-                    message: "must be an absolute path".into(),
-                });
-            }
-            let tenant = self.tenant_id.clone().ok_or(EnvError {
+            return Err(EnvError {
                 variable: "AZURE_TENANT_ID",
-                message: "is required with AZURE_FEDERATED_TOKEN_FILE".into(),
-            })?;
-            if !tenant
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-            {
-                return Err(EnvError {
-                    variable: "AZURE_TENANT_ID",
-                    message: "must be a tenant id or domain".into(),
-                });
-            }
-            let client_id = identity.client_id.clone().or_else(|| self.client_id.clone()).ok_or(EnvError {
+                message: "must be a tenant id or domain".into(),
+            });
+        }
+        let client_id = identity.client_id.clone().or_else(|| self.client_id.clone()).ok_or(EnvError {
                 variable: "AZURE_CLIENT_ID",
                 message: "is required with AZURE_FEDERATED_TOKEN_FILE (or set managed_identity.client_id)".into(),
             })?;
-            let host = self
-                .authority_host
-                .as_deref()
-                .unwrap_or(DEFAULT_AUTHORITY_HOST);
-            let authority = FunctionUri::parse(host)
-                .ok()
-                .filter(|u| u.query.is_empty())
-                .ok_or(EnvError {
-                    variable: "AZURE_AUTHORITY_HOST",
-                    message: "must be an https:// URL".into(),
-                })?;
-            Ok(Source::Workload {
-                token_file: token_file.to_string(),
-                tenant,
-                client_id,
-                authority: authority.authority(),
-                authority_path: authority.path.trim_end_matches('/').to_string(),
-                resource,
-            })
-        }
+        let host = self
+            .authority_host
+            .as_deref()
+            .unwrap_or(DEFAULT_AUTHORITY_HOST);
+        let authority = FunctionUri::parse(host)
+            .ok()
+            .filter(|u| u.query.is_empty())
+            .ok_or(EnvError {
+                variable: "AZURE_AUTHORITY_HOST",
+                message: "must be an https:// URL".into(),
+            })?;
+        Ok(Source::Workload {
+            token_file: token_file.to_string(),
+            tenant,
+            client_id,
+            authority: authority.authority(),
+            authority_path: authority.path.trim_end_matches('/').to_string(),
+            resource,
+        })
     }
 
     /// The App Service / Container Apps identity endpoint.
