@@ -220,7 +220,7 @@ fn the_routers_retries_reach_a_second_endpoint() {
 }
 
 #[test]
-fn azure_keys_and_signed_gets_go_in_place_and_signed_bodies_take_the_callout() {
+fn azure_keys_go_in_place() {
     let plugin = json!({"routes": {"a": in_place(json!({
         "function_uri": "http://demo-app.azurewebsites.net/api/echo",
         "authorization": {"apikey": faas_emulator::azure::KEYS[0]}}))}});
@@ -232,17 +232,100 @@ fn azure_keys_and_signed_gets_go_in_place_and_signed_bodies_take_the_callout() {
     let r = http1(envoy.port, "POST", "/a", &[], b"streamed");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.echo().body, b"streamed");
+}
+
+/// A signed POST in place: the headers wait (flag set, `stop_iteration`)
+/// for the body, whose hash SigV4 signs, then the router forwards the
+/// signed request, and re-sends it intact when it retries. Through the
+/// `twice` cluster (a dead endpoint, then the emulator) only the router's
+/// retries make every request succeed: a callout has none.
+#[test]
+fn signed_requests_go_in_place_and_the_routers_retries_resend_them_intact() {
     let plugin = json!({"routes": {"l": in_place(json!({
-        "function_uri": format!("http://{URL_HOST}/echo"), "strip_prefix": "/l",
+        "function_uri": format!("http://{URL_HOST}/echo"), "strip_prefix": "/l", "cluster": "twice",
+        "max_req_body_size": 64,
         "authorization": {"iam": {"accesskey": KEYS[0].0, "secretkey": KEYS[0].1}}}))}});
-    let envoy = start("aws-lambda", plugin, &[("l", "/l", "functions", json!({}))]);
-    // The emulator's Function URL verifies SigV4 with the aws-sigv4 crate.
-    let r = get(envoy.port, "/l/x");
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert!(r.echo().header("authorization").is_some());
-    let r = http1(envoy.port, "POST", "/l/x", &[], b"{\"signed\":true}");
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.echo().body, b"{\"signed\":true}");
+    let retry = json!({"retry_policy": {"retry_on": "connect-failure,reset", "num_retries": 2}});
+    let envoy = start("aws-lambda", plugin, &[("l", "/l", "twice", retry)]);
+    // The emulator's Function URL verifies SigV4 (aws-sigv4 crate), body hash included.
+    for i in 0..4 {
+        let h2 = i % 2 == 1;
+        let r = send(envoy.port, h2, "GET", "/l/x", b"");
+        assert_eq!(r.status, 200, "GET {i}: {}", r.text());
+        assert!(r.echo().header("authorization").is_some());
+        let body = format!("{{\"signed\":{i}}}");
+        let r = send(envoy.port, h2, "POST", "/l/x", body.as_bytes());
+        assert_eq!(r.status, 200, "POST {i}: {}", r.text());
+        let echo = r.echo();
+        assert_eq!(echo.body, body.as_bytes());
+        assert_eq!(echo.path, "/echo/x");
+        assert_eq!(echo.header("x-envoy-faas-route"), None);
+    }
+    assert!(envoy.stat("cluster.twice.upstream_rq_retry").unwrap_or(0) >= 2);
+    // The body is held to be signed: max_req_body_size applies.
+    let r = http1(envoy.port, "POST", "/l/x", &[], &[b'a'; 65]);
+    assert_error(&r, 413, "request_body_too_large", "l");
+    let r = post_chunked(envoy.port, "/l/x", &[&[b'a'; 40], &[b'b'; 40]]);
+    assert_error(&r, 413, "request_body_too_large", "l");
+}
+
+/// Without the flag (`holding_filter` layout, a buffer filter holding the
+/// request) the headers cannot change once the body is here: a signed
+/// body takes the callout path, a signed GET still goes in place. Through
+/// the `twice` cluster with retries (one worker, round robin) every GET
+/// succeeds, and callouts, which the router does not retry, alternate.
+#[test]
+fn signed_bodies_behind_a_holding_filter_take_the_callout_path() {
+    let plugin = json!({"body_layout": "holding_filter", "routes": {"l": in_place(json!({
+        "function_uri": format!("http://{URL_HOST}/echo"), "strip_prefix": "/l", "cluster": "twice",
+        "authorization": {"iam": {"accesskey": KEYS[0].0, "secretkey": KEYS[0].1}}}))}});
+    let mut wasm = wasm_filter("aws-lambda", &plugin);
+    wasm["typed_config"]["config"]
+        .as_object_mut()
+        .expect("config")
+        .remove("allow_on_headers_stop_iteration");
+    let buffer = json!({"name": "envoy.filters.http.buffer", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer",
+        "max_request_bytes": 1048576}});
+    let retry = json!({"retry_on": "connect-failure,reset", "num_retries": 2});
+    let twin = json!({"name": "l", "match": {"prefix": "/", "headers": [
+        {"name": "x-envoy-faas-route", "string_match": {"exact": "l"}}]},
+        "route": {"cluster": "twice", "retry_policy": retry},
+        "request_headers_to_remove": ["x-envoy-faas-route"]});
+    let client = json!({"name": "l", "match": {"prefix": "/l"},
+        "route": {"cluster": "twice", "retry_policy": retry}});
+    let mut twice = cluster("twice", dead_port());
+    twice["load_assignment"]["endpoints"][0]["lb_endpoints"]
+        .as_array_mut()
+        .expect("endpoints")
+        .push(json!({"endpoint": {"address": {"socket_address": {
+            "address": "127.0.0.1", "port_value": emulator().port()}}}}));
+    let config = bootstrap(vec![twin, client], vec![wasm, buffer], vec![twice]);
+    let envoy = Envoy::start(&config).unwrap_or_else(|log| panic!("{log}"));
+    for _ in 0..3 {
+        let r = get(envoy.port, "/l/x");
+        assert_eq!(r.status, 200, "GET in place: {}", r.text());
+    }
+    let statuses: Vec<u16> = (0..4)
+        .map(|_| {
+            let r = http1(envoy.port, "POST", "/l/x", &[], b"{\"signed\":true}");
+            if r.status == 200 {
+                assert_eq!(r.echo().body, b"{\"signed\":true}");
+            } else {
+                assert_error(&r, 502, "function_unreachable", "l");
+            }
+            r.status
+        })
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 200).count(),
+        2,
+        "callouts alternate between the endpoints: {statuses:?}"
+    );
+}
+
+#[test]
+fn invoke_mode_is_refused_in_place() {
     // Invoke mode is refused in place, naming the field.
     let invoke = json!({"routes": {"i": in_place(json!({"function_name": "echo-event",
         "endpoint": "http://lambda.us-east-1.amazonaws.com", "aws_key": KEYS[0].0, "aws_secret": KEYS[0].1}))}});

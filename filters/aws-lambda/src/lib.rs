@@ -103,9 +103,9 @@ impl Integration for AwsLambda {
         }
     }
 
-    /// SigV4 signs the body's hash, which the headers must carry before
-    /// the body has arrived: a signed request with a body takes the
-    /// callout path (in place it would need the headers held, issue 28).
+    /// SigV4 signs the body's hash, which the headers must carry: a signed
+    /// request with a body goes in place only once the held body is here
+    /// (`stop_iteration` layout), else it takes the callout path.
     fn in_place_with_body(route: &Route) -> bool {
         route.iam().is_none()
     }

@@ -186,6 +186,11 @@ pub struct Stream<I: Integration, H: StreamHost> {
     /// The request was rewritten in place for the router (`forwarding:
     /// route`): the body streams past, the answer is the router's.
     in_place: bool,
+    /// `forwarding: route` for a request whose credentials sign its body
+    /// (SigV4): the headers wait, paused with the flag, for the whole body;
+    /// then the request is signed and rewritten in place. Holds the Envoy
+    /// route name the rewrite needs.
+    in_place_after_body: Option<Option<String>>,
 }
 
 impl<I: Integration, H: StreamHost> Stream<I, H> {
@@ -211,6 +216,7 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
             restore: HeaderList::new(),
             sent_secrets: Vec::new(),
             in_place: false,
+            in_place_after_body: None,
         }
     }
 
@@ -388,9 +394,25 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
         }
         self.in_place = true;
         if let Some(o) = &self.observation {
-            o.sent(&self.host, now, 0);
+            o.sent(&self.host, now, self.body_size);
         }
         Action::Continue
+    }
+
+    /// The whole request is here: a body-signing in-place request is signed
+    /// and rewritten now (its headers are still paused, so Envoy accepts
+    /// the change), any other request is called out.
+    fn complete(&mut self) -> Action {
+        if self.body_size > 0 {
+            self.request.body = self.host.request_body(self.body_size);
+        }
+        match self.in_place_after_body.take() {
+            Some(route_name) => self.forward_in_place(route_name),
+            None => {
+                self.dispatch();
+                Action::Pause
+            }
+        }
     }
 
     /// The router's answer to an in-place request, at its headers: the
@@ -463,9 +485,6 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
             return;
         }
         self.answered = true;
-        if self.body_size > 0 {
-            self.request.body = self.host.request_body(self.body_size);
-        }
         let Some((callout, now)) = self.prepare_call() else {
             return;
         };
@@ -508,10 +527,19 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
             self.fail(Failure::UnsafePath, UNSAFE_PATH);
             return Action::Pause;
         }
-        // In place there is no body to hold, so no size ceiling; a request
-        // whose credentials need its body takes the callout path.
-        if forwarding == Forwarding::Route && (end_of_stream || I::in_place_with_body(&route)) {
-            return self.forward_in_place(in_place_name);
+        let body_layout = I::common(&route).body_layout;
+        if forwarding == Forwarding::Route {
+            // In place there is no body to hold, so no size ceiling.
+            if end_of_stream || I::in_place_with_body(&route) {
+                return self.forward_in_place(in_place_name);
+            }
+            // Credentials that sign the body: with the flag the headers
+            // wait for it and are rewritten from the body callback; behind
+            // a holding filter they cannot be (Envoy refuses header changes
+            // once they went on), so such a request takes the callout path.
+            if body_layout.pauses_headers() {
+                self.in_place_after_body = Some(in_place_name);
+            }
         }
         // Refuse before reading a byte of an announced oversized body.
         let announced = self
@@ -527,7 +555,7 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
             self.dispatch();
             return Action::Pause;
         }
-        match I::common(&route).body_layout {
+        match body_layout {
             // The flag lets the body reach a filter that paused here.
             BodyLayout::StopIteration => self.pause_for_body(route),
             // The holding filter after this one keeps the headers from the
@@ -554,7 +582,7 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
             return Action::Pause;
         }
         if end_of_stream {
-            self.dispatch();
+            return self.complete();
         }
         Action::Pause
     }
@@ -565,10 +593,10 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
             return Action::Continue;
         }
         self.stop_watching();
-        if !self.answered {
-            self.dispatch();
+        if self.answered {
+            return Action::Pause;
         }
-        Action::Pause
+        self.complete()
     }
 
     /// On a function route every response is this filter's own, unless
@@ -725,13 +753,24 @@ mod tests {
             route
         }
 
+        /// A function under `/signed` stands for SigV4: its credentials
+        /// carry the body (as `x-signed-body`), so they need it first.
+        fn in_place_with_body(route: &CommonConfig) -> bool {
+            !route.function.path.starts_with("/signed")
+        }
+
         fn build_callout(
             _: &(),
             route: &CommonConfig,
             request: &ClientRequest,
             _: SystemTime,
         ) -> Result<Callout, ErrorReply> {
-            Ok(forward(route, request))
+            let mut callout = forward(route, request);
+            if !Self::in_place_with_body(route) {
+                let signed = String::from_utf8_lossy(&request.body).into_owned();
+                callout.headers.push(("x-signed-body".into(), signed));
+            }
+            Ok(callout)
         }
     }
 
@@ -1126,6 +1165,86 @@ mod tests {
         assert_eq!(s.on_response_headers(), Action::Continue);
         assert!(sent(&s).is_empty());
         assert_eq!(outcome(&s), vec!["function_5xx".to_string()]);
+    }
+
+    fn signed_in_place_stream(layout: &str) -> TestStream {
+        let config = IN_PLACE
+            .replace("http://fn.test/base", "http://fn.test/signed")
+            .replace(
+                r#""forwarding""#,
+                &format!(r#""body_layout": "{layout}", "forwarding""#),
+            );
+        let s = stream_with(&config, &Rc::new(BodyWatch::default()));
+        s.host()
+            .request
+            .borrow_mut()
+            .properties
+            .insert("xds.cluster_name".into(), b"functions".to_vec());
+        s
+    }
+
+    #[test]
+    fn in_place_a_body_the_credentials_sign_is_held_then_signed_into_the_headers() {
+        // on_request_headers(false) → body chunks → end of stream.
+        let mut s = signed_in_place_stream("stop_iteration");
+        request(&s, "POST", &[("content-length", "5")], "hello");
+        assert_eq!(s.on_request_headers(false), Action::Pause);
+        let header = |s: &TestStream, n: &str| {
+            crate::headers::get(&s.host().request.borrow().headers, n).map(str::to_string)
+        };
+        assert_eq!(
+            header(&s, ":path").as_deref(),
+            Some("/f"),
+            "not yet rewritten"
+        );
+        assert_eq!(s.on_request_body(3, false), Action::Pause);
+        assert_eq!(s.on_request_body(5, true), Action::Continue);
+        assert!(calls(&s).is_empty(), "no callout");
+        assert_eq!(header(&s, "x-signed-body").as_deref(), Some("hello"));
+        assert_eq!(header(&s, ":path").as_deref(), Some("/signed"));
+        assert_eq!(header(&s, "content-length").as_deref(), Some("5"));
+        routed(&s, "200", "via_upstream");
+        assert_eq!(s.on_response_headers(), Action::Continue);
+        assert!(sent(&s).is_empty());
+        // The body is held to be signed: the ceiling applies.
+        let mut s = signed_in_place_stream("stop_iteration");
+        request(&s, "POST", &[], "");
+        s.on_request_headers(false);
+        assert_eq!(s.on_request_body(11, false), Action::Pause);
+        assert_eq!(only_error(&s), (413, "request_body_too_large".into()));
+        // Trailers complete a held body too.
+        let mut s = signed_in_place_stream("stop_iteration");
+        request(&s, "POST", &[], "abc");
+        s.on_request_headers(false);
+        s.on_request_body(3, false);
+        assert_eq!(s.on_request_trailers(), Action::Continue);
+        assert_eq!(header(&s, "x-signed-body").as_deref(), Some("abc"));
+    }
+
+    #[test]
+    fn in_place_a_signed_body_behind_a_holding_filter_is_called_out() {
+        // Headers went on before the body: Envoy refuses changes to them
+        // from the body callback, so the call takes the callout path.
+        let mut s = signed_in_place_stream("holding_filter");
+        request(&s, "POST", &[], "hello");
+        assert_eq!(s.on_request_headers(false), Action::Continue);
+        assert_eq!(s.on_request_body(5, true), Action::Pause);
+        let call = calls(&s);
+        assert_eq!(call.len(), 1);
+        assert_eq!(
+            crate::headers::get(&call[0].headers, "x-signed-body"),
+            Some("hello")
+        );
+        assert_eq!(
+            crate::headers::get(&s.host().request.borrow().headers, ":path"),
+            Some("/f"),
+            "the request itself is untouched"
+        );
+        // Without a body it still goes in place.
+        let mut s = signed_in_place_stream("holding_filter");
+        request(&s, "GET", &[], "");
+        assert_eq!(s.on_request_headers(true), Action::Continue);
+        assert!(calls(&s).is_empty());
     }
 
     #[test]
