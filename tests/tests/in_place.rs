@@ -29,6 +29,16 @@ fn in_place(entry: Value) -> Value {
 /// Routes by name: `(name, prefix, cluster, extra route action fields)`,
 /// each with its in-place twin first.
 fn start(filter: &str, plugin: Value, routes: &[(&str, &str, &str, Value)]) -> Envoy {
+    start_with(filter, plugin, routes, Vec::new())
+}
+
+/// [`start`] with more clusters besides `functions`, `dead` and `twice`.
+fn start_with(
+    filter: &str,
+    plugin: Value,
+    routes: &[(&str, &str, &str, Value)],
+    more_clusters: Vec<Value>,
+) -> Envoy {
     let mut twins = Vec::new();
     let mut client_routes = Vec::new();
     for (name, prefix, cluster, extra) in routes {
@@ -59,7 +69,10 @@ fn start(filter: &str, plugin: Value, routes: &[(&str, &str, &str, Value)]) -> E
             cluster("functions", emulator().port()),
             cluster("dead", dead_port()),
             twice,
-        ],
+        ]
+        .into_iter()
+        .chain(more_clusters)
+        .collect(),
     );
     Envoy::start(&config).unwrap_or_else(|log| panic!("{log}"))
 }
@@ -196,6 +209,99 @@ fn the_routers_failures_are_the_callout_paths_json_errors() {
         .stat_ending("route=.=dead;.;outcome=.=unreachable;.;fault=.=function;.;")
         .map(|(_, n)| n);
     assert_eq!(unreachable, Some(2));
+}
+
+/// A circuit breaker that is full: the router's overflow is the callout
+/// path's error for the same overflow, status, code and metrics.
+#[test]
+fn a_circuit_breakers_overflow_is_the_callout_paths_error() {
+    let mut full = cluster("full", emulator().port());
+    full["circuit_breakers"] = json!({"thresholds": [{"max_pending_requests": 0}]});
+    let function = |forwarding: &str| json!({"function_uri": emulator_url("/echo"), "cluster": "full", "forwarding": forwarding});
+    let plugin = json!({"routes": {"in_place": function("route"), "callout": function("callout")}});
+    let envoy = start_with(
+        "openfunction",
+        plugin,
+        &[
+            ("in_place", "/in_place", "full", json!({})),
+            ("callout", "/callout", "full", json!({})),
+        ],
+        vec![full],
+    );
+    for h2 in [false, true] {
+        let in_place = send(envoy.port, h2, "GET", "/in_place", b"");
+        let callout = send(envoy.port, h2, "GET", "/callout", b"");
+        let a = assert_error(&in_place, 502, "function_unreachable", "in_place");
+        let b = assert_error(&callout, 502, "function_unreachable", "callout");
+        assert!(
+            a["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("overflow"),
+            "{a}"
+        );
+        assert_eq!(a["error"], b["error"]);
+    }
+    assert_eq!(
+        envoy.stat("cluster.full.upstream_rq_pending_overflow"),
+        Some(4)
+    );
+    for route in ["in_place", "callout"] {
+        let counted = envoy
+            .stat_ending(&format!(
+                "route=.={route};.;outcome=.=unreachable;.;fault=.=function;.;"
+            ))
+            .map(|(_, n)| n);
+        assert_eq!(counted, Some(2), "{route}");
+    }
+}
+
+/// Outlier detection ejects an endpoint that keeps failing: in place the
+/// router's load balancer sees the function's 5xx (which reach the client
+/// untouched), and after the ejection every request lands on the healthy
+/// endpoint.
+#[test]
+fn outlier_detection_ejects_a_failing_endpoint() {
+    let failing = raw_reply_server(
+        b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\nconnection: close\r\n\r\nsick",
+    );
+    let mut pair = cluster("pair", failing);
+    pair["load_assignment"]["endpoints"][0]["lb_endpoints"]
+        .as_array_mut()
+        .expect("endpoints")
+        .push(json!({"endpoint": {"address": {"socket_address": {
+            "address": "127.0.0.1", "port_value": emulator().port()}}}}));
+    pair["outlier_detection"] = json!({"consecutive_5xx": 2, "enforcing_consecutive_5xx": 100,
+        "max_ejection_percent": 50, "base_ejection_time": "60s", "interval": "60s"});
+    let plugin = json!({"routes": {
+        "p": in_place(json!({"function_uri": emulator_url("/echo"), "cluster": "pair"})),
+    }});
+    let mut envoy = start_with(
+        "openfunction",
+        plugin,
+        &[("p", "/p", "pair", json!({}))],
+        vec![pair],
+    );
+    let mut function_5xx = 0;
+    for _ in 0..4 {
+        let r = get(envoy.port, "/p");
+        if r.status == 503 {
+            // The function's own 5xx: its body, not an error of ours.
+            assert_eq!(r.body, b"sick");
+            function_5xx += 1;
+        } else {
+            assert_eq!(r.status, 200, "{}", r.text());
+        }
+    }
+    assert_eq!(function_5xx, 2, "round robin over both endpoints");
+    envoy
+        .wait_stat("cluster.pair.outlier_detection.ejections_enforced_total", 1)
+        .unwrap_or_else(|log| panic!("no ejection: {log}"));
+    for i in 0..6 {
+        let r = get(envoy.port, "/p");
+        assert_eq!(r.status, 200, "after the ejection, {i}: {}", r.text());
+        assert_eq!(r.echo().path, "/echo");
+    }
 }
 
 #[test]

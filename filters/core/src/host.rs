@@ -5,7 +5,28 @@
 use crate::headers::HeaderList;
 use crate::request::Callout;
 use crate::response::LocalReply;
+use std::fmt;
 use std::time::SystemTime;
+
+/// Why the host did not send a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DispatchError {
+    /// Refused: an unknown cluster, or headers it will not send (Envoy's
+    /// `BadArgument`): the gateway's configuration is wrong.
+    Refused(String),
+    /// Accepted, then failed before returning (Envoy's `InternalFailure`):
+    /// the cluster's circuit breaker overflowed or it has no healthy host,
+    /// the failures the router reports for an in-place request.
+    FailedAtOnce(String),
+}
+
+impl fmt::Display for DispatchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DispatchError::Refused(why) | DispatchError::FailedAtOnce(why) => f.write_str(why),
+        }
+    }
+}
 
 pub trait Host {
     /// The wall clock.
@@ -20,8 +41,8 @@ pub trait Host {
     fn set_shared_data(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool;
 
     /// Sends `call` from the current context; the token identifies its
-    /// answer. The error says why the host refused (an unknown cluster).
-    fn dispatch(&self, call: &Callout) -> Result<u32, String>;
+    /// answer.
+    fn dispatch(&self, call: &Callout) -> Result<u32, DispatchError>;
 
     /// Defines a counter, gauge or histogram by its full name (Envoy hands
     /// out a new id even for a name it knows: define each name once).
@@ -89,7 +110,7 @@ pub fn unix_seconds(time: SystemTime) -> u64 {
 /// settable clock.
 #[cfg(any(test, feature = "fake-host"))]
 pub mod fake {
-    use super::{Host, MetricKind, StreamHost};
+    use super::{DispatchError, Host, MetricKind, StreamHost};
     use crate::headers::HeaderList;
     use crate::request::Callout;
     use crate::response::LocalReply;
@@ -113,6 +134,8 @@ pub mod fake {
         pub calls: RefCell<Vec<(u32, Callout)>>,
         /// Clusters the host refuses to call (they do not exist).
         pub missing_clusters: RefCell<Vec<String>>,
+        /// Clusters that fail every call at once (a full circuit breaker).
+        pub full_clusters: RefCell<Vec<String>>,
         names: RefCell<Vec<String>>,
         next_token: Cell<u32>,
         properties: RefCell<Vec<(String, String)>>,
@@ -148,6 +171,7 @@ pub mod fake {
                 shared,
                 calls: RefCell::new(Vec::new()),
                 missing_clusters: RefCell::new(Vec::new()),
+                full_clusters: RefCell::new(Vec::new()),
                 names: RefCell::new(Vec::new()),
                 next_token: Cell::new(1),
                 properties: RefCell::new(Vec::new()),
@@ -217,10 +241,15 @@ pub mod fake {
             true
         }
 
-        fn dispatch(&self, call: &Callout) -> Result<u32, String> {
+        fn dispatch(&self, call: &Callout) -> Result<u32, DispatchError> {
             self.logged("dispatch");
             if self.missing_clusters.borrow().contains(&call.cluster) {
-                return Err(format!("no cluster \"{}\"", call.cluster));
+                let why = format!("no cluster \"{}\"", call.cluster);
+                return Err(DispatchError::Refused(why));
+            }
+            if self.full_clusters.borrow().contains(&call.cluster) {
+                let why = format!("cluster \"{}\" failed the call at once", call.cluster);
+                return Err(DispatchError::FailedAtOnce(why));
             }
             let token = self.next_token.get();
             self.next_token.set(token + 1);

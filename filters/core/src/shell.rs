@@ -8,7 +8,7 @@
 
 use crate::config::compile_report;
 use crate::headers::HeaderList;
-use crate::host::{Host, MetricKind, StreamHost};
+use crate::host::{DispatchError, Host, MetricKind, StreamHost};
 use crate::integration::Integration;
 use crate::layout;
 use crate::metrics::{self, Registry};
@@ -17,7 +17,7 @@ use crate::response::{CalloutResponse, ErrorReply, Failure, LocalReply};
 use crate::stream::{proxy_status, record_failure, reject, text, BodyWatch, Compiled, Stream};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType, Status};
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
@@ -64,15 +64,21 @@ impl Host for WasmHost {
         hostcalls::set_shared_data(key, Some(value), cas).is_ok()
     }
 
-    fn dispatch(&self, call: &Callout) -> Result<u32, String> {
+    fn dispatch(&self, call: &Callout) -> Result<u32, DispatchError> {
         let headers = crate::headers::borrowed(&call.headers);
         let body = (!call.body.is_empty()).then_some(call.body.as_slice());
         hostcalls::dispatch_http_call(&call.cluster, headers, body, vec![], call.timeout).map_err(
-            |status| {
-                format!(
+            |status| match status {
+                // Envoy's async client finished the call before returning:
+                // the router failed it at once (overflow, no healthy host).
+                Status::InternalFailure => DispatchError::FailedAtOnce(
+                    "the call failed at once (a circuit breaker overflow, or no healthy host)"
+                        .to_string(),
+                ),
+                _ => DispatchError::Refused(format!(
                     "could not call cluster \"{}\" ({status:?}); does the cluster exist?",
                     call.cluster
-                )
+                )),
             },
         )
     }

@@ -8,7 +8,7 @@
 
 use crate::config::PluginConfig;
 use crate::headers::HeaderList;
-use crate::host::StreamHost;
+use crate::host::{DispatchError, StreamHost};
 use crate::integration::Integration;
 use crate::layout::{self, BodyLayout, Forwarding, Placement};
 use crate::metrics::{self, Registry};
@@ -495,7 +495,10 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
                     o.sent(&self.host, now, self.body_size);
                 }
             }
-            Err(why) => self.fail(Failure::CalloutFailed, &why),
+            Err(DispatchError::Refused(why)) => self.fail(Failure::CalloutFailed, &why),
+            Err(DispatchError::FailedAtOnce(why)) => {
+                self.fail_transport(CallResult::Unreachable(why), "");
+            }
         }
     }
 
@@ -1315,6 +1318,17 @@ mod tests {
         assert_eq!(watch.waiting.borrow().len(), 1);
         drop(s);
         assert!(watch.waiting.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_call_the_cluster_fails_at_once_is_an_unreachable_function() {
+        // A full circuit breaker: the error the router gives in place.
+        let mut s = stream();
+        s.host().full_clusters.borrow_mut().push("functions".into());
+        request(&s, "GET", &[], "");
+        s.on_request_headers(true);
+        assert_eq!(only_error(&s), (502, "function_unreachable".into()));
+        assert_eq!(outcome(&s), vec!["unreachable".to_string()]);
     }
 
     #[test]

@@ -454,7 +454,7 @@ impl<Src: Source> Provider<Src> {
                         deadline: unix_seconds(host.now()) + LEASE_SECONDS,
                     });
                 }
-                Err(why) => self.finish(chain, Err(why), host),
+                Err(why) => self.finish(chain, Err(why.to_string()), host),
             },
             Next::Done(result) => self.finish(chain, result, host),
         }
