@@ -466,6 +466,37 @@ fn tls_front(port: u16, certificate: &Path, key: &Path, cluster: &str) -> Value 
 /// `envoy-faas import --forwarding route`: the APISIX example's routes
 /// forward in place (each with its twin route), and the imported Envoy
 /// serves the same answers through the router.
+/// In place, Envoy routes the rewritten request again by the function's
+/// authority, not the client's host: an imported route for one host only
+/// still reaches its twin (the importer adds a virtual host of the
+/// function authorities).
+#[test]
+fn in_place_routes_for_one_host_reach_their_twins() {
+    let dir = temp_dir("apisix-in-place-host");
+    let input = dir.join("apisix.yaml");
+    std::fs::write(
+        &input,
+        "routes:\n  - id: 1\n    uri: /hello\n    hosts: [api.example.com]\n    plugins:\n      \
+         openfunction:\n        function_uri: http://localhost:3233/default/function-sample/test\n        \
+         authorization:\n          service_token: test:test\n#END\n",
+    )
+    .expect("write input");
+    let imported = import_with("apisix", &input, &dir, &["--forwarding", "route"]);
+    let envoy = Envoy::start(&imported.loopback).unwrap_or_else(|log| panic!("{log}"));
+    let ask = |host: &str| {
+        let raw = format!("GET /hello HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n");
+        try_request(envoy.port, raw.as_bytes()).expect("request")
+    };
+    let r = ask("api.example.com");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "Hello, test!"),
+        "{}",
+        envoy.log()
+    );
+    assert_eq!(ask("other.example.com").status, 404);
+}
+
 #[test]
 fn the_apisix_example_imports_forwarding_in_place() {
     let dir = temp_dir("apisix-in-place");

@@ -316,27 +316,51 @@ pub fn routes(route: &FunctionRoute, cluster: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The `:authority` the filter writes for a function (its port only when
+/// not the scheme's default), which picks the virtual host when Envoy
+/// routes a rewritten in-place request again.
+fn function_authority(upstream: &Upstream) -> String {
+    let host = if upstream.host.contains(':') {
+        format!("[{}]", upstream.host)
+    } else {
+        upstream.host.clone()
+    };
+    let default_port = if upstream.tls { 443 } else { 80 };
+    if upstream.port == default_port {
+        host
+    } else {
+        format!("{host}:{}", upstream.port)
+    }
+}
+
 /// Virtual hosts, one per [`Plan::host_groups`] group (`*` for the routes
-/// for any host).
+/// for any host). In place, Envoy routes the rewritten request again by
+/// the function's authority: every virtual host carries every twin route
+/// first, and when no `*` host would catch the function's authority, a
+/// virtual host of the function authorities carries them.
 pub fn virtual_hosts(plan: &Plan) -> Vec<Value> {
-    plan.host_groups()
-        .into_iter()
+    // The function's own cluster: never contacted on a callout route (the
+    // filter answers), the router's target in place.
+    let cluster_of = |r: &FunctionRoute| {
+        plan.upstream_of(r)
+            .map(|u| u.cluster.clone())
+            .unwrap_or_default()
+    };
+    let in_place_routes: Vec<&FunctionRoute> = plan.routes.iter().filter(|r| in_place(r)).collect();
+    let twins = || -> Vec<Value> {
+        in_place_routes
+            .iter()
+            .map(|r| twin_route(r, &cluster_of(r)))
+            .collect()
+    };
+    let groups = plan.host_groups();
+    let mut hosts: Vec<Value> = groups
+        .iter()
         .map(|(host, group)| {
-            // The function's own cluster: never contacted on a callout
-            // route (the filter answers), the router's target in place.
-            let cluster_of = |r: &FunctionRoute| {
-                plan.upstream_of(r)
-                    .map(|u| u.cluster.clone())
-                    .unwrap_or_default()
-            };
-            let mut list: Vec<Value> = group
-                .iter()
-                .filter(|r| in_place(r))
-                .map(|r| twin_route(r, &cluster_of(r)))
-                .collect();
+            let mut list = twins();
             list.extend(group.iter().flat_map(|r| routes(r, &cluster_of(r))));
             let (name, domain) = match host {
-                Some(h) => (h.replace('*', "wildcard"), h),
+                Some(h) => (h.replace('*', "wildcard"), *h),
                 None => ("functions".to_string(), "*"),
             };
             map([
@@ -345,7 +369,24 @@ pub fn virtual_hosts(plan: &Plan) -> Vec<Value> {
                 ("routes", seq(list)),
             ])
         })
-        .collect()
+        .collect();
+    if !groups.iter().any(|(host, _)| host.is_none()) {
+        let mut authorities: Vec<String> = in_place_routes
+            .iter()
+            .filter_map(|r| plan.upstream_of(r).map(function_authority))
+            .filter(|a| !groups.iter().any(|(host, _)| *host == Some(a.as_str())))
+            .collect();
+        authorities.sort_unstable();
+        authorities.dedup();
+        if !authorities.is_empty() {
+            hosts.push(map([
+                ("name", s("envoy-faas-in-place")),
+                ("domains", seq(authorities.into_iter().map(s).collect())),
+                ("routes", seq(twins())),
+            ]));
+        }
+    }
+    hosts
 }
 
 fn wasm_filter(filter: Filter, config: &serde_json::Value, options: &Options) -> Value {
