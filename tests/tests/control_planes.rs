@@ -451,3 +451,203 @@ fn an_empty_plugin_configuration_passes_every_request_through() {
         "the empty config is logged"
     );
 }
+
+/// The virtual hosts Istio renders at a gateway for a shipped
+/// VirtualService (http routes only): one per host (`api.example.com`
+/// stands for the client's host, `gateway.test`), each match of an http
+/// route its own Envoy route under the http route's name, with the
+/// destination's `outbound|<port>||<host>` cluster, the timeout, retries
+/// and header removals. `extra` routes go to the client's virtual host.
+fn istio_virtual_hosts(vs: &Value, extra: Vec<Value>) -> Vec<Value> {
+    let mut routes = Vec::new();
+    for http in vs["spec"]["http"].as_array().expect("http routes") {
+        let destination = &http["route"][0]["destination"];
+        let cluster = format!(
+            "outbound|{}||{}",
+            destination["port"]["number"],
+            destination["host"].as_str().expect("host")
+        );
+        let mut action = json!({"cluster": cluster});
+        if let Some(t) = http["timeout"].as_str() {
+            action["timeout"] = json!(t);
+        }
+        if http["retries"].is_object() {
+            action["retry_policy"] = json!({
+                "retry_on": http["retries"]["retryOn"],
+                "num_retries": http["retries"]["attempts"],
+                "per_try_timeout": http["retries"]["perTryTimeout"],
+            });
+        }
+        for m in http["match"].as_array().expect("matches") {
+            let mut matcher = json!({"prefix": m["uri"]["prefix"].as_str().unwrap_or("/")});
+            if let Some(headers) = m["headers"].as_object() {
+                let list: Vec<Value> = headers
+                    .iter()
+                    .map(|(name, v)| json!({"name": name, "string_match": {"exact": v["exact"]}}))
+                    .collect();
+                matcher["headers"] = json!(list);
+            }
+            let mut route = json!({"name": http["name"], "match": matcher, "route": action});
+            if let Some(remove) = http["headers"]["request"]["remove"].as_array() {
+                route["request_headers_to_remove"] = json!(remove);
+            }
+            routes.push(route);
+        }
+    }
+    vs["spec"]["hosts"]
+        .as_array()
+        .expect("hosts")
+        .iter()
+        .map(|h| {
+            let host = h
+                .as_str()
+                .expect("host")
+                .replace("api.example.com", "gateway.test");
+            let mut list = routes.clone();
+            if host == "gateway.test" {
+                list.extend(extra.clone());
+            }
+            json!({"name": format!("{host}:80"), "domains": [host, format!("{host}:*")],
+                   "routes": list})
+        })
+        .collect()
+}
+
+fn with_virtual_hosts(mut boot: Value, hosts: Vec<Value>) -> Value {
+    boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        ["route_config"]["virtual_hosts"] = json!(hosts);
+    boot
+}
+
+/// A cluster of a dead endpoint and then the emulator (round robin, one
+/// worker): only the router's retries make every request succeed.
+fn dead_then_emulator(name: &str) -> Value {
+    let mut c = cluster(name, dead_port());
+    c["load_assignment"]["endpoints"][0]["lb_endpoints"]
+        .as_array_mut()
+        .expect("endpoints")
+        .push(json!({"endpoint": {"address": {"socket_address": {
+            "address": "127.0.0.1", "port_value": emulator().port()}}}}));
+    c
+}
+
+/// Forwarding in place the way `deploy/istio/in-place-openfunction.yaml`
+/// sets it up: the shipped WasmPlugin's config through Istio's ECDS shape
+/// (no flag, no holding filter), the shipped VirtualService rendered as
+/// Istio does (the route's twin, the function host's virtual host), at
+/// Istio's default 1 MiB listener buffer limit.
+#[test]
+fn istio_in_place_with_the_shipped_virtualservice() {
+    let path = "deploy/istio/in-place-openfunction.yaml";
+    let scratch = ScratchDir::new("istio-in-place");
+    let recorder = RecordingUpstream::start();
+    let mut plugin = manifest_kind(path, "WasmPlugin")["spec"]["pluginConfig"].clone();
+    // The function host stays; the path is the emulator's echo.
+    plugin["routes"][FUNCTION_ROUTE]["function_uri"] = json!("https://fn.example.com/echo");
+    let wasm = istio_delivers(
+        &scratch,
+        ISTIO_1_29_NAME,
+        ISTIO_1_29_CONFIG_NAME,
+        Some(&plugin),
+        &[],
+        false,
+    );
+    let plain = json!({"name": "plain", "match": {"prefix": "/plain/"},
+        "route": {"cluster": "functions", "prefix_rewrite": "/echo/"}});
+    let hosts = istio_virtual_hosts(&manifest_kind(path, "VirtualService"), vec![plain]);
+    let boot = bootstrap(
+        vec![],
+        vec![wasm],
+        vec![
+            cluster("functions", emulator().port()),
+            cluster("outbound|443||fn.example.com", emulator().port()),
+        ],
+    );
+    let boot = with_listener_buffer_limit(with_virtual_hosts(boot, hosts), 1024 * 1024);
+    let envoy = Envoy::start(&boot).expect("envoy starts");
+    // GET, POST 1 KiB and 3 MiB (streamed past the 1 MiB limit), chunked, HTTP/2.
+    assert_function_layout(&envoy, &recorder);
+    // Only the in-place path checks for the twin-route header.
+    let r = http1(
+        envoy.port,
+        "GET",
+        "/hello",
+        &[("x-envoy-faas-route", "hello")],
+        b"",
+    );
+    assert_error(&r, 400, "reserved_header", FUNCTION_ROUTE);
+}
+
+/// aws-lambda with IAM in place, signed bodies included, through the
+/// shipped EnvoyFilter: its complete Wasm config (flag set) as the ECDS
+/// resource the agent delivers (code rewritten to the local module; the
+/// keys as `key_values`, where the gateway gives `host_env_keys`), and its
+/// VirtualService rendered as Istio does. The emulator's Function URL
+/// verifies every signature.
+#[test]
+fn istio_in_place_signed_bodies_with_the_shipped_envoyfilter() {
+    let path = "deploy/istio/in-place-aws-lambda-envoyfilter.yaml";
+    let scratch = ScratchDir::new("istio-in-place-aws");
+    let ef = manifest_kind(path, "EnvoyFilter");
+    let patches = ef["spec"]["configPatches"].as_array().expect("patches");
+    let extension = patches
+        .iter()
+        .find(|p| p["applyTo"] == "EXTENSION_CONFIG")
+        .expect("EXTENSION_CONFIG patch");
+    let http_filter = patches
+        .iter()
+        .find(|p| p["applyTo"] == "HTTP_FILTER")
+        .expect("HTTP_FILTER patch");
+    let name = extension["patch"]["value"]["name"].as_str().expect("name");
+    assert_eq!(http_filter["patch"]["value"]["name"], name);
+    let mut resource = json!({"typed_config": extension["patch"]["value"]["typed_config"]});
+    let config = &mut resource["typed_config"]["config"];
+    assert_eq!(config["allow_on_headers_stop_iteration"], true);
+    let url = config["vm_config"]["code"]["remote"]["http_uri"]["uri"]
+        .as_str()
+        .expect("uri")
+        .to_string();
+    let module = istio_agent_copy(&scratch.0, "aws-lambda", &url);
+    config["vm_config"]["code"] = json!({"local": {"filename": module.display().to_string()}});
+    let (key, secret, _) = faas_emulator::aws::KEYS[0];
+    config["vm_config"]["environment_variables"] = json!({"key_values": {
+        "AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret,
+        "AWS_EC2_METADATA_DISABLED": "true"}});
+    let mut plugin: Value =
+        serde_json::from_str(config["configuration"]["value"].as_str().expect("value"))
+            .expect("plugin JSON");
+    let function = &mut plugin["routes"]["orders"]["function_uri"];
+    let host = function
+        .as_str()
+        .and_then(|u| u.strip_prefix("https://"))
+        .expect("https URL")
+        .trim_end_matches('/')
+        .to_string();
+    *function = json!(format!("https://{host}/echo"));
+    config["configuration"]["value"] = json!(plugin.to_string());
+    write_ecds(&scratch.0, name, &resource);
+    let wasm = istio_ecds_filter(name, &scratch.0);
+    let hosts = istio_virtual_hosts(&manifest_kind(path, "VirtualService"), vec![]);
+    let cluster_name = format!("outbound|443||{host}");
+    let boot = bootstrap(vec![], vec![wasm], vec![dead_then_emulator(&cluster_name)]);
+    let boot = with_listener_buffer_limit(with_virtual_hosts(boot, hosts), 8 * 1024 * 1024);
+    let envoy = Envoy::start(&boot).expect("envoy starts");
+    for i in 0..3 {
+        let r = get(envoy.port, "/orders/x");
+        assert_eq!(r.status, 200, "GET {i}: {}", r.text());
+        let sent = body(64 * 1024 + i);
+        let r = http1(envoy.port, "POST", "/orders/x", &[], &sent);
+        assert_eq!(r.status, 200, "POST {i}: {}", r.text());
+        let echo = r.echo();
+        assert_eq!(echo.path, "/echo/x");
+        assert!(echo.body == sent, "POST {i}: body changed");
+        let r = http2(envoy.port, "POST", "/orders/x", &[], &sent);
+        assert_eq!(r.status, 200, "HTTP/2 POST {i}: {}", r.text());
+    }
+    assert!(
+        envoy
+            .stat(&format!("cluster.{cluster_name}.upstream_rq_retry"))
+            .unwrap_or(0)
+            >= 4
+    );
+}
