@@ -651,3 +651,139 @@ fn istio_in_place_signed_bodies_with_the_shipped_envoyfilter() {
             >= 4
     );
 }
+
+/// Forwarding in place the way `deploy/envoy-gateway/in-place.yaml` sets it
+/// up, rendered as Envoy Gateway 1.9 does: the wasm filter inline and
+/// disabled, enabled on the HTTPRoute's routes; one virtual host per
+/// hostname (`api.example.com` stands for the client's `gateway.test`);
+/// routes named `httproute/<ns>/<name>/rule/<i>/match/<j>/<host>` in
+/// Gateway API precedence (longest prefix first), each rule's own
+/// `httproute/<ns>/<name>/rule/<i>` cluster; the listener at Envoy
+/// Gateway's 32 KiB buffer limit. The plugin's `cluster` must be the
+/// client rule's, or every request would be 500 forwarding_misconfigured.
+#[test]
+fn envoy_gateway_in_place_with_the_shipped_httproute() {
+    let path = "deploy/envoy-gateway/in-place.yaml";
+    let recorder = RecordingUpstream::start();
+    let policy = manifest_kind(path, "EnvoyExtensionPolicy");
+    let policy_name = policy["metadata"]["name"].as_str().expect("name");
+    let filter_name =
+        format!("envoy.filters.http.wasm/envoyextensionpolicy/default/{policy_name}/wasm/0");
+    let mut plugin = policy["spec"]["wasm"][0]["config"].clone();
+    plugin["function_uri"] = json!("https://fn.example.com/echo");
+    let module = wasm("openfunction");
+    let wasm_filter = json!({
+        "name": filter_name,
+        "disabled": true,
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": policy["spec"]["wasm"][0]["name"],
+                "configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": plugin.to_string()
+                },
+                "vm_config": {
+                    "vm_id": format!("envoyextensionpolicy/default/{policy_name}/wasm/0"),
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": {"local": {"filename": module.display().to_string()}}
+                }
+            }
+        }
+    });
+    let enabled = json!({&filter_name:
+        {"@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "config": {}}});
+    let retry = &manifest_kind(path, "BackendTrafficPolicy")["spec"]["retry"];
+    let retry_on: Vec<&str> = retry["retryOn"]["triggers"]
+        .as_array()
+        .expect("triggers")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let retry_policy = json!({"retry_on": retry_on.join(","), "num_retries": retry["numRetries"],
+        "per_try_timeout": retry["perRetry"]["timeout"]});
+    let route = manifest_kind(path, "HTTPRoute");
+    let prefix = format!(
+        "httproute/default/{}",
+        route["metadata"]["name"].as_str().expect("name")
+    );
+    let mut clusters = vec![cluster("functions", emulator().port())];
+    let mut hosts = Vec::new();
+    for hostname in route["spec"]["hostnames"].as_array().expect("hostnames") {
+        let hostname = hostname.as_str().expect("hostname");
+        let mut routes = Vec::new();
+        for (i, rule) in route["spec"]["rules"]
+            .as_array()
+            .expect("rules")
+            .iter()
+            .enumerate()
+        {
+            let cluster_name = format!("{prefix}/rule/{i}");
+            if hosts.is_empty() {
+                clusters.push(cluster(&cluster_name, emulator().port()));
+            }
+            let mut action = json!({"cluster": cluster_name, "retry_policy": retry_policy});
+            if let Some(t) = rule["timeouts"]["request"].as_str() {
+                action["timeout"] = json!(t);
+            }
+            for (j, m) in rule["matches"]
+                .as_array()
+                .expect("matches")
+                .iter()
+                .enumerate()
+            {
+                let value = m["path"]["value"].as_str().expect("path prefix");
+                let mut matcher = if value == "/" {
+                    json!({"prefix": "/"})
+                } else {
+                    json!({"path_separated_prefix": value})
+                };
+                if let Some(headers) = m["headers"].as_array() {
+                    let list: Vec<Value> = headers
+                        .iter()
+                        .map(|h| {
+                            let string_match = if h["type"] == "RegularExpression" {
+                                json!({"safe_regex": {"regex": h["value"]}})
+                            } else {
+                                json!({"exact": h["value"]})
+                            };
+                            json!({"name": h["name"], "string_match": string_match})
+                        })
+                        .collect();
+                    matcher["headers"] = json!(list);
+                }
+                let name = format!("{prefix}/rule/{i}/match/{j}/{}", hostname.replace('.', "_"));
+                let mut r = json!({"name": name, "match": matcher, "route": action,
+                                   "typed_per_filter_config": enabled});
+                for f in rule["filters"].as_array().into_iter().flatten() {
+                    if let Some(remove) = f["requestHeaderModifier"]["remove"].as_array() {
+                        r["request_headers_to_remove"] = json!(remove);
+                    }
+                }
+                routes.push((value.len(), r));
+            }
+        }
+        // Gateway API precedence: the longest path prefix first.
+        routes.sort_by(|a, b| b.0.cmp(&a.0));
+        let mut list: Vec<Value> = routes.into_iter().map(|(_, r)| r).collect();
+        let host = hostname.replace("api.example.com", "gateway.test");
+        if host == "gateway.test" {
+            list.push(json!({"name": "plain", "match": {"prefix": "/plain/"},
+                "route": {"cluster": "functions", "prefix_rewrite": "/echo/"}}));
+        }
+        hosts.push(json!({"name": host, "domains": [host], "routes": list}));
+    }
+    let boot = bootstrap(vec![], vec![wasm_filter], clusters);
+    let boot = with_listener_buffer_limit(with_virtual_hosts(boot, hosts), 32 * 1024);
+    let envoy = Envoy::start(&boot).expect("envoy starts");
+    assert_function_layout(&envoy, &recorder);
+    let r = http1(
+        envoy.port,
+        "GET",
+        "/hello",
+        &[("x-envoy-faas-route", "x")],
+        b"",
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["error"], "reserved_header");
+}
