@@ -764,7 +764,7 @@ fn envoy_gateway_in_place_with_the_shipped_httproute() {
             }
         }
         // Gateway API precedence: the longest path prefix first.
-        routes.sort_by(|a, b| b.0.cmp(&a.0));
+        routes.sort_by_key(|r| std::cmp::Reverse(r.0));
         let mut list: Vec<Value> = routes.into_iter().map(|(_, r)| r).collect();
         let host = hostname.replace("api.example.com", "gateway.test");
         if host == "gateway.test" {
