@@ -18,7 +18,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 mod gateway;
@@ -425,6 +425,21 @@ impl Envoy {
         };
         envoy.wait_ready(&admin_file)?;
         Ok(envoy)
+    }
+
+    /// Envoy's resident memory now and its peak so far (`VmRSS`, `VmHWM`
+    /// from /proc), in bytes.
+    pub fn memory(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .map_or(0, |kib| kib * 1024)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
     }
 
     pub fn log(&self) -> String {
@@ -1234,19 +1249,30 @@ pub fn raw_reply_server(reply: &'static [u8]) -> u16 {
 }
 
 /// A function that streams: it answers every request with a chunked
-/// `text/event-stream` of `events` events (`data: <i>`), one every `gap`,
-/// and ends the stream after the last.
-pub fn streaming_server(events: usize, gap: Duration) -> u16 {
+/// answer of `content_type` made of `events` events (`data: <i>`), one
+/// every `gap`, and ends after the last. Returns its port and when each
+/// event of the latest answer was written.
+pub fn streaming_server(
+    events: usize,
+    gap: Duration,
+    content_type: &'static str,
+) -> (u16, Arc<Mutex<Vec<Instant>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind streaming server");
     let port = listener.local_addr().expect("addr").port();
+    let written = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&written);
     std::thread::spawn(move || {
         for mut stream in listener.incoming().flatten() {
+            let log = Arc::clone(&log);
             std::thread::spawn(move || {
                 let mut buf = [0u8; 65536];
                 let _ = stream.read(&mut buf);
-                let head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n";
-                if stream.write_all(head).is_err() {
+                let head = format!("HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n");
+                if stream.write_all(head.as_bytes()).is_err() {
                     return;
+                }
+                if let Ok(mut l) = log.lock() {
+                    l.clear();
                 }
                 for i in 0..events {
                     let event = format!("data: {i}\n\n");
@@ -1254,20 +1280,21 @@ pub fn streaming_server(events: usize, gap: Duration) -> u16 {
                     if stream.write_all(chunk.as_bytes()).is_err() {
                         return;
                     }
+                    if let Ok(mut l) = log.lock() {
+                        l.push(Instant::now());
+                    }
                     std::thread::sleep(gap);
                 }
                 let _ = stream.write_all(b"0\r\n\r\n");
             });
         }
     });
-    port
+    (port, written)
 }
 
-/// Sends `GET target` and reads the answer as it comes: how long until
-/// `first` appeared in it, how long until the connection closed, and the
-/// whole answer.
-pub fn timed_get(port: u16, target: &str, first: &str) -> (Option<Duration>, Duration, String) {
-    let start = Instant::now();
+/// Sends `GET target` and reads the answer as it comes: when each of
+/// `markers` first appeared in it (in order), and the whole answer.
+pub fn arrivals(port: u16, target: &str, markers: &[String]) -> (Vec<Option<Instant>>, String) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -1276,20 +1303,165 @@ pub fn timed_get(port: u16, target: &str, first: &str) -> (Option<Duration>, Dur
         format!("GET {target} HTTP/1.1\r\nhost: gateway.test\r\nconnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).expect("send");
     let mut seen = Vec::new();
-    let mut first_at = None;
+    let mut at = vec![None; markers.len()];
     let mut buf = [0u8; 4096];
     while let Ok(n) = stream.read(&mut buf) {
         if n == 0 {
             break;
         }
         seen.extend_from_slice(&buf[..n]);
-        if first_at.is_none() && String::from_utf8_lossy(&seen).contains(first) {
-            first_at = Some(start.elapsed());
+        let now = Instant::now();
+        let text = String::from_utf8_lossy(&seen);
+        for (slot, marker) in at.iter_mut().zip(markers) {
+            if slot.is_none() && text.contains(marker.as_str()) {
+                *slot = Some(now);
+            }
         }
     }
-    (
-        first_at,
-        start.elapsed(),
-        String::from_utf8_lossy(&seen).into_owned(),
-    )
+    (at, String::from_utf8_lossy(&seen).into_owned())
+}
+
+/// A function for bulk transfers that holds nothing: `GET /bytes/<n>`
+/// streams `n` bytes (content-length framed), any other request with a
+/// `content-length` body is read and discarded, answered with the byte
+/// count as text. One thread per connection; returns its port.
+pub fn bulk_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind bulk server");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || serve_bulk(stream));
+        }
+    });
+    port
+}
+
+fn serve_bulk(mut stream: TcpStream) {
+    let Some((head, mut extra)) = read_head(&mut stream) else {
+        return;
+    };
+    let target = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+    if let Some(n) = target
+        .rsplit_once("/bytes/")
+        .and_then(|(_, n)| n.parse::<u64>().ok())
+    {
+        let reply = format!("HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: {n}\r\nconnection: close\r\n\r\n");
+        if stream.write_all(reply.as_bytes()).is_err() {
+            return;
+        }
+        let _ = write_pattern(&mut stream, n);
+        return;
+    }
+    let length = header_value(&head, "content-length")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    let mut seen = extra.len() as u64;
+    extra.clear();
+    let mut buf = vec![0u8; 256 * 1024];
+    while seen < length {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => seen += n as u64,
+        }
+    }
+    let body = seen.to_string();
+    let reply = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(reply.as_bytes());
+}
+
+/// Reads up to the end of an HTTP/1.1 head: the head as text, and the
+/// bytes read past it.
+fn read_head(stream: &mut TcpStream) -> Option<(String, Vec<u8>)> {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = stream.read(&mut buf).ok().filter(|&n| n > 0)?;
+        seen.extend_from_slice(&buf[..n]);
+        if let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&seen[..end]).into_owned();
+            return Some((head, seen[end + 4..].to_vec()));
+        }
+        if seen.len() > 1024 * 1024 {
+            return None;
+        }
+    }
+}
+
+fn header_value(head: &str, name: &str) -> Option<String> {
+    head.lines().skip(1).find_map(|line| {
+        let (n, v) = line.split_once(':')?;
+        n.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_string())
+    })
+}
+
+/// Writes `n` bytes of a repeating pattern in 256 KiB writes.
+fn write_pattern(stream: &mut TcpStream, n: u64) -> std::io::Result<()> {
+    let block: Vec<u8> = (0..256 * 1024).map(|i| (i % 251) as u8).collect();
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(block.len() as u64) as usize;
+        stream.write_all(&block[..k])?;
+        left -= k as u64;
+    }
+    Ok(())
+}
+
+/// What a bulk exchange saw: the status, the body's size (bytes counted,
+/// never held), its text when short, and how long it took.
+#[derive(Debug)]
+pub struct Bulk {
+    pub status: u16,
+    pub body_bytes: u64,
+    pub text: String,
+    pub elapsed: Duration,
+}
+
+/// Sends `method target` with a `body_bytes` pattern body (content-length,
+/// none when 0) and reads the answer, counting its body.
+pub fn bulk_exchange(port: u16, method: &str, target: &str, body_bytes: u64) -> Bulk {
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .expect("timeout");
+    let mut head =
+        format!("{method} {target} HTTP/1.1\r\nhost: gateway.test\r\nconnection: close\r\n");
+    if body_bytes > 0 {
+        head.push_str(&format!("content-length: {body_bytes}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).expect("send head");
+    if body_bytes > 0 {
+        // An early answer (an error) may close the connection mid-body.
+        let _ = write_pattern(&mut stream, body_bytes);
+    }
+    let (reply_head, extra) = read_head(&mut stream).expect("a response head");
+    let status = reply_head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut kept = extra.clone();
+    let mut count = extra.len() as u64;
+    let mut buf = vec![0u8; 256 * 1024];
+    while let Ok(n) = stream.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        count += n as u64;
+        if kept.len() < 4096 {
+            kept.extend_from_slice(&buf[..n.min(4096)]);
+        }
+    }
+    Bulk {
+        status,
+        body_bytes: count,
+        text: String::from_utf8_lossy(&kept[..kept.len().min(4096)]).into_owned(),
+        elapsed: started.elapsed(),
+    }
 }
