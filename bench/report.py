@@ -209,6 +209,61 @@ def targets_table(report):
     return lines + [""]
 
 
+# Issue 28's targets for forwarding in place: Envoy CPU µs/req at most
+# this many times native's, on every case (plus req/s ≥ native and p99 ≤
+# 1.1× native); each against its callout scenario and the in-place probe.
+IN_PLACE_CPU = {"openfunction-route": 0.9, "azure-route": 0.9, "aws-url-route": 1.0}
+CALLOUT_OF = {"openfunction-route": "openfunction", "azure-route": "azure", "aws-url-route": "aws-url"}
+
+
+def in_place_table(report):
+    """Issue 28: the in-place rows beside native, their callout rows, and
+    the in-place probe's floor (a bare rewrite in the headers callback)."""
+    s = report["summary"]
+    if "native" not in s or not any(n in s for n in IN_PLACE_CPU):
+        return []
+    lines = [
+        "Per filter and case, forwarding in place (`\"forwarding\": \"route\"`): Envoy CPU µs/req against"
+        " native's (targets: openfunction and azure ≤ 0.9 ×, `function_uri` + IAM ≤ 1.0 ×), req/s ÷ native"
+        " (≥ 1.00), p99 ÷ native (≤ 1.10), the same filter's callout CPU in the same run, and **ours above"
+        " the floor**: CPU µs/req minus the bare in-place probe's (a rewrite of `:authority` plus one header"
+        " in the headers callback, nothing else).",
+        "",
+        "| filter | case | CPU µs/req | ÷ native | CPU target | req/s ÷ native | p99 ÷ native | callout CPU µs/req | probe floor µs/req | ours above floor, µs |",
+        "|---|---|---:|---:|:---:|---:|---:|---:|---:|---:|",
+    ]
+    tally = {}
+    probe = s.get("probe-rewrite", {})
+    for name, limit in IN_PLACE_CPU.items():
+        if name not in s:
+            continue
+        callout = s.get(CALLOUT_OF[name], {})
+        for c in cases(report):
+            ours, native = s[name][c], s["native"][c]
+            cpu_ratio = ours["cpu_us_per_req"] / native["cpu_us_per_req"]
+            checks = [
+                cpu_ratio <= limit,
+                ours["rps"] >= native["rps"],
+                ours["p99_us"] <= 1.1 * native["p99_us"],
+            ]
+            tally.setdefault(name, []).extend(checks)
+            floor = probe.get(c, {}).get("cpu_us_per_req")
+            callout_cell = f"{callout[c]['cpu_us_per_req']:.1f}" if c in callout else "n/a"
+            floor_cells = (
+                f"{floor:.1f} | {ours['cpu_us_per_req'] - floor:.1f}" if floor is not None else "n/a | n/a"
+            )
+            lines.append(
+                f"| {label(report, name)} | {c.replace('|', ', ')} | {ours['cpu_us_per_req']:.1f} | "
+                f"{cpu_ratio:.2f} | ≤ {limit} {mark(checks[0])} | "
+                f"{ratio(ours['rps'], native['rps'])} {mark(checks[1])} | "
+                f"{ratio(ours['p99_us'], native['p99_us'])} {mark(checks[2])} | "
+                f"{callout_cell} | {floor_cells} |"
+            )
+    lines += ["", "| filter, in place | checks met |", "|---|---:|"]
+    lines += [f"| {label(report, n)} | {sum(v)} of {len(v)} |" for n, v in tally.items()]
+    return lines + [""]
+
+
 def cpu_split_table(report):
     split = report.get("scaling", {}).get("cpu_split") or {}
     if not split:
@@ -477,6 +532,9 @@ def render(report, baseline, png_ok, scaling_png=False):
         "### Targets",
         "",
         *targets_table(report),
+        "#### Forwarding in place",
+        "",
+        *in_place_table(report),
         "### Results",
         "",
         *results_table(report),

@@ -181,7 +181,34 @@ SCENARIOS = {
         FIXED_BODY,
         None,
     ),
+    "probe-rewrite": (
+        "probe: bare wasm rewrite in headers (in-place floor)",
+        lambda: [wasm_filter("bench_probe.wasm", "rewrite fn bench.local", "probe")],
+        FIXED_BODY,
+        None,
+    ),
 }
+
+# Forwarding in place (`"forwarding": "route"`, issue 28): the same filters
+# and configs, the request rewritten and forwarded by Envoy's router; each
+# route gets its in-place twin (README "Forwarding in place").
+IN_PLACE = {"aws-url-route": "aws-url", "azure-route": "azure", "openfunction-route": "openfunction"}
+
+
+def in_place_scenario(base):
+    label, filters, expected, metadata = SCENARIOS[base]
+
+    def routed():
+        out = filters()
+        config = json.loads(out[0]["typed_config"]["config"]["configuration"]["value"])
+        config["forwarding"] = "route"
+        out[0]["typed_config"]["config"]["configuration"]["value"] = json.dumps(config)
+        return out
+
+    return (label + " in place", routed, expected, metadata)
+
+
+SCENARIOS.update({name: in_place_scenario(base) for name, base in IN_PLACE.items()})
 
 
 def free_port():
@@ -209,7 +236,7 @@ def load_core():
     return cores()[-1]
 
 
-def bootstrap(port, endpoint_port, http_filters, metadata, buffer_limit=None):
+def bootstrap(port, endpoint_port, http_filters, metadata, buffer_limit=None, twin=False):
     cluster = {
         "name": "fn",
         "type": "STATIC",
@@ -251,7 +278,27 @@ def bootstrap(port, endpoint_port, http_filters, metadata, buffer_limit=None):
                 {
                     "name": "all",
                     "domains": ["*"],
-                    "routes": [
+                    "routes": (
+                        [
+                            {
+                                "name": "fn",
+                                "match": {
+                                    "prefix": "/",
+                                    "headers": [
+                                        {
+                                            "name": "x-envoy-faas-route",
+                                            "string_match": {"exact": "fn"},
+                                        }
+                                    ],
+                                },
+                                "route": {"cluster": "fn", "timeout": "30s"},
+                                "request_headers_to_remove": ["x-envoy-faas-route"],
+                            }
+                        ]
+                        if twin
+                        else []
+                    )
+                    + [
                         {
                             "name": "fn",
                             "match": {"prefix": "/"},
@@ -322,7 +369,12 @@ class Envoy:
         self.port = free_port()
         config = workdir / f"{scenario}.json"
         config.write_text(
-            json.dumps(bootstrap(self.port, endpoint_port, filters(), metadata, buffer_limit))
+            json.dumps(
+                bootstrap(
+                    self.port, endpoint_port, filters(), metadata, buffer_limit,
+                    twin=scenario in IN_PLACE,
+                )
+            )
         )
         admin_file = workdir / f"{scenario}.admin"
         admin_file.unlink(missing_ok=True)

@@ -10,6 +10,8 @@
 //! - `forward`: buffer the request, rewrite `:authority`, add one header,
 //!   and let the router send it upstream, as Envoy's native `aws_lambda`
 //!   filter does. The alternative design.
+//! - `rewrite`: the same rewrite, but in the request-headers callback, the
+//!   body streaming past unheld: the floor of `forwarding: route`.
 //! - `hostcalls <kind> <n>`: make `n` host calls of one kind per request
 //!   (`none`, `counter`, `histogram`, `clock`, `route_name`,
 //!   `set_property`), then answer `200 ok` locally. Against `none`, this
@@ -37,6 +39,7 @@ proxy_wasm::main! {{
 enum Mode {
     Callout,
     Forward,
+    Rewrite,
     HostCalls(HostCall, usize),
     Sha256(usize),
 }
@@ -99,6 +102,7 @@ impl RootContext for Root {
         let (mode, cluster, authority) = match words.as_slice() {
             ["callout", c, a] => (Mode::Callout, *c, *a),
             ["forward", c, a] => (Mode::Forward, *c, *a),
+            ["rewrite", c, a] => (Mode::Rewrite, *c, *a),
             ["sha256", n] => match n.parse() {
                 Ok(n) => (Mode::Sha256(n), "", ""),
                 Err(_) => return false,
@@ -180,7 +184,7 @@ impl Stream {
                 let _ = hostcalls::send_http_response(200, vec![], Some(b"ok"));
                 Action::Pause
             }
-            Mode::Forward => {
+            Mode::Forward | Mode::Rewrite => {
                 let ok = hostcalls::set_map_value(
                     MapType::HttpRequestHeaders,
                     ":authority",
@@ -258,13 +262,16 @@ fn host_calls(plan: &Plan, kind: HostCall, n: usize) {
 
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
-        if end_of_stream {
+        if end_of_stream || self.plan.as_ref().is_some_and(|p| p.mode == Mode::Rewrite) {
             return self.complete();
         }
         Action::Pause
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.plan.as_ref().is_some_and(|p| p.mode == Mode::Rewrite) {
+            return Action::Continue; // rewritten in headers; the body streams
+        }
         self.body_size = body_size;
         if end_of_stream {
             return self.complete();
