@@ -58,12 +58,15 @@ ROUTE_FILTERS = {
     ),
 }
 BODY_SIZES = [1024, 16 * 1024, 256 * 1024, 1024 * 1024, 4 * 1024 * 1024]
-BODY_SCENARIOS = ["plain", "native", "aws-url", "aws-invoke", "openfunction", "probe-callout"]
+BODY_SCENARIOS = ["plain", "native", "aws-url", "aws-invoke", "openfunction", "openfunction-route", "probe-callout"]
 # 4 MiB bodies need more than Envoy's default 1 MiB connection buffer.
 BODY_BUFFER_LIMIT = 16 * 1024 * 1024
 CONCURRENCY_SCENARIOS = ["plain", "native", "openfunction", "aws-invoke"]
 CONCURRENCY_CASES = [("GET", 0), ("POST 1 KiB", 1024)]
-SPLIT_SCENARIOS = ["plain", "native", "aws-url", "aws-invoke", "azure", "openfunction", "probe-callout"]
+SPLIT_SCENARIOS = [
+    "plain", "native", "aws-url", "aws-invoke", "azure", "openfunction", "probe-callout",
+    "openfunction-route", "aws-url-route", "probe-rewrite",
+]
 SHA_BYTES = 256 * 1024
 
 

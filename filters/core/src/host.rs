@@ -88,8 +88,9 @@ pub trait StreamHost: Host {
     /// forwarding). Only valid in the request-headers callback.
     fn replace_request_headers(&self, headers: &HeaderList) -> Result<(), String>;
 
-    /// The headers of the response passing the filter, `:status` included.
-    fn response_headers(&self) -> HeaderList;
+    /// One header of the response passing the filter (`:status`): one
+    /// host call, where the whole map would copy every header.
+    fn response_header(&self, name: &str) -> Option<String>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -337,9 +338,9 @@ pub mod fake {
             Ok(())
         }
 
-        fn response_headers(&self) -> HeaderList {
-            self.logged("response_headers");
-            self.request.borrow().response_headers.clone()
+        fn response_header(&self, name: &str) -> Option<String> {
+            self.logged("response_header");
+            crate::headers::get(&self.request.borrow().response_headers, name).map(str::to_string)
         }
     }
 

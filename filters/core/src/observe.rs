@@ -92,16 +92,24 @@ impl Observation {
     }
 
     /// The call to the function was sent at `now` with a body of `bytes`.
-    pub fn sent(&self, host: &dyn Host, now: SystemTime, bytes: usize) {
+    /// The call left at `now`, with `bytes` of body (`None`: streamed in
+    /// place, its size unknown here, so not recorded).
+    pub fn sent(&self, host: &dyn Host, now: SystemTime, bytes: Option<usize>) {
         self.sent_at.set(Some(now));
-        if let Some(m) = &self.metrics {
+        if let (Some(m), Some(bytes)) = (&self.metrics, bytes) {
             m.request_body(host, bytes);
         }
     }
 
     /// An answer to the call arrived at `now`: Envoy's own failure
     /// (`status` `None`), or the function's with its status and body size.
-    pub fn answered(&self, host: &dyn Host, now: SystemTime, status: Option<u16>, bytes: usize) {
+    pub fn answered(
+        &self,
+        host: &dyn Host,
+        now: SystemTime,
+        status: Option<u16>,
+        bytes: Option<usize>,
+    ) {
         let latency = self
             .sent_at
             .get()
@@ -112,7 +120,7 @@ impl Observation {
             if let Some(ms) = latency {
                 m.function_latency(host, ms);
             }
-            if status.is_some() {
+            if let (Some(_), Some(bytes)) = (status, bytes) {
                 m.response_body(host, bytes);
             }
         }
@@ -181,8 +189,8 @@ mod tests {
         let host = FakeHost::new(Rc::new(Shared::default()));
         let o = observed(&host, true, true);
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
-        o.sent(&host, t0, 1024);
-        o.answered(&host, t0 + Duration::from_millis(37), Some(200), 5);
+        o.sent(&host, t0, Some(1024));
+        o.answered(&host, t0 + Duration::from_millis(37), Some(200), Some(5));
         o.replied(&host, 201, "fn.example");
         o.replied(&host, 500, "fn.example"); // only the first outcome counts
         let m = |family: &str, tail: &str| host.metric_value(&format!("{family}.{LABELS}{tail}"));
@@ -221,8 +229,8 @@ mod tests {
         let host = FakeHost::new(Rc::new(Shared::default()));
         let o = observed(&host, true, true);
         let t0 = SystemTime::UNIX_EPOCH;
-        o.sent(&host, t0, 0);
-        o.answered(&host, t0 + Duration::from_millis(3000), None, 24);
+        o.sent(&host, t0, Some(0));
+        o.answered(&host, t0 + Duration::from_millis(3000), None, Some(24));
         o.failed(&host, Failure::FunctionTimeout, "h");
         let facts = host.properties();
         assert!(facts.contains(&("faas.error".into(), "function_timeout".into())));
@@ -238,7 +246,7 @@ mod tests {
     fn switched_off_it_records_nothing() {
         let host = FakeHost::new(Rc::new(Shared::default()));
         let o = observed(&host, false, false);
-        o.sent(&host, SystemTime::UNIX_EPOCH, 10);
+        o.sent(&host, SystemTime::UNIX_EPOCH, Some(10));
         o.abandoned(&host, "h");
         assert!(host.properties().is_empty());
         assert!(host.defined().is_empty());

@@ -162,8 +162,10 @@ impl StreamHost for WasmHost {
             .map_err(|status| format!("{status:?}"))
     }
 
-    fn response_headers(&self) -> HeaderList {
-        header_map(MapType::HttpResponseHeaders)
+    fn response_header(&self, name: &str) -> Option<String> {
+        hostcalls::get_map_value(MapType::HttpResponseHeaders, name)
+            .ok()
+            .flatten()
     }
 }
 

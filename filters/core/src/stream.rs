@@ -394,7 +394,9 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
         }
         self.in_place = true;
         if let Some(o) = &self.observation {
-            o.sent(&self.host, now, self.body_size);
+            // A held (signed) body has its size; a streamed one is not counted.
+            let held = (self.body_size > 0).then_some(self.body_size);
+            o.sent(&self.host, now, held);
         }
         Action::Continue
     }
@@ -422,17 +424,21 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
         let now = self.host.now();
         let details = property(&self.host, &["response", "code_details"]).unwrap_or_default();
         let Some(failure) = router_failure(&details) else {
-            let status = proxy_status(&self.host.response_headers());
+            let status = self
+                .host
+                .response_header(":status")
+                .and_then(|s| s.parse::<u16>().ok())
+                .filter(|s| (200..=599).contains(s));
             if let Some(o) = &self.observation {
                 let function_status = (details == "via_upstream").then_some(status).flatten();
-                o.answered(&self.host, now, function_status, 0);
+                o.answered(&self.host, now, function_status, None);
                 o.replied(&self.host, status.unwrap_or(0), self.function_host());
             }
             self.replied = true;
             return Action::Continue;
         };
         if let Some(o) = &self.observation {
-            o.answered(&self.host, now, None, 0);
+            o.answered(&self.host, now, None, None);
         }
         self.fail_transport(failure, "the route's timeout");
         Action::Pause
@@ -492,7 +498,7 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
         match self.host.dispatch(&callout) {
             Ok(_) => {
                 if let Some(o) = &self.observation {
-                    o.sent(&self.host, now, self.body_size);
+                    o.sent(&self.host, now, Some(self.body_size));
                 }
             }
             Err(DispatchError::Refused(why)) => self.fail(Failure::CalloutFailed, &why),
@@ -645,7 +651,7 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
         message: &str,
     ) {
         if let Some(o) = &self.observation {
-            o.answered(&self.host, now, status, body_size);
+            o.answered(&self.host, now, status, Some(body_size));
         }
         self.fail(failure, message);
     }
@@ -699,7 +705,7 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
         }
         if let Some(o) = &self.observation {
             let function_status = matches!(result, CallResult::Function(_)).then_some(status);
-            o.answered(&self.host, now, function_status, body_size);
+            o.answered(&self.host, now, function_status, Some(body_size));
         }
         match result {
             CallResult::Function(response) => {
@@ -1168,6 +1174,10 @@ mod tests {
         assert_eq!(s.on_response_headers(), Action::Continue);
         assert!(sent(&s).is_empty());
         assert_eq!(outcome(&s), vec!["function_5xx".to_string()]);
+        // Streamed bodies are not measured: the one histogram is latency.
+        let calls = s.host().host_calls();
+        assert_eq!(calls.iter().filter(|c| **c == "histogram").count(), 1);
+        assert!(!calls.contains(&"request_body"), "the body is never read");
     }
 
     fn signed_in_place_stream(layout: &str) -> TestStream {
