@@ -591,3 +591,42 @@ fn in_place_a_gibibyte_streams_both_ways_in_flat_memory() {
         );
     }
 }
+
+/// `envoy/in-place.yaml` as shipped (clusters on the emulator): the
+/// function answers through the router, a body four times the listener's
+/// buffer limit streams to it, and a client's own twin-route header is
+/// refused.
+#[test]
+fn the_shipped_in_place_config_serves_and_streams() {
+    let config = local_bootstrap("in-place.yaml", |cluster| match cluster {
+        "openfunction-gateway" => emulator().port(),
+        other => panic!("envoy/in-place.yaml: unexpected cluster {other:?}"),
+    });
+    // The cluster's DNS name becomes the loopback emulator; the listener
+    // binds loopback only.
+    let mut config = config;
+    let cluster = &mut config["static_resources"]["clusters"][0];
+    cluster["type"] = json!("STATIC");
+    if let Some(c) = cluster.as_object_mut() {
+        c.remove("dns_lookup_family");
+    }
+    cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
+        ["socket_address"]["address"] = json!("127.0.0.1");
+    config["static_resources"]["listeners"][0]["address"]["socket_address"]["address"] =
+        json!("127.0.0.1");
+    let envoy = Envoy::start(&config).unwrap_or_else(|log| panic!("{log}"));
+    let r = get(envoy.port, "/hello/123");
+    assert_eq!((r.status, r.text().as_str()), (200, "Hello, 123!"));
+    let name = "x".repeat(4 * 1024 * 1024);
+    let r = http1(envoy.port, "POST", "/hello", &[], name.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body.len(), "Hello, !".len() + name.len());
+    let r = http1(
+        envoy.port,
+        "GET",
+        "/hello",
+        &[("x-envoy-faas-route", "hello")],
+        b"",
+    );
+    assert_error(&r, 400, "reserved_header", "hello");
+}

@@ -3,7 +3,10 @@
 //! `outbound|<port>||<host>`), a `ServiceEntry` and `DestinationRule` per
 //! function host, `VirtualService` routes named as the plugin configs'
 //! keys, and the holding filter (`EnvoyFilter`, Envoy's buffer filter) on
-//! those routes.
+//! those routes. With `--forwarding route` the in-place layout of
+//! `deploy/istio/in-place-openfunction.yaml`: each route's twin match
+//! first, the function hosts served too, the route's timeout, and the
+//! holding filter only where a body can still take the callout path.
 
 use crate::model::{FunctionRoute, PathMatch};
 use crate::plan::{Plan, Upstream};
@@ -19,6 +22,27 @@ pub struct Options {
     pub selector: (String, String),
     /// The OCI image version the WasmPlugins pull.
     pub version: String,
+    /// `--forwarding route`: the plugin configs say `"forwarding": "route"`
+    /// (set by the importer), and the VirtualServices carry the twins.
+    pub in_place: bool,
+}
+
+/// Whether a route forwards in place (`"forwarding": "route"`).
+fn in_place(route: &FunctionRoute) -> bool {
+    route.config.get("forwarding").and_then(|v| v.as_str()) == Some("route")
+}
+
+/// Whether a request with a body on this route can still take the callout
+/// path, and so needs the holding filter: callout routes, and in place the
+/// routes whose credentials sign the body (SigV4: without the flag such a
+/// request is called out).
+fn may_call_out_with_a_body(route: &FunctionRoute) -> bool {
+    !in_place(route)
+        || route
+            .config
+            .get("authorization")
+            .and_then(|a| a.get("iam"))
+            .is_some()
 }
 
 fn metadata(name: &str, options: &Options) -> Value {
@@ -176,7 +200,8 @@ fn http_route(route: &FunctionRoute, upstream: Option<&Upstream>) -> Value {
             m
         })
         .collect();
-    // Never contacted (the filter answers), but Istio needs a destination.
+    // A callout route's is never contacted (the filter answers), but Istio
+    // needs a destination; in place it is where the router sends.
     let destination = match upstream {
         Some(u) => map([
             ("host", s(&u.host)),
@@ -184,10 +209,37 @@ fn http_route(route: &FunctionRoute, upstream: Option<&Upstream>) -> Value {
         ]),
         None => map([("host", s("unknown"))]),
     };
+    if !in_place(route) {
+        return map([
+            ("name", s(&route.name)),
+            ("match", seq(matches)),
+            ("route", seq(vec![map([("destination", destination)])])),
+        ]);
+    }
+    // In place: the twin match first (the rewritten request, routed again
+    // by the function's authority, carries the header), the header removed
+    // on the way to the function, and the plugin's timeout as the route's.
+    let twin = map([(
+        "headers",
+        map([("x-envoy-faas-route", map([("exact", s(&route.name))]))]),
+    )]);
+    let ms = route
+        .config
+        .get("timeout")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(3000);
     map([
         ("name", s(&route.name)),
-        ("match", seq(matches)),
+        ("match", seq(std::iter::once(twin).chain(matches).collect())),
+        (
+            "headers",
+            map([(
+                "request",
+                map([("remove", seq(vec![s("x-envoy-faas-route")]))]),
+            )]),
+        ),
         ("route", seq(vec![map([("destination", destination)])])),
+        ("timeout", s(format!("{}s", ms as f64 / 1000.0))),
     ])
 }
 
@@ -198,13 +250,27 @@ fn virtual_services(plan: &Plan, options: &Options) -> Vec<Value> {
         .into_iter()
         .map(|(host, group)| {
             let http: Vec<Value> = group
-                .into_iter()
+                .iter()
                 .map(|r| http_route(r, plan.upstream_of(r)))
                 .collect();
             let (name, host) = match host {
                 Some(h) => (format!("functions-{}", dns_name(h)), h),
                 None => ("functions".to_string(), "*"),
             };
+            // In place the rewritten request is routed again by the
+            // function's host: the VirtualService serves it too.
+            let mut hosts = vec![host.to_string()];
+            if host != "*" {
+                for u in group
+                    .iter()
+                    .filter(|r| in_place(r))
+                    .filter_map(|r| plan.upstream_of(r))
+                {
+                    if !hosts.contains(&u.host) {
+                        hosts.push(u.host.clone());
+                    }
+                }
+            }
             map([
                 ("apiVersion", s("networking.istio.io/v1")),
                 ("kind", s("VirtualService")),
@@ -212,7 +278,7 @@ fn virtual_services(plan: &Plan, options: &Options) -> Vec<Value> {
                 (
                     "spec",
                     map([
-                        ("hosts", seq(vec![s(host)])),
+                        ("hosts", seq(hosts.into_iter().map(s).collect())),
                         ("gateways", seq(vec![s(&options.gateway)])),
                         ("http", seq(http)),
                     ]),
@@ -292,7 +358,13 @@ fn holding_filter(plan: &Plan, buffer_limit: u64, options: &Options) -> Value {
             ]),
         ),
     ])];
-    let mut names: Vec<&str> = plan.routes.iter().map(|r| r.name.as_str()).collect();
+    // Routes forwarding in place stream their bodies: no holding filter.
+    let mut names: Vec<&str> = plan
+        .routes
+        .iter()
+        .filter(|r| may_call_out_with_a_body(r))
+        .map(|r| r.name.as_str())
+        .collect();
     names.dedup();
     for name in names {
         patches.push(map([

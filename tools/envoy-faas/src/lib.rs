@@ -86,7 +86,11 @@ pub fn import(
         Source::Apisix => apisix::read(input)?,
         Source::Kong => kong::read(input)?,
     };
-    if matches!(target, Target::Envoy(o) if o.in_place) {
+    let in_place = match target {
+        Target::Envoy(o) => o.in_place,
+        Target::Istio(o) => o.in_place,
+    };
+    if in_place {
         forward_in_place(&mut migration);
     }
     let naming = match target {

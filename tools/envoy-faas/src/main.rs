@@ -20,16 +20,16 @@ envoy-faas import <apisix|kong> <file> [options]
     --report FILE                the report (default: stderr)
     --strict                     exit 1 when anything was not translated
     --target envoy|istio         (default: envoy)
+    --forwarding callout|route   callout (default): the filter calls the function;
+                                 route: the request is rewritten in place and
+                                 Envoy's router forwards it (Invoke routes stay
+                                 callouts; each route gets its in-place twin)
   envoy:
     --listen ADDR:PORT           listener (default 0.0.0.0:8080)
     --admin ADDR:PORT            admin interface (default 127.0.0.1:9901)
     --wasm-dir DIR               where the .wasm modules are (default dist)
     --trusted-ca FILE            CA bundle for verified TLS
                                  (default /etc/ssl/certs/ca-certificates.crt)
-    --forwarding callout|route   callout (default): the filter calls the function;
-                                 route: the request is rewritten in place and
-                                 Envoy's router forwards it (Invoke routes stay
-                                 callouts; each route gets its in-place twin)
     --upstream-override ADDR:PORT
                                  TESTING ONLY: every function cluster goes to
                                  ADDR:PORT over plain HTTP (the Host header
@@ -113,6 +113,15 @@ fn check(args: &[String]) -> ExitCode {
                 println!("{file}: ok ({filter}, {} route(s))", compiled.routes.len());
                 for r in &compiled.routes {
                     println!("  route \"{}\" -> cluster \"{}\"", r.route, r.cluster);
+                    if r.forwarding == faas_core::layout::Forwarding::Route {
+                        println!(
+                            "    forwarding in place: the Envoy route's cluster must be \"{}\", \
+                             with its twin route (x-envoy-faas-route) first in the virtual host \
+                             of \"{}\"",
+                            r.cluster,
+                            r.function.authority()
+                        );
+                    }
                 }
             }
             Err(errors) => {
@@ -164,6 +173,7 @@ fn import_command(args: &[String]) -> ExitCode {
         gateway: "istio-ingress/ingressgateway".into(),
         selector: ("istio".into(), "ingressgateway".into()),
         version: env!("CARGO_PKG_VERSION").into(),
+        in_place: false,
     };
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().cloned().ok_or(format!("{name} needs a value"));
@@ -231,9 +241,7 @@ fn import_command(args: &[String]) -> ExitCode {
     let Some(input) = input else {
         return usage_error("import needs the config file (or - for stdin)");
     };
-    if istio_target && envoy.in_place {
-        return usage_error("--forwarding route: only the envoy target so far");
-    }
+    istio.in_place = envoy.in_place;
     let target = if istio_target {
         Target::Istio(istio)
     } else {

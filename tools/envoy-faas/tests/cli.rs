@@ -41,6 +41,28 @@ fn check_accepts_a_good_config_from_stdin_and_names_its_cluster() {
 }
 
 #[test]
+fn check_says_what_an_in_place_route_needs() {
+    let o = envoy_faas(
+        &["check", "--filter", "openfunction", "-"],
+        r#"{"function_uri": "https://fn.example.com:8443/f", "forwarding": "route", "cluster": "fn"}"#,
+    );
+    assert!(o.status.success(), "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains(r#"forwarding in place: the Envoy route's cluster must be "fn""#)
+            && out.contains(r#"virtual host of "fn.example.com:8443""#),
+        "{out}"
+    );
+    // Invoke mode is refused in place, naming the field.
+    let o = envoy_faas(
+        &["check", "--filter", "aws-lambda", "-"],
+        r#"{"function_name": "f", "aws_region": "us-east-1", "aws_key": "AKIDEXAMPLE", "aws_secret": "s", "forwarding": "route"}"#,
+    );
+    assert!(!o.status.success());
+    assert!(stdout(&o).contains("forwarding"), "{}", stdout(&o));
+}
+
+#[test]
 fn check_prints_every_routes_error_without_values_and_exits_1() {
     let secret = "s3cr3t-key-value";
     let config = format!(
