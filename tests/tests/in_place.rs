@@ -304,6 +304,45 @@ fn outlier_detection_ejects_a_failing_endpoint() {
     }
 }
 
+/// A function endpoint answering 503: the router retries the request on
+/// the other endpoint (`retry_on: 5xx`), so every client gets the healthy
+/// function's answer; without the retry policy half of them would get the
+/// 503 (a function's own 5xx passes untouched).
+#[test]
+fn the_routers_retries_move_a_503_to_the_other_endpoint() {
+    let failing = raw_reply_server(
+        b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\nconnection: close\r\n\r\nsick",
+    );
+    let mut pair = cluster("pair", failing);
+    pair["load_assignment"]["endpoints"][0]["lb_endpoints"]
+        .as_array_mut()
+        .expect("endpoints")
+        .push(json!({"endpoint": {"address": {"socket_address": {
+            "address": "127.0.0.1", "port_value": emulator().port()}}}}));
+    let plugin = json!({"routes": {
+        "p": in_place(json!({"function_uri": emulator_url("/echo"), "cluster": "pair"})),
+    }});
+    let retry = json!({"retry_policy": {"retry_on": "5xx", "num_retries": 1}});
+    let envoy = start_with(
+        "openfunction",
+        plugin,
+        &[("p", "/p", "pair", retry)],
+        vec![pair],
+    );
+    for i in 0..6 {
+        let r = send(
+            envoy.port,
+            i % 2 == 1,
+            "POST",
+            "/p",
+            format!("{{\"n\":{i}}}").as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{i}: {}", r.text());
+        assert_eq!(r.echo().body, format!("{{\"n\":{i}}}").as_bytes());
+    }
+    assert!(envoy.stat("cluster.pair.upstream_rq_retry").unwrap_or(0) >= 2);
+}
+
 #[test]
 fn the_routers_retries_reach_a_second_endpoint() {
     let plugin = json!({"routes": {
