@@ -133,13 +133,24 @@ pub fn free_port() -> u16 {
 
 /// A STATIC loopback cluster.
 pub fn cluster(name: &str, port: u16) -> Value {
+    cluster_of(name, &[port])
+}
+
+/// A STATIC loopback cluster over several endpoints, in order (round robin:
+/// with one worker, successive requests take them in turn).
+pub fn cluster_of(name: &str, ports: &[u16]) -> Value {
+    let endpoints: Vec<Value> = ports
+        .iter()
+        .map(|port| {
+            json!({"endpoint": {"address": {"socket_address": {
+                "address": "127.0.0.1", "port_value": port}}}})
+        })
+        .collect();
     json!({
         "name": name,
         "connect_timeout": "1s",
         "type": "STATIC",
-        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
-            {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}
-        ]}]}
+        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": endpoints}]}
     })
 }
 

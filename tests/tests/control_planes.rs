@@ -522,13 +522,7 @@ fn with_virtual_hosts(mut boot: Value, hosts: Vec<Value>) -> Value {
 /// A cluster of a dead endpoint and then the emulator (round robin, one
 /// worker): only the router's retries make every request succeed.
 fn dead_then_emulator(name: &str) -> Value {
-    let mut c = cluster(name, dead_port());
-    c["load_assignment"]["endpoints"][0]["lb_endpoints"]
-        .as_array_mut()
-        .expect("endpoints")
-        .push(json!({"endpoint": {"address": {"socket_address": {
-            "address": "127.0.0.1", "port_value": emulator().port()}}}}));
-    c
+    cluster_of(name, &[dead_port(), emulator().port()])
 }
 
 /// Forwarding in place the way `deploy/istio/in-place-openfunction.yaml`

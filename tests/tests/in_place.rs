@@ -56,12 +56,7 @@ fn start_with(
     twins.extend(client_routes);
     let routes = twins;
     // `twice`: a dead endpoint, then the emulator (round robin).
-    let mut twice = cluster("twice", dead_port());
-    twice["load_assignment"]["endpoints"][0]["lb_endpoints"]
-        .as_array_mut()
-        .expect("endpoints")
-        .push(json!({"endpoint": {"address": {"socket_address": {
-            "address": "127.0.0.1", "port_value": emulator().port()}}}}));
+    let twice = cluster_of("twice", &[dead_port(), emulator().port()]);
     let config = bootstrap(
         routes,
         vec![wasm_filter(filter, &plugin)],
@@ -265,12 +260,7 @@ fn outlier_detection_ejects_a_failing_endpoint() {
     let failing = raw_reply_server(
         b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\nconnection: close\r\n\r\nsick",
     );
-    let mut pair = cluster("pair", failing);
-    pair["load_assignment"]["endpoints"][0]["lb_endpoints"]
-        .as_array_mut()
-        .expect("endpoints")
-        .push(json!({"endpoint": {"address": {"socket_address": {
-            "address": "127.0.0.1", "port_value": emulator().port()}}}}));
+    let mut pair = cluster_of("pair", &[failing, emulator().port()]);
     pair["outlier_detection"] = json!({"consecutive_5xx": 2, "enforcing_consecutive_5xx": 100,
         "max_ejection_percent": 50, "base_ejection_time": "60s", "interval": "60s"});
     let plugin = json!({"routes": {
@@ -313,12 +303,7 @@ fn the_routers_retries_move_a_503_to_the_other_endpoint() {
     let failing = raw_reply_server(
         b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\nconnection: close\r\n\r\nsick",
     );
-    let mut pair = cluster("pair", failing);
-    pair["load_assignment"]["endpoints"][0]["lb_endpoints"]
-        .as_array_mut()
-        .expect("endpoints")
-        .push(json!({"endpoint": {"address": {"socket_address": {
-            "address": "127.0.0.1", "port_value": emulator().port()}}}}));
+    let pair = cluster_of("pair", &[failing, emulator().port()]);
     let plugin = json!({"routes": {
         "p": in_place(json!({"function_uri": emulator_url("/echo"), "cluster": "pair"})),
     }});
@@ -439,12 +424,7 @@ fn signed_bodies_behind_a_holding_filter_take_the_callout_path() {
         "request_headers_to_remove": ["x-envoy-faas-route"]});
     let client = json!({"name": "l", "match": {"prefix": "/l"},
         "route": {"cluster": "twice", "retry_policy": retry}});
-    let mut twice = cluster("twice", dead_port());
-    twice["load_assignment"]["endpoints"][0]["lb_endpoints"]
-        .as_array_mut()
-        .expect("endpoints")
-        .push(json!({"endpoint": {"address": {"socket_address": {
-            "address": "127.0.0.1", "port_value": emulator().port()}}}}));
+    let twice = cluster_of("twice", &[dead_port(), emulator().port()]);
     let config = bootstrap(vec![twin, client], vec![wasm, buffer], vec![twice]);
     let envoy = Envoy::start(&config).unwrap_or_else(|log| panic!("{log}"));
     for _ in 0..3 {
