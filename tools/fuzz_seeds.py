@@ -111,6 +111,37 @@ def write(target, items):
             f.write(data)
 
 
+def eventstream_message(headers, payload):
+    """One eventstream message (string headers), CRCs by zlib's CRC-32."""
+    import struct
+    import zlib
+
+    h = b"".join(
+        bytes([len(n)]) + n.encode() + b"\x07" + struct.pack(">H", len(v)) + v.encode()
+        for n, v in headers
+    )
+    prelude = struct.pack(">II", 16 + len(h) + len(payload), len(h))
+    prelude += struct.pack(">I", zlib.crc32(prelude))
+    body = prelude + h + payload
+    return body + struct.pack(">I", zlib.crc32(body))
+
+
+# Lambda InvokeWithResponseStream answers: chunks (one with the HTTP
+# metadata prelude), a successful and a failed InvokeComplete, an
+# exception; the first byte picks the fuzzer's piece size.
+CHUNK = [(":event-type", "PayloadChunk"), (":message-type", "event")]
+DONE = [(":event-type", "InvokeComplete"), (":content-type", "application/json"),
+        (":message-type", "event")]
+EVENTSTREAMS = [
+    b"\x07" + eventstream_message(CHUNK, b'{"statusCode":200}' + b"\0" * 8 + b"Hello ")
+    + eventstream_message(CHUNK, b"world") + eventstream_message(DONE, b"{}"),
+    b"\x00" + eventstream_message(DONE, b'{"ErrorCode":"Unhandled","ErrorDetails":"x"}'),
+    b"\x3f" + eventstream_message(
+        [(":message-type", "exception"), (":exception-type", "ServiceException")],
+        b'{"message":"m"}'),
+]
+
+
 def main():
     shutil.rmtree(SEEDS, ignore_errors=True)
     configs = {name: list(invalid) for name, invalid in INVALID.items()}
@@ -126,6 +157,7 @@ def main():
     for target in ["invoke_result", "function_response"]:
         write(target, ANSWERS)
     write("redact_log", QUOTES)
+    write("eventstream", EVENTSTREAMS)
     for target in sorted(os.listdir(SEEDS)):
         print(f"{target}: {len(os.listdir(os.path.join(SEEDS, target)))} seeds")
 

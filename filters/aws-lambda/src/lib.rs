@@ -15,6 +15,7 @@ pub mod config;
 pub mod credentials;
 pub mod decimal;
 pub mod events;
+pub mod eventstream;
 pub mod iam;
 pub mod invoke;
 pub mod invoke_response;

@@ -1,0 +1,48 @@
+//! The eventstream decoder (Lambda's InvokeWithResponseStream framing):
+//! arbitrary bytes, fed in pieces of a size the input picks, give messages
+//! or a final error, never a panic, and the decoder never holds more than
+//! one message's worth. And messages built from the input, encoded and fed
+//! in pieces, come back exactly.
+#![no_main]
+
+use aws_lambda::eventstream::{encode, event_of, Decoder, MAX_MESSAGE};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&first, rest)) = data.split_first() else {
+        return;
+    };
+    let piece = 1 + usize::from(first % 64);
+
+    // Arbitrary bytes.
+    let mut decoder = Decoder::new();
+    for chunk in rest.chunks(piece) {
+        match decoder.feed(chunk) {
+            Ok(messages) => {
+                for m in messages {
+                    let _ = event_of(m);
+                }
+            }
+            Err(_) => break,
+        }
+        assert!(decoder.pending() <= MAX_MESSAGE + piece);
+    }
+    let _ = decoder.finish();
+
+    // Round trip: the input cut into payloads at its 0xff bytes.
+    let payloads: Vec<&[u8]> = rest.split(|&b| b == 0xff).collect();
+    let stream: Vec<u8> = payloads
+        .iter()
+        .flat_map(|p| encode(&[(":event-type", "PayloadChunk"), (":message-type", "event")], p))
+        .collect();
+    let mut decoder = Decoder::new();
+    let mut back = Vec::new();
+    for chunk in stream.chunks(piece) {
+        back.extend(decoder.feed(chunk).expect("our own frames decode"));
+    }
+    decoder.finish().expect("nothing left over");
+    assert_eq!(back.len(), payloads.len());
+    for (m, p) in back.iter().zip(&payloads) {
+        assert_eq!(m.payload.as_slice(), *p);
+    }
+});
