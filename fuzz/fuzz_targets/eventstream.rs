@@ -1,11 +1,13 @@
 //! The eventstream decoder (Lambda's InvokeWithResponseStream framing):
 //! arbitrary bytes, fed in pieces of a size the input picks, give messages
 //! or a final error, never a panic, and the decoder never holds more than
-//! one message's worth. And messages built from the input, encoded and fed
-//! in pieces, come back exactly.
+//! one message's worth; the HTTP metadata prelude reader takes the same
+//! bytes without panicking. And messages built from the input, encoded and
+//! fed in pieces, come back exactly.
 #![no_main]
 
 use aws_lambda::eventstream::{encode, event_of, Decoder, MAX_MESSAGE};
+use aws_lambda::stream_prelude::{Prelude, PreludeReader};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -28,6 +30,14 @@ fuzz_target!(|data: &[u8]| {
         assert!(decoder.pending() <= MAX_MESSAGE + piece);
     }
     let _ = decoder.finish();
+
+    // The same bytes as a function's HTTP metadata prelude, in pieces.
+    let mut prelude = PreludeReader::new();
+    for chunk in rest.chunks(piece) {
+        if !matches!(prelude.feed(chunk), Prelude::NeedMore) {
+            break;
+        }
+    }
 
     // Round trip: the input cut into payloads at its 0xff bytes.
     let payloads: Vec<&[u8]> = rest.split(|&b| b == 0xff).collect();

@@ -22,6 +22,7 @@ pub mod invoke_response;
 pub mod json_writer;
 pub mod signing;
 pub mod sigv4;
+pub mod stream_prelude;
 
 use config::{Mode, Route};
 use credentials::environment::Environment;
