@@ -316,23 +316,6 @@ pub fn routes(route: &FunctionRoute, cluster: &str) -> Vec<Value> {
         .collect()
 }
 
-/// The `:authority` the filter writes for a function (its port only when
-/// not the scheme's default), which picks the virtual host when Envoy
-/// routes a rewritten in-place request again.
-fn function_authority(upstream: &Upstream) -> String {
-    let host = if upstream.host.contains(':') {
-        format!("[{}]", upstream.host)
-    } else {
-        upstream.host.clone()
-    };
-    let default_port = if upstream.tls { 443 } else { 80 };
-    if upstream.port == default_port {
-        host
-    } else {
-        format!("{host}:{}", upstream.port)
-    }
-}
-
 /// Virtual hosts, one per [`Plan::host_groups`] group (`*` for the routes
 /// for any host). In place, Envoy routes the rewritten request again by
 /// the function's authority: every virtual host carries every twin route
@@ -373,7 +356,7 @@ pub fn virtual_hosts(plan: &Plan) -> Vec<Value> {
     if !groups.iter().any(|(host, _)| host.is_none()) {
         let mut authorities: Vec<String> = in_place_routes
             .iter()
-            .filter_map(|r| plan.upstream_of(r).map(function_authority))
+            .filter_map(|r| plan.upstream_of(r).map(|u| u.authority.clone()))
             .filter(|a| !groups.iter().any(|(host, _)| *host == Some(a.as_str())))
             .collect();
         authorities.sort_unstable();

@@ -27,6 +27,10 @@ pub struct Upstream {
     /// Host name or IP (no IPv6 brackets).
     pub host: String,
     pub port: u16,
+    /// The `:authority` the filter writes for the function (brackets kept,
+    /// the port only when not the scheme's default): in place, Envoy picks
+    /// the virtual host again by it.
+    pub authority: String,
     pub tls: bool,
     /// Check the certificate and its name (`ssl_verify`, `https_verify`).
     pub verify: bool,
@@ -113,6 +117,7 @@ fn upstream_of(common: &CommonConfig, naming: ClusterNaming, explicit: bool) -> 
         cluster,
         host,
         port,
+        authority: f.authority(),
         tls: f.scheme == Scheme::Https,
         verify: ssl_verify,
         keepalive,
