@@ -154,6 +154,27 @@ pub fn cluster_of(name: &str, ports: &[u16]) -> Value {
     })
 }
 
+/// The header the filter adds to a request it rewrote in place, which
+/// leads Envoy's second routing to the route's twin.
+pub const TWIN_ROUTE_HEADER: &str = "x-envoy-faas-route";
+
+/// The in-place twin of route `name` (README "Forwarding in place"): any
+/// path carrying the twin header with the route's name, sent by `action`,
+/// the header removed on the way. Put it before the client's route.
+pub fn twin_route(name: &str, action: Value) -> Value {
+    json!({"name": name,
+        "match": {"prefix": "/", "headers": [
+            {"name": TWIN_ROUTE_HEADER, "string_match": {"exact": name}}]},
+        "route": action,
+        "request_headers_to_remove": [TWIN_ROUTE_HEADER]})
+}
+
+/// A client that sends the twin header itself (`value`) on `GET target`:
+/// only the in-place path refuses it (400 `reserved_header`).
+pub fn spoof_twin_header(to: impl Endpoint, target: &str, value: &str) -> Response {
+    http1(to, "GET", target, &[(TWIN_ROUTE_HEADER, value)], b"")
+}
+
 /// A prefix route to a cluster.
 pub fn route(name: &str, prefix: &str, cluster: &str) -> Value {
     json!({"name": name, "match": {"prefix": prefix}, "route": {"cluster": cluster}})

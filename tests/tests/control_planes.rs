@@ -562,13 +562,7 @@ fn istio_in_place_with_the_shipped_virtualservice() {
     // GET, POST 1 KiB and 3 MiB (streamed past the 1 MiB limit), chunked, HTTP/2.
     assert_function_layout(&envoy, &recorder);
     // Only the in-place path checks for the twin-route header.
-    let r = http1(
-        envoy.port,
-        "GET",
-        "/hello",
-        &[("x-envoy-faas-route", "hello")],
-        b"",
-    );
+    let r = spoof_twin_header(envoy.port, "/hello", "hello");
     assert_error(&r, 400, "reserved_header", FUNCTION_ROUTE);
 }
 
@@ -771,13 +765,7 @@ fn envoy_gateway_in_place_with_the_shipped_httproute() {
     let boot = with_listener_buffer_limit(with_virtual_hosts(boot, hosts), 32 * 1024);
     let envoy = Envoy::start(&boot).expect("envoy starts");
     assert_function_layout(&envoy, &recorder);
-    let r = http1(
-        envoy.port,
-        "GET",
-        "/hello",
-        &[("x-envoy-faas-route", "x")],
-        b"",
-    );
+    let r = spoof_twin_header(envoy.port, "/hello", "x");
     assert_eq!(r.status, 400, "{}", r.text());
     assert_eq!(r.json()["error"], "reserved_header");
 }

@@ -46,11 +46,7 @@ fn start_with(
         if let (Some(a), Some(e)) = (action.as_object_mut(), extra.as_object()) {
             a.extend(e.clone());
         }
-        twins.push(json!({"name": name,
-            "match": {"prefix": "/", "headers": [
-                {"name": "x-envoy-faas-route", "string_match": {"exact": name}}]},
-            "route": action.clone(),
-            "request_headers_to_remove": ["x-envoy-faas-route"]}));
+        twins.push(twin_route(name, action.clone()));
         client_routes.push(json!({"name": name, "match": {"prefix": prefix}, "route": action}));
     }
     twins.extend(client_routes);
@@ -106,13 +102,7 @@ fn openfunction_in_place_rewrites_the_request_and_streams_a_body_past_the_ceilin
         assert_eq!(r.echo().body.len(), body.len());
     }
     // Only the gateway sets the twin route's header.
-    let r = http1(
-        envoy.port,
-        "GET",
-        "/f/x",
-        &[("x-envoy-faas-route", "f")],
-        b"",
-    );
+    let r = spoof_twin_header(envoy.port, "/f/x", "f");
     assert_error(&r, 400, "reserved_header", "f");
     // The function's own error passes as it is.
     let r = get(envoy.port, "/f/../status/503");
@@ -389,7 +379,7 @@ fn signed_requests_go_in_place_and_the_routers_retries_resend_them_intact() {
         let echo = r.echo();
         assert_eq!(echo.body, body.as_bytes());
         assert_eq!(echo.path, "/echo/x");
-        assert_eq!(echo.header("x-envoy-faas-route"), None);
+        assert_eq!(echo.header(TWIN_ROUTE_HEADER), None);
     }
     assert!(envoy.stat("cluster.twice.upstream_rq_retry").unwrap_or(0) >= 2);
     // The body is held to be signed: max_req_body_size applies.
@@ -418,10 +408,7 @@ fn signed_bodies_behind_a_holding_filter_take_the_callout_path() {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer",
         "max_request_bytes": 1048576}});
     let retry = json!({"retry_on": "connect-failure,reset", "num_retries": 2});
-    let twin = json!({"name": "l", "match": {"prefix": "/", "headers": [
-        {"name": "x-envoy-faas-route", "string_match": {"exact": "l"}}]},
-        "route": {"cluster": "twice", "retry_policy": retry},
-        "request_headers_to_remove": ["x-envoy-faas-route"]});
+    let twin = twin_route("l", json!({"cluster": "twice", "retry_policy": retry}));
     let client = json!({"name": "l", "match": {"prefix": "/l"},
         "route": {"cluster": "twice", "retry_policy": retry}});
     let twice = cluster_of("twice", &[dead_port(), emulator().port()]);
@@ -480,9 +467,7 @@ fn in_place_a_streaming_answer_reaches_the_client_chunk_by_chunk() {
         }});
         let mut config = bootstrap(
             vec![
-                json!({"name": "live", "match": {"prefix": "/", "headers": [
-                    {"name": "x-envoy-faas-route", "string_match": {"exact": "live"}}]},
-                    "route": {"cluster": "stream"}, "request_headers_to_remove": ["x-envoy-faas-route"]}),
+                twin_route("live", json!({"cluster": "stream"})),
                 route("live", "/live", "stream"),
                 route("held", "/held", "stream"),
             ],
@@ -640,12 +625,6 @@ fn the_shipped_in_place_config_serves_and_streams() {
     let r = http1(envoy.port, "POST", "/hello", &[], name.as_bytes());
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.body.len(), "Hello, !".len() + name.len());
-    let r = http1(
-        envoy.port,
-        "GET",
-        "/hello",
-        &[("x-envoy-faas-route", "hello")],
-        b"",
-    );
+    let r = spoof_twin_header(envoy.port, "/hello", "hello");
     assert_error(&r, 400, "reserved_header", "hello");
 }

@@ -506,7 +506,7 @@ fn the_apisix_example_imports_forwarding_in_place() {
         panic!("Envoy refuses the imported config:\n{log}");
     }
     let text = serde_json::to_string(&imported.loopback).expect("JSON");
-    assert!(text.contains("x-envoy-faas-route"), "twin routes");
+    assert!(text.contains(TWIN_ROUTE_HEADER), "twin routes");
     assert!(
         text.contains("\\\"forwarding\\\": \\\"route\\\""),
         "plugin configs: {text}"
@@ -530,13 +530,7 @@ fn the_apisix_example_imports_forwarding_in_place() {
     }
     // The in-place path is the one answering: only it refuses a client's
     // own twin-route header (the callout path would forward the request).
-    let r = http1(
-        envoy.port,
-        "GET",
-        "/hello/x",
-        &[("x-envoy-faas-route", "spoofed")],
-        b"",
-    );
+    let r = spoof_twin_header(envoy.port, "/hello/x", "spoofed");
     assert_eq!(r.status, 400, "{}", r.text());
     assert_eq!(r.json()["error"], "reserved_header");
     assert_eq!(get(envoy.port, "/index.html").status, 404);

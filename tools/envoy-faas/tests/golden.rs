@@ -10,50 +10,35 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+fn envoy(in_place: bool) -> Target {
+    Target::Envoy(envoy::Options {
+        listen: ("0.0.0.0".into(), 8080),
+        admin: ("127.0.0.1".into(), 9901),
+        wasm_dir: "dist".into(),
+        trusted_ca: "/etc/ssl/certs/ca-certificates.crt".into(),
+        upstream_override: None,
+        in_place,
+    })
+}
+
+fn istio(in_place: bool) -> Target {
+    Target::Istio(istio::Options {
+        namespace: "istio-ingress".into(),
+        gateway: "istio-ingress/ingressgateway".into(),
+        selector: ("istio".into(), "ingressgateway".into()),
+        version: "0.1.0".into(),
+        in_place,
+    })
+}
+
+/// Each target's golden-file stem suffix, and the target: the callout
+/// imports, then `--forwarding route`.
 fn targets() -> [(&'static str, Target); 4] {
     [
-        (
-            "envoy",
-            Target::Envoy(envoy::Options {
-                listen: ("0.0.0.0".into(), 8080),
-                admin: ("127.0.0.1".into(), 9901),
-                wasm_dir: "dist".into(),
-                trusted_ca: "/etc/ssl/certs/ca-certificates.crt".into(),
-                upstream_override: None,
-                in_place: false,
-            }),
-        ),
-        (
-            "istio",
-            Target::Istio(istio::Options {
-                namespace: "istio-ingress".into(),
-                gateway: "istio-ingress/ingressgateway".into(),
-                selector: ("istio".into(), "ingressgateway".into()),
-                version: "0.1.0".into(),
-                in_place: false,
-            }),
-        ),
-        (
-            "in-place.envoy",
-            Target::Envoy(envoy::Options {
-                listen: ("0.0.0.0".into(), 8080),
-                admin: ("127.0.0.1".into(), 9901),
-                wasm_dir: "dist".into(),
-                trusted_ca: "/etc/ssl/certs/ca-certificates.crt".into(),
-                upstream_override: None,
-                in_place: true,
-            }),
-        ),
-        (
-            "in-place.istio",
-            Target::Istio(istio::Options {
-                namespace: "istio-ingress".into(),
-                gateway: "istio-ingress/ingressgateway".into(),
-                selector: ("istio".into(), "ingressgateway".into()),
-                version: "0.1.0".into(),
-                in_place: true,
-            }),
-        ),
+        ("envoy", envoy(false)),
+        ("istio", istio(false)),
+        ("in-place.envoy", envoy(true)),
+        ("in-place.istio", istio(true)),
     ]
 }
 
