@@ -32,6 +32,19 @@ pub enum Mode {
 pub struct Route {
     pub common: CommonConfig,
     pub mode: Mode,
+    /// `invoke_mode: RESPONSE_STREAM` (Kong's field): the function streams
+    /// its answer, which reaches the client as it comes (in place).
+    pub streaming: bool,
+}
+
+/// Kong's `invoke_mode` (pull request #13176): `BUFFERED` (default) or
+/// `RESPONSE_STREAM`; whether the route streams.
+fn read_invoke_mode(fields: &mut Fields) -> Result<bool, ConfigError> {
+    match fields.string("invoke_mode")?.as_deref() {
+        None | Some("BUFFERED") => Ok(false),
+        Some("RESPONSE_STREAM") => Ok(true),
+        Some(_) => Err(fields.error("invoke_mode", "must be one of BUFFERED, RESPONSE_STREAM")),
+    }
 }
 
 impl Route {
@@ -118,6 +131,7 @@ fn read_url_mode(
 }
 
 pub fn read_route(fields: &mut Fields, global: &Global) -> Result<Route, ConfigError> {
+    let streaming = read_invoke_mode(fields)?;
     if fields.has("function_name") {
         if fields.has("function_uri") {
             return Err(fields.error(
@@ -125,27 +139,37 @@ pub fn read_route(fields: &mut Fields, global: &Global) -> Result<Route, ConfigE
                 "cannot be combined with function_name (Invoke API mode)",
             ));
         }
-        let (invoke, endpoint) = crate::invoke::read(fields, global)?;
+        let (invoke, endpoint) = crate::invoke::read(fields, global, streaming)?;
         let common = CommonConfig::read(fields, endpoint)?;
-        if common.forwarding == Forwarding::Route {
+        if common.forwarding == Forwarding::Route && !streaming {
             // The answer is an Invoke result mapped from its body: the
             // response headers would have to wait for it (issue 28).
             return Err(fields.error(
                 "forwarding",
-                "\"route\" is not available in Invoke API mode (function_name): the result is mapped from the whole answer; use \"callout\"",
+                "\"route\" is not available in Invoke API mode (function_name) unless invoke_mode is RESPONSE_STREAM: the result is mapped from the whole answer; use \"callout\"",
             ));
         }
         return Ok(Route {
             common,
             mode: Mode::Invoke(invoke),
+            streaming,
         });
     }
     let uri = read_function_uri(fields, "function_uri")?;
     let mode = read_url_mode(fields, &uri, global)?;
     let common = CommonConfig::read(fields, uri)?;
+    if streaming && common.forwarding != Forwarding::Route {
+        // A Function URL streams as plain HTTP; only the router passes it
+        // on as it comes (a callout's answer arrives whole).
+        return Err(fields.error(
+            "invoke_mode",
+            "RESPONSE_STREAM with function_uri streams only in place: set forwarding to \"route\" (the callout path delivers the answer whole)",
+        ));
+    }
     Ok(Route {
         common,
         mode: Mode::Url(mode),
+        streaming,
     })
 }
 

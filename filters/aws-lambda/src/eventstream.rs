@@ -2,8 +2,8 @@
 //! `InvokeWithResponseStream` answers (issue 29; `lambda-streaming.md` §2),
 //! decoded incrementally: bytes arrive in whatever pieces Envoy's body
 //! callbacks hand over, a message may span pieces and a piece may hold
-//! several messages. Plain Rust over plain bytes; not yet wired into the
-//! filter.
+//! several messages. Plain Rust over plain bytes; [`crate::response_stream`]
+//! uses it.
 //!
 //! A message (all integers big-endian): total length (u32, the whole
 //! message), headers length (u32), prelude CRC (u32, over the first 8

@@ -37,6 +37,9 @@ pub struct Invoke {
     pub payload: Payload,
     pub base64_encode_body: bool,
     pub response: ResponseSettings,
+    /// `invoke_mode: RESPONSE_STREAM`: InvokeWithResponseStream, whose
+    /// answer is an eventstream ([`crate::response_stream`]).
+    pub streaming: bool,
 }
 
 /// A function name as AWS accepts it: `name`, `name:qualifier`,
@@ -276,7 +279,15 @@ fn read_endpoint(fields: &mut Fields, region: &str) -> Result<FunctionUri, Confi
 
 /// Reads an Invoke-mode route; returns it and the endpoint the common
 /// fields (cluster default, timeout, ...) apply to.
-pub fn read(fields: &mut Fields, global: &Global) -> Result<(Invoke, FunctionUri), ConfigError> {
+/// The API paths of the two invocation forms.
+const INVOKE_PATH: (&str, &str) = ("/2015-03-31/functions/", "/invocations");
+const STREAM_PATH: (&str, &str) = ("/2021-11-15/functions/", "/response-streaming-invocations");
+
+pub fn read(
+    fields: &mut Fields,
+    global: &Global,
+    streaming: bool,
+) -> Result<(Invoke, FunctionUri), ConfigError> {
     read_kong_only_fields(fields)?;
     let raw_name = fields.required_string("function_name")?;
     let name = parse_function_name(&raw_name).map_err(|why| fields.error("function_name", why))?;
@@ -317,6 +328,12 @@ pub fn read(fields: &mut Fields, global: &Global) -> Result<(Invoke, FunctionUri
         "invocation_type",
         &["RequestResponse", "Event", "DryRun"],
     )? {
+        Some("Event") if streaming => {
+            return Err(fields.error(
+                "invocation_type",
+                "\"Event\" cannot stream: invoke_mode RESPONSE_STREAM (InvokeWithResponseStream) takes RequestResponse or DryRun",
+            ))
+        }
         Some("Event") => InvocationType::Event,
         Some("DryRun") => InvocationType::DryRun,
         _ => InvocationType::RequestResponse,
@@ -330,10 +347,14 @@ pub fn read(fields: &mut Fields, global: &Global) -> Result<(Invoke, FunctionUri
     // Our payload_format implies a proxy result, as API Gateway does; Kong's
     // awsgateway_compatible shapes only the request.
     let is_apigateway = matches!(payload, Payload::ApiGatewayV1 | Payload::ApiGatewayV2);
-    let result = match fields
-        .bool("is_proxy_integration")?
-        .unwrap_or(is_apigateway && !from_kong)
-    {
+    let proxy_integration = fields.bool("is_proxy_integration")?;
+    if streaming && proxy_integration == Some(true) {
+        return Err(fields.error(
+            "is_proxy_integration",
+            "does not apply to invoke_mode RESPONSE_STREAM: a streamed answer is the function's bytes; it sets status and headers with awslambda.HttpResponseStream.from, which the filter applies",
+        ));
+    }
+    let result = match proxy_integration.unwrap_or(is_apigateway && !from_kong && !streaming) {
         true => ResultFormat::Proxy {
             v2: payload == Payload::ApiGatewayV2,
         },
@@ -349,9 +370,10 @@ pub fn read(fields: &mut Fields, global: &Global) -> Result<(Invoke, FunctionUri
         forward_invoke_headers: fields.bool("forward_invoke_headers")?.unwrap_or(false),
         log_tail,
     };
-    let mut path = String::from("/2015-03-31/functions/");
+    let (prefix, suffix) = if streaming { STREAM_PATH } else { INVOKE_PATH };
+    let mut path = String::from(prefix);
     uri_encode(name.value.as_bytes(), false, &mut path);
-    path.push_str("/invocations");
+    path.push_str(suffix);
     if let Some(q) = &qualifier {
         path.push_str("?Qualifier=");
         uri_encode(q.as_bytes(), false, &mut path);
@@ -377,6 +399,7 @@ pub fn read(fields: &mut Fields, global: &Global) -> Result<(Invoke, FunctionUri
             payload,
             base64_encode_body,
             response,
+            streaming,
         },
         endpoint,
     ))

@@ -82,7 +82,7 @@ fn xml_element(body: &[u8], name: &str) -> Option<String> {
 /// The Invoke API's error: the client gets our code, AWS's status and
 /// error *type*; AWS's message goes only to the log (it may quote the
 /// signed request, session token included: see [`faas_core::redact`]).
-fn invoke_api_error(r: &CalloutResponse, preserve: bool) -> ErrorReply {
+pub fn invoke_api_error(r: &CalloutResponse, preserve: bool) -> ErrorReply {
     let body: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
     let text = |key: &str| body.get(key).and_then(Value::as_str).map(String::from);
     let error_type = headers::get(&r.headers, "x-amzn-errortype")

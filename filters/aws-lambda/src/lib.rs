@@ -20,6 +20,7 @@ pub mod iam;
 pub mod invoke;
 pub mod invoke_response;
 pub mod json_writer;
+pub mod response_stream;
 pub mod signing;
 pub mod sigv4;
 pub mod stream_prelude;
@@ -30,11 +31,13 @@ use credentials::Credentials;
 use faas_core::host::unix_seconds;
 use faas_core::request::forward;
 use faas_core::response::{passthrough, Failure};
+use faas_core::rewrite::ResponseRewrite;
 use faas_core::{
     Callout, CalloutResponse, ClientRequest, CommonConfig, ConfigError, ErrorReply, Fields, Host,
     Integration, LocalReply,
 };
 use iam::{CredentialSource, Global, Iam};
+use response_stream::LambdaStream;
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
@@ -112,6 +115,25 @@ impl Integration for AwsLambda {
         route.iam().is_none()
     }
 
+    /// In place, Invoke mode's body is the event built from the client's.
+    fn in_place_replaces_body(route: &Route) -> bool {
+        matches!(route.mode, Mode::Invoke(_))
+    }
+
+    /// `InvokeWithResponseStream`'s eventstream becomes the client's bytes.
+    fn response_rewrite(_: &Global, route: &Route) -> Option<Box<dyn ResponseRewrite>> {
+        match &route.mode {
+            Mode::Invoke(invoke) if invoke.streaming => {
+                Some(Box::new(LambdaStream::new(&invoke.response)))
+            }
+            _ => None,
+        }
+    }
+
+    fn streams_response(route: &Route) -> bool {
+        route.streaming
+    }
+
     fn build_callout(
         global: &Global,
         route: &Route,
@@ -170,6 +192,9 @@ impl Integration for AwsLambda {
                 Some(refused) => Err(refused),
                 None => Ok(passthrough(response)),
             },
+            Mode::Invoke(invoke) if invoke.streaming => {
+                response_stream::buffered(response, &invoke.response)
+            }
             Mode::Invoke(invoke) => invoke_response::map(response, &invoke.response),
         }
     }

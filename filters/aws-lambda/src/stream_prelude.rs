@@ -4,7 +4,7 @@
 //! a JSON object, then 8 NUL bytes, then the body (`lambda-streaming.md`
 //! §3). Through InvokeWithResponseStream it arrives raw inside the first
 //! payload chunks, possibly split across them; the gateway strips it and
-//! applies it. Plain Rust; not yet wired into a request path (issue 29).
+//! applies it. Plain Rust; [`crate::response_stream`] uses it.
 
 use serde_json::Value;
 

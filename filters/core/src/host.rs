@@ -91,6 +91,30 @@ pub trait StreamHost: Host {
     /// One header of the response passing the filter (`:status`): one
     /// host call, where the whole map would copy every header.
     fn response_header(&self, name: &str) -> Option<String>;
+
+    /// Every header of the response passing the filter (a rewritten
+    /// stream's start reads the platform's headers).
+    fn response_headers(&self) -> HeaderList;
+
+    /// Removes every value of a response header.
+    fn remove_response_header(&self, name: &str);
+
+    /// Adds a value to a response header (repeats kept).
+    fn add_response_header(&self, name: &str, value: &str);
+
+    /// The first `size` bytes of the response body Envoy hands over now.
+    fn response_body(&self, size: usize) -> Vec<u8>;
+
+    /// Replaces the first `size` bytes of that body with `bytes`.
+    fn replace_response_body(&self, size: usize, bytes: &[u8]) -> Result<(), String>;
+
+    /// Replaces the first `size` bytes of the request body (in place, with
+    /// the body held, or `size` 0 for a request without one).
+    fn replace_request_body(&self, size: usize, bytes: &[u8]) -> Result<(), String>;
+
+    /// Resets the client's stream: what an HTTP gateway must do when a
+    /// response fails after its first bytes went out.
+    fn reset_response(&self);
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +188,14 @@ pub mod fake {
         pub call_body: Vec<u8>,
         /// The response passing the filter (in place forwarding).
         pub response_headers: HeaderList,
+        /// The response body piece the current callback hands over.
+        pub response_piece: Vec<u8>,
+        /// What each body callback's piece was replaced with, in order.
+        pub response_out: Vec<Vec<u8>>,
+        /// The client's stream was reset.
+        pub reset: bool,
+        /// Refuse request body writes (Envoy without a body buffer).
+        pub refuse_request_body: bool,
     }
 
     impl FakeHost {
@@ -341,6 +373,54 @@ pub mod fake {
         fn response_header(&self, name: &str) -> Option<String> {
             self.logged("response_header");
             crate::headers::get(&self.request.borrow().response_headers, name).map(str::to_string)
+        }
+
+        fn response_headers(&self) -> HeaderList {
+            self.logged("response_headers");
+            self.request.borrow().response_headers.clone()
+        }
+
+        fn remove_response_header(&self, name: &str) {
+            self.logged("remove_response_header");
+            let mut request = self.request.borrow_mut();
+            request
+                .response_headers
+                .retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        }
+
+        fn add_response_header(&self, name: &str, value: &str) {
+            self.logged("add_response_header");
+            let mut request = self.request.borrow_mut();
+            request
+                .response_headers
+                .push((name.to_string(), value.to_string()));
+        }
+
+        fn response_body(&self, size: usize) -> Vec<u8> {
+            self.logged("response_body");
+            let piece = &self.request.borrow().response_piece;
+            piece.get(..size).unwrap_or(piece).to_vec()
+        }
+
+        fn replace_response_body(&self, _size: usize, bytes: &[u8]) -> Result<(), String> {
+            self.logged("replace_response_body");
+            self.request.borrow_mut().response_out.push(bytes.to_vec());
+            Ok(())
+        }
+
+        fn replace_request_body(&self, _size: usize, bytes: &[u8]) -> Result<(), String> {
+            self.logged("replace_request_body");
+            let mut request = self.request.borrow_mut();
+            if request.refuse_request_body {
+                return Err("NotFound".into());
+            }
+            request.body = bytes.to_vec();
+            Ok(())
+        }
+
+        fn reset_response(&self) {
+            self.logged("reset_response");
+            self.request.borrow_mut().reset = true;
         }
     }
 

@@ -6,6 +6,7 @@ use crate::fields::{ConfigError, Fields};
 use crate::host::Host;
 use crate::request::{Callout, ClientRequest};
 use crate::response::{passthrough, CalloutResponse, ErrorReply, LocalReply};
+use crate::rewrite::ResponseRewrite;
 use std::time::{Duration, SystemTime};
 
 pub trait Integration: 'static {
@@ -58,6 +59,29 @@ pub trait Integration: 'static {
     /// request takes the callout path; a body-less one still goes in place.
     fn in_place_with_body(_route: &Self::Route) -> bool {
         true
+    }
+
+    /// In place: whether the call's body replaces the client's (an event
+    /// built from it). Such a request is held whole, like a signed one,
+    /// and its new body is written before the router forwards it.
+    fn in_place_replaces_body(_route: &Self::Route) -> bool {
+        false
+    }
+
+    /// In place: a rewrite of the function's streamed answer, when the
+    /// platform frames it (Lambda's eventstream); `None` passes it as is.
+    fn response_rewrite(
+        _global: &Self::Global,
+        _route: &Self::Route,
+    ) -> Option<Box<dyn ResponseRewrite>> {
+        None
+    }
+
+    /// In place: whether the route's answers are streams worth measuring
+    /// (time to first byte, duration, bytes, failures after the first
+    /// byte). Off by default: each costs host calls per request.
+    fn streams_response(_route: &Self::Route) -> bool {
+        false
     }
 
     /// Maps the function's answer to the client's response.

@@ -25,6 +25,7 @@ pub mod path;
 pub mod redact;
 pub mod request;
 pub mod response;
+pub mod rewrite;
 pub mod shell;
 pub mod stream;
 pub mod uri;

@@ -14,7 +14,7 @@
 
 use crate::host::{Host, MetricKind};
 use crate::outcome::Outcome;
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 
 /// Counter: requests on function routes, by how they ended.
@@ -25,6 +25,17 @@ pub const FUNCTION_LATENCY_MS: &str = "envoy_faas_function_latency_ms";
 pub const REQUEST_BODY_BYTES: &str = "envoy_faas_request_body_bytes";
 /// Histogram: bytes of the function's response body as received.
 pub const RESPONSE_BODY_BYTES: &str = "envoy_faas_response_body_bytes";
+/// Streamed answers (in place, on routes that stream: Lambda's
+/// `RESPONSE_STREAM`), defined on a route's first streamed answer:
+/// counter of the body bytes passed to clients; histograms of the
+/// milliseconds from sending the request to the first body byte passed
+/// on, and to the stream's end; counter of streams that failed after
+/// their first byte (the client's stream was reset), by `outcome`
+/// (`function_error`, `invalid_response`).
+pub const STREAM_BYTES: &str = "envoy_faas_stream_bytes_total";
+pub const STREAM_FIRST_BYTE_MS: &str = "envoy_faas_stream_first_byte_ms";
+pub const STREAM_DURATION_MS: &str = "envoy_faas_stream_duration_ms";
+pub const STREAM_RESETS: &str = "envoy_faas_stream_resets_total";
 /// Gauge: the VM's linear memory (it only grows; a leak shows here first).
 pub const WASM_MEMORY_BYTES: &str = "envoy_faas_wasm_memory_bytes";
 /// Gauge, always 1: the module's version and commit as labels.
@@ -80,20 +91,60 @@ pub fn stat_name(family: &str, labels: &[(&str, &str)]) -> String {
 pub struct RouteMetrics {
     /// The `route` label.
     pub route: String,
+    filter: &'static str,
     requests: [Option<u32>; Outcome::ALL.len()],
     latency_ms: Option<u32>,
     request_body_bytes: Option<u32>,
     response_body_bytes: Option<u32>,
+    /// Defined on the route's first streamed answer: most routes never
+    /// stream, and each definition is a stat in Envoy.
+    stream: OnceCell<StreamMetrics>,
+}
+
+/// A route's streamed-answer metrics (see [`STREAM_BYTES`]).
+#[derive(Debug)]
+pub struct StreamMetrics {
+    bytes: Option<u32>,
+    first_byte_ms: Option<u32>,
+    duration_ms: Option<u32>,
+    /// By outcome: `function_error`, `invalid_response`.
+    resets: [Option<u32>; 2],
+}
+
+impl StreamMetrics {
+    pub fn bytes(&self, host: &dyn Host, bytes: usize) {
+        if let Some(id) = self.bytes.filter(|_| bytes > 0) {
+            host.increment(id, bytes as u64);
+        }
+    }
+
+    pub fn first_byte(&self, host: &dyn Host, ms: u64) {
+        record(host, self.first_byte_ms, ms);
+    }
+
+    pub fn duration(&self, host: &dyn Host, ms: u64) {
+        record(host, self.duration_ms, ms);
+    }
+
+    /// A stream that failed after its first byte, by its outcome.
+    pub fn reset(&self, host: &dyn Host, outcome: Outcome) {
+        let at = usize::from(outcome != Outcome::FunctionError);
+        if let Some(Some(id)) = self.resets.get(at) {
+            host.increment(*id, 1);
+        }
+    }
 }
 
 impl RouteMetrics {
     /// Defines every metric of `route` (one definition each, up front, so
     /// every outcome shows from the start, at zero).
-    pub fn define(host: &dyn Host, filter: &str, route: &str) -> RouteMetrics {
+    pub fn define(host: &dyn Host, filter: &'static str, route: &str) -> RouteMetrics {
         let scoped = [("filter", filter), ("route", route)];
         let histogram = |family| host.metric(MetricKind::Histogram, &stat_name(family, &scoped));
         RouteMetrics {
             route: route.to_string(),
+            filter,
+            stream: OnceCell::new(),
             requests: Outcome::ALL.map(|outcome| {
                 let labels = [
                     ("filter", filter),
@@ -125,6 +176,31 @@ impl RouteMetrics {
 
     pub fn response_body(&self, host: &dyn Host, bytes: usize) {
         record(host, self.response_body_bytes, bytes as u64);
+    }
+
+    /// The streamed-answer metrics, defined on first use.
+    pub fn stream(&self, host: &dyn Host) -> &StreamMetrics {
+        self.stream.get_or_init(|| {
+            let scoped = [("filter", self.filter), ("route", self.route.as_str())];
+            let define = |kind, family| host.metric(kind, &stat_name(family, &scoped));
+            let reset = |outcome: Outcome| {
+                let labels = [
+                    ("filter", self.filter),
+                    ("route", self.route.as_str()),
+                    ("outcome", outcome.label()),
+                ];
+                host.metric(MetricKind::Counter, &stat_name(STREAM_RESETS, &labels))
+            };
+            StreamMetrics {
+                bytes: define(MetricKind::Counter, STREAM_BYTES),
+                first_byte_ms: define(MetricKind::Histogram, STREAM_FIRST_BYTE_MS),
+                duration_ms: define(MetricKind::Histogram, STREAM_DURATION_MS),
+                resets: [
+                    reset(Outcome::FunctionError),
+                    reset(Outcome::InvalidResponse),
+                ],
+            }
+        })
     }
 }
 

@@ -12,7 +12,7 @@
 //! only when they exist.
 
 use crate::host::Host;
-use crate::metrics::RouteMetrics;
+use crate::metrics::{RouteMetrics, StreamMetrics};
 use crate::outcome::{Failure, Outcome};
 use std::cell::Cell;
 use std::rc::Rc;
@@ -124,6 +124,18 @@ impl Observation {
                 m.response_body(host, bytes);
             }
         }
+    }
+
+    /// Milliseconds from sending the call to `now` (`None`: not sent).
+    pub fn since_sent_ms(&self, now: SystemTime) -> Option<u64> {
+        let sent = self.sent_at.get()?;
+        Some(now.duration_since(sent).map_or(0, |d| d.as_millis() as u64))
+    }
+
+    /// The route's streamed-answer metrics (defined on first use), when
+    /// metrics are on.
+    pub fn stream_metrics(&self, host: &dyn Host) -> Option<&StreamMetrics> {
+        self.metrics.as_ref().map(|m| m.stream(host))
     }
 
     /// Whether the request already has its outcome.

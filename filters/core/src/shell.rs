@@ -17,7 +17,9 @@ use crate::response::{CalloutResponse, ErrorReply, Failure, LocalReply};
 use crate::stream::{proxy_status, record_failure, reject, text, BodyWatch, Compiled, Stream};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType, Status};
+use proxy_wasm::types::{
+    Action, BufferType, ContextType, LogLevel, MapType, MetricType, Status, StreamType,
+};
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
@@ -149,11 +151,9 @@ impl StreamHost for WasmHost {
     }
 
     fn set_response_header(&self, name: &str, value: &str) {
-        let _ = hostcalls::set_map_value_bytes(
-            MapType::HttpResponseHeaders,
-            name,
-            Some(value.as_bytes()),
-        );
+        if let Err(why) = abi::replace_response_header(name, value) {
+            log::warn!("could not set response header {name}: {why}");
+        }
     }
 
     fn replace_request_headers(&self, headers: &HeaderList) -> Result<(), String> {
@@ -166,6 +166,172 @@ impl StreamHost for WasmHost {
         hostcalls::get_map_value(MapType::HttpResponseHeaders, name)
             .ok()
             .flatten()
+    }
+
+    fn response_headers(&self) -> HeaderList {
+        header_map(MapType::HttpResponseHeaders)
+    }
+
+    fn remove_response_header(&self, name: &str) {
+        if let Err(why) = abi::remove_response_header(name) {
+            log::warn!("could not remove response header {name}: {why}");
+        }
+    }
+
+    fn add_response_header(&self, name: &str, value: &str) {
+        if let Err(why) = abi::add_response_header(name, value) {
+            log::warn!("could not add response header {name}: {why}");
+        }
+    }
+
+    fn response_body(&self, size: usize) -> Vec<u8> {
+        buffer(BufferType::HttpResponseBody, size)
+    }
+
+    fn replace_response_body(&self, size: usize, bytes: &[u8]) -> Result<(), String> {
+        abi::set_buffer(BufferType::HttpResponseBody, size, bytes)
+    }
+
+    fn replace_request_body(&self, size: usize, bytes: &[u8]) -> Result<(), String> {
+        abi::set_buffer(BufferType::HttpRequestBody, size, bytes)
+    }
+
+    fn reset_response(&self) {
+        if let Err(why) = abi::close_stream(StreamType::HttpResponse) {
+            log::error!("could not reset the client's stream: {why}");
+        }
+    }
+}
+
+/// Host calls whose refusal is a possible answer here: the SDK's wrappers
+/// (`hostcalls::set_buffer`, `reset_http_response`) panic on any status
+/// but `Ok`, and a panic kills the VM. Same imports, same types.
+mod abi {
+    #[cfg(target_arch = "wasm32")]
+    use proxy_wasm::types::MapType;
+    use proxy_wasm::types::{BufferType, Status, StreamType};
+
+    #[cfg(target_arch = "wasm32")]
+    #[link(wasm_import_module = "env")]
+    extern "C" {
+        fn proxy_set_buffer_bytes(
+            buffer_type: BufferType,
+            start: usize,
+            size: usize,
+            buffer_data: *const u8,
+            buffer_size: usize,
+        ) -> Status;
+        fn proxy_close_stream(stream_type: StreamType) -> Status;
+        fn proxy_remove_header_map_value(
+            map_type: MapType,
+            key_data: *const u8,
+            key_size: usize,
+        ) -> Status;
+        fn proxy_replace_header_map_value(
+            map_type: MapType,
+            key_data: *const u8,
+            key_size: usize,
+            value_data: *const u8,
+            value_size: usize,
+        ) -> Status;
+        fn proxy_add_header_map_value(
+            map_type: MapType,
+            key_data: *const u8,
+            key_size: usize,
+            value_data: *const u8,
+            value_size: usize,
+        ) -> Status;
+    }
+
+    /// Removes a response header; `Err` where Envoy refuses header changes.
+    pub fn remove_response_header(name: &str) -> Result<(), String> {
+        #[cfg(target_arch = "wasm32")]
+        // SAFETY: pointer and length describe `name` for the call.
+        let status = unsafe {
+            proxy_remove_header_map_value(MapType::HttpResponseHeaders, name.as_ptr(), name.len())
+        };
+        #[cfg(not(target_arch = "wasm32"))]
+        let status = {
+            let _ = name;
+            Status::NotFound
+        };
+        checked(status)
+    }
+
+    /// Sets a response header (`:status` too); `Err` where Envoy refuses.
+    pub fn replace_response_header(name: &str, value: &str) -> Result<(), String> {
+        #[cfg(target_arch = "wasm32")]
+        // SAFETY: pointers and lengths describe `name` and `value`.
+        let status = unsafe {
+            proxy_replace_header_map_value(
+                MapType::HttpResponseHeaders,
+                name.as_ptr(),
+                name.len(),
+                value.as_ptr(),
+                value.len(),
+            )
+        };
+        #[cfg(not(target_arch = "wasm32"))]
+        let status = {
+            let _ = (name, value);
+            Status::NotFound
+        };
+        checked(status)
+    }
+
+    /// Adds a response header value; `Err` where Envoy refuses it.
+    pub fn add_response_header(name: &str, value: &str) -> Result<(), String> {
+        #[cfg(target_arch = "wasm32")]
+        // SAFETY: pointers and lengths describe `name` and `value`.
+        let status = unsafe {
+            proxy_add_header_map_value(
+                MapType::HttpResponseHeaders,
+                name.as_ptr(),
+                name.len(),
+                value.as_ptr(),
+                value.len(),
+            )
+        };
+        #[cfg(not(target_arch = "wasm32"))]
+        let status = {
+            let _ = (name, value);
+            Status::NotFound
+        };
+        checked(status)
+    }
+
+    fn checked(status: Status) -> Result<(), String> {
+        match status {
+            Status::Ok => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    }
+
+    /// Replaces the first `size` bytes of a body buffer with `bytes`.
+    pub fn set_buffer(kind: BufferType, size: usize, bytes: &[u8]) -> Result<(), String> {
+        #[cfg(target_arch = "wasm32")]
+        // SAFETY: the pointer and length describe `bytes`, which outlives
+        // the call; the host copies them.
+        let status = unsafe { proxy_set_buffer_bytes(kind, 0, size, bytes.as_ptr(), bytes.len()) };
+        #[cfg(not(target_arch = "wasm32"))]
+        let status = {
+            let _ = (kind, size, bytes);
+            Status::NotFound
+        };
+        checked(status)
+    }
+
+    /// Closes (resets) a stream of the current request.
+    pub fn close_stream(kind: StreamType) -> Result<(), String> {
+        #[cfg(target_arch = "wasm32")]
+        // SAFETY: no pointers cross.
+        let status = unsafe { proxy_close_stream(kind) };
+        #[cfg(not(target_arch = "wasm32"))]
+        let status = {
+            let _ = kind;
+            Status::NotFound
+        };
+        checked(status)
     }
 }
 
@@ -367,6 +533,10 @@ impl<I: Integration> HttpContext for Request<I> {
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         self.0.on_response_headers()
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        self.0.on_response_body(body_size, end_of_stream)
     }
 
     fn on_log(&mut self) {

@@ -20,6 +20,7 @@ use crate::response::{
     classify, envoy_shaped, frame, router_failure, CallResult, CalloutResponse, ErrorReply,
     Failure, LocalReply,
 };
+use crate::rewrite::{Head, ResponseRewrite, Start};
 use proxy_wasm::types::Action;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -130,8 +131,14 @@ pub fn reject<I: Integration>(
     error: &ErrorReply,
     secrets: &[String],
 ) {
+    log_error::<I>(route, error, secrets);
+    send_reply::<I>(host, &error.render(route, request_id));
+}
+
+/// The one log line of an error (unless its producer logged it).
+fn log_error<I: Integration>(route: &str, error: &ErrorReply, secrets: &[String]) {
     if !error.log_line {
-        return send_reply::<I>(host, &error.render(route, request_id));
+        return;
     }
     let message = redact::for_log(&error.message, secrets);
     match &error.upstream_text {
@@ -147,7 +154,6 @@ pub fn reject<I: Integration>(
             error.code()
         ),
     }
-    send_reply::<I>(host, &error.render(route, request_id));
 }
 
 /// The `:status` of an answer, when it is a valid final HTTP status (a 1xx
@@ -191,6 +197,24 @@ pub struct Stream<I: Integration, H: StreamHost> {
     /// then the request is signed and rewritten in place. Holds the Envoy
     /// route name the rewrite needs.
     in_place_after_body: Option<Option<String>>,
+    /// In place: the integration's rewrite of the streamed answer.
+    rewrite: Option<Box<dyn ResponseRewrite>>,
+    /// The response headers wait (paused, with the flag) for the rewrite's
+    /// first bytes: until then an error can still be a JSON answer.
+    holding_head: bool,
+    /// The client's status once the head goes out (after a rewrite's edits).
+    reply_status: u16,
+    /// In place on a streaming route: what the stream metrics need.
+    streamed: Option<Streamed>,
+}
+
+/// A streamed answer's progress, recorded when the stream ends.
+#[derive(Debug, Default)]
+struct Streamed {
+    bytes: usize,
+    first_byte_ms: Option<u64>,
+    /// It failed after its first byte (the client's stream was reset).
+    reset: Option<crate::outcome::Outcome>,
 }
 
 impl<I: Integration, H: StreamHost> Stream<I, H> {
@@ -217,6 +241,10 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
             sent_secrets: Vec::new(),
             in_place: false,
             in_place_after_body: None,
+            rewrite: None,
+            holding_head: false,
+            reply_status: 0,
+            streamed: None,
         }
     }
 
@@ -373,6 +401,25 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
             self.fail(Failure::ForwardingMisconfigured, &message);
             return Action::Pause;
         }
+        let replaces_body = self
+            .route
+            .as_ref()
+            .is_some_and(|r| I::in_place_replaces_body(r));
+        if replaces_body {
+            // The call's body (an event built from the client's) replaces
+            // the held one. Envoy has no body buffer to write into for a
+            // request that came without a body: such a request is called
+            // out instead, as the callout path would.
+            if let Err(why) = self
+                .host
+                .replace_request_body(self.body_size, &callout.body)
+            {
+                log::debug!("{}: in place body refused ({why}): calling out", I::NAME);
+                self.send_call(callout, now);
+                return Action::Pause;
+            }
+        }
+        let body_length = callout.body.len();
         let mut headers = callout.headers;
         // Envoy routes the rewritten request again (a proxy-wasm 0.2.1
         // module's header changes clear the route cache): this header
@@ -388,8 +435,10 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
             .or_else(|| property(&self.host, &["xds", "route_name"]))
             .unwrap_or_default();
         headers.push((IN_PLACE_ROUTE_HEADER.into(), route_name));
-        // The body streams as the client sends it: keep its framing.
-        if let Some(length) = self.request.header("content-length") {
+        if replaces_body {
+            headers.push(("content-length".into(), body_length.to_string()));
+        } else if let Some(length) = self.request.header("content-length") {
+            // The body streams as the client sends it: keep its framing.
             headers.push(("content-length".into(), length.to_string()));
         }
         self.sent_secrets = redact::credential_values(&headers);
@@ -403,6 +452,12 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
             // A held (signed) body has its size; a streamed one is not counted.
             let held = (self.body_size > 0).then_some(self.body_size);
             o.sent(&self.host, now, held);
+        }
+        if let (Some(config), Some(route)) = (&self.config, &self.route) {
+            self.rewrite = I::response_rewrite(&config.global, route);
+            if I::streams_response(route) {
+                self.streamed = Some(Streamed::default());
+            }
         }
         Action::Continue
     }
@@ -438,15 +493,113 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
             if let Some(o) = &self.observation {
                 let function_status = (details == "via_upstream").then_some(status).flatten();
                 o.answered(&self.host, now, function_status, None);
-                o.replied(&self.host, status.unwrap_or(0), self.function_host());
             }
             self.replied = true;
-            return Action::Continue;
+            self.reply_status = status.unwrap_or(0);
+            let action = match self.rewrite.take() {
+                Some(rewrite) => self.start_rewrite(rewrite, status.unwrap_or(0)),
+                None => Action::Continue,
+            };
+            if !self.holding_head && self.observation.is_some() {
+                self.replied_in_place();
+            }
+            return action;
         };
         if let Some(o) = &self.observation {
             o.answered(&self.host, now, None, None);
         }
         self.fail_transport(failure, "the route's timeout");
+        Action::Pause
+    }
+
+    /// Records the client's status of an in-place answer, once its head
+    /// goes out.
+    fn replied_in_place(&self) {
+        if let Some(o) = &self.observation {
+            o.replied(&self.host, self.reply_status, self.function_host());
+        }
+    }
+
+    /// The rewrite's view of the answer's head: an error is the client's
+    /// answer now (the platform refused before streaming); otherwise its
+    /// edits apply and the head goes on, or waits for the first bytes.
+    fn start_rewrite(&mut self, mut rewrite: Box<dyn ResponseRewrite>, status: u16) -> Action {
+        let can_hold = self
+            .route
+            .as_ref()
+            .is_some_and(|r| I::common(r).body_layout.pauses_headers())
+            && !self.body_watch.flag_missing.get();
+        let headers = self.host.response_headers();
+        match rewrite.start(status, &headers, can_hold) {
+            Err(error) => {
+                self.holding_head = true; // no head went out: the outcome is the error's
+                self.reject(&error);
+                Action::Pause
+            }
+            Ok(Start::Pass(head)) => {
+                self.apply_head(&head);
+                self.rewrite = Some(rewrite);
+                Action::Continue
+            }
+            Ok(Start::Hold(head)) => {
+                self.apply_head(&head);
+                self.rewrite = Some(rewrite);
+                self.holding_head = true;
+                Action::Pause
+            }
+        }
+    }
+
+    fn apply_head(&mut self, head: &Head) {
+        if let Some(status) = head.status {
+            self.reply_status = status;
+            self.host
+                .set_response_header(":status", &status.to_string());
+        }
+        for name in &head.remove {
+            self.host.remove_response_header(name);
+        }
+        for (name, value) in &head.add {
+            self.host.add_response_header(name, value);
+        }
+    }
+
+    /// Bytes went to the client: the first one's time is measured.
+    fn passed(&mut self, bytes: usize) {
+        let Some(streamed) = self.streamed.as_mut() else {
+            return;
+        };
+        if bytes > 0 && streamed.first_byte_ms.is_none() {
+            let now = self.host.now();
+            streamed.first_byte_ms = self.observation.as_ref().and_then(|o| o.since_sent_ms(now));
+        }
+        streamed.bytes += bytes;
+    }
+
+    /// A rewritten stream failed: a JSON answer while its head waits, else
+    /// a reset of the client's stream (its status already went out), with
+    /// the same log line.
+    fn stream_failed(&mut self, size: usize, error: ErrorReply) -> Action {
+        self.rewrite = None;
+        if self.holding_head {
+            self.reject(&error);
+            return Action::Pause;
+        }
+        let route = self
+            .observation
+            .as_ref()
+            .and_then(|o| o.label.clone())
+            .unwrap_or_else(|| {
+                self.route
+                    .as_ref()
+                    .map_or_else(String::new, |r| I::common(r).route.clone())
+            });
+        log_error::<I>(&route, &error, &self.sent_secrets);
+        if let Some(streamed) = self.streamed.as_mut() {
+            streamed.reset = Some(error.failure.outcome());
+        }
+        let _ = self.host.replace_response_body(size, &[]);
+        self.host.reset_response();
         Action::Pause
     }
 
@@ -500,6 +653,11 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
         let Some((callout, now)) = self.prepare_call() else {
             return;
         };
+        self.send_call(callout, now);
+    }
+
+    /// Sends the call built at `now` (the callout path).
+    fn send_call(&mut self, callout: Callout, now: SystemTime) {
         self.sent_secrets = redact::credential_values(&callout.headers);
         match self.host.dispatch(&callout) {
             Ok(_) => {
@@ -638,11 +796,71 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
         }
     }
 
+    /// A piece of the answer's body. In place, a rewrite turns it into the
+    /// client's bytes (and may still set the held head); a streaming
+    /// route's pieces are measured. Everything else passes untouched.
+    pub fn on_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if !self.in_place {
+            return Action::Continue;
+        }
+        let Some(rewrite) = self.rewrite.as_mut() else {
+            self.passed(body_size);
+            return Action::Continue;
+        };
+        let bytes = self.host.response_body(body_size);
+        let piece = rewrite.piece(&bytes, end_of_stream);
+        if let Some(error) = piece.failure {
+            return self.stream_failed(body_size, error);
+        }
+        if let Some(head) = piece.head.as_ref().filter(|_| self.holding_head) {
+            self.apply_head(head);
+        }
+        if piece.bytes != bytes {
+            if let Err(why) = self.host.replace_response_body(body_size, &piece.bytes) {
+                log::error!("{}: could not rewrite the response body: {why}", I::NAME);
+            }
+        }
+        if self.holding_head {
+            if piece.bytes.is_empty() && piece.head.is_none() && !end_of_stream {
+                // Nothing for the client yet: the head keeps waiting (the
+                // emptied buffer holds nothing to feed again).
+                return Action::Pause;
+            }
+            self.holding_head = false;
+            self.replied_in_place();
+        }
+        self.passed(piece.bytes.len());
+        Action::Continue
+    }
+
     /// The stream is complete (Envoy calls this before its access logs):
     /// a request this filter never answered was abandoned by its client.
+    /// A streamed answer's metrics are recorded here, once.
     pub fn on_log(&mut self) {
         if let Some(o) = self.observation.as_ref().filter(|o| !o.is_finished()) {
             o.abandoned(&self.host, self.function_host());
+        }
+        // Only an answer whose head went out streamed (not an error's).
+        let went_out = self.reply_status != 0 && !self.holding_head;
+        let (Some(streamed), Some(o)) = (self.streamed.take(), self.observation.as_ref()) else {
+            return;
+        };
+        if !went_out {
+            return;
+        }
+        let now = self.host.now();
+        let Some(metrics) = o.stream_metrics(&self.host) else {
+            return;
+        };
+        metrics.bytes(&self.host, streamed.bytes);
+        if let Some(ms) = streamed.first_byte_ms {
+            metrics.first_byte(&self.host, ms);
+        }
+        if let Some(ms) = o.since_sent_ms(now) {
+            metrics.duration(&self.host, ms);
+        }
+        if let Some(outcome) = streamed.reset {
+            metrics.reset(&self.host, outcome);
         }
     }
 
