@@ -1497,3 +1497,128 @@ pub fn bulk_exchange(port: u16, method: &str, target: &str, body_bytes: u64) -> 
         elapsed: started.elapsed(),
     }
 }
+
+/// An answer read as it came (see [`gated_exchange`]).
+#[derive(Debug)]
+pub struct GatedAnswer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    /// The body, chunked framing removed.
+    pub body: Vec<u8>,
+    /// How many markers arrived, in order, before the answer ended.
+    pub markers_seen: usize,
+    /// The answer ended with its final chunk (or its whole
+    /// `content-length`), not with a reset or a cut connection.
+    pub complete: bool,
+}
+
+impl GatedAnswer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header_in(&self.headers, name)
+    }
+    pub fn headers_named(&self, name: &str) -> Vec<&str> {
+        headers_in(&self.headers, name)
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Sends one HTTP/1.1 request and reads the answer as it comes. Each time
+/// marker `i` first shows in the body, the emulator's gate `gate` is opened
+/// once (`POST /_gate/<gate>`): a gated function writes its next chunk only
+/// then. A gateway that held chunks back would stall the function, and the
+/// read times out after `patience`: streaming is proven without timing.
+pub fn gated_exchange(
+    port: u16,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    gate: &str,
+    markers: &[String],
+    patience: Duration,
+) -> GatedAnswer {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_read_timeout(Some(patience)).expect("timeout");
+    let mut request = format!(
+        "{method} {target} HTTP/1.1\r\nhost: gateway.test\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (n, v) in headers {
+        request.push_str(&format!("{n}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).expect("send");
+    stream.write_all(body).expect("send body");
+    let mut raw = Vec::new();
+    let mut seen = 0;
+    let mut buf = [0u8; 16384];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+        }
+        let text = String::from_utf8_lossy(&raw);
+        while seen < markers.len() && text.contains(markers[seen].as_str()) {
+            seen += 1;
+            let gate_path = format!("/_gate/{gate}");
+            let _ = http1(emulator().port(), "POST", &gate_path, &[], b"");
+        }
+    }
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(raw.len(), |i| i + 4);
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let rest = &raw[split..];
+    let chunked = header_in(&headers, "transfer-encoding").is_some_and(|v| v.contains("chunked"));
+    let (body, complete) = if chunked {
+        dechunk(rest)
+    } else {
+        let length = header_in(&headers, "content-length").and_then(|v| v.parse::<usize>().ok());
+        (rest.to_vec(), length.is_some_and(|n| n == rest.len()))
+    };
+    GatedAnswer {
+        status,
+        headers,
+        body,
+        markers_seen: seen,
+        complete,
+    }
+}
+
+/// The data of a chunked body, and whether its final chunk came.
+pub fn dechunk(mut raw: &[u8]) -> (Vec<u8>, bool) {
+    let mut body = Vec::new();
+    loop {
+        let Some(eol) = raw.windows(2).position(|w| w == b"\r\n") else {
+            return (body, false);
+        };
+        let size_text = String::from_utf8_lossy(&raw[..eol]).into_owned();
+        let Ok(size) = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+        else {
+            return (body, false);
+        };
+        raw = &raw[eol + 2..];
+        if size == 0 {
+            return (body, true);
+        }
+        if raw.len() < size + 2 {
+            body.extend_from_slice(&raw[..raw.len().min(size)]);
+            return (body, false);
+        }
+        body.extend_from_slice(&raw[..size]);
+        raw = &raw[size + 2..];
+    }
+}

@@ -98,7 +98,7 @@ impl LambdaStream {
                 let kind = redact::error_type(&kind).unwrap_or_else(|| "Unknown".into());
                 Err(ErrorReply::new(
                     Failure::FunctionError,
-                    format!("Lambda failed the streaming invocation ({kind})"),
+                    format!("the function failed while streaming ({kind})"),
                 )
                 .with("error_type", kind))
             }
@@ -115,7 +115,7 @@ impl LambdaStream {
         };
         match reader.feed(bytes) {
             Prelude::NeedMore => Ok(()),
-            Prelude::Invalid(why) => Err(invalid(format!("the function's HTTP metadata: {why}"))),
+            Prelude::Invalid(why) => Err(invalid(format!("HTTP metadata: {why}"))),
             Prelude::Done { metadata, body } => {
                 self.prelude = None;
                 if self.apply_prelude {
@@ -125,6 +125,16 @@ impl LambdaStream {
                 Ok(())
             }
         }
+    }
+
+    fn decode(&mut self, bytes: &[u8], end: bool, piece: &mut Piece) -> Result<(), ErrorReply> {
+        for message in self.decoder.feed(bytes).map_err(frame_error)? {
+            self.take(event_of(message), piece)?;
+        }
+        if end {
+            self.finish()?;
+        }
+        Ok(())
     }
 
     /// The stream ended: it must end between messages, after
@@ -138,7 +148,7 @@ impl LambdaStream {
         }
         if self.prelude.is_some() {
             return Err(invalid(
-                "the stream ended inside the function's HTTP metadata".to_string(),
+                "the stream ended inside the HTTP metadata".to_string(),
             ));
         }
         Ok(())
@@ -219,17 +229,7 @@ impl ResponseRewrite for LambdaStream {
             piece.bytes = bytes.to_vec();
             return piece;
         }
-        let result = self
-            .decoder
-            .feed(bytes)
-            .map_err(frame_error)
-            .and_then(|messages| {
-                messages
-                    .into_iter()
-                    .try_for_each(|m| self.take(event_of(m), &mut piece))
-            });
-        let result = result.and_then(|()| if end { self.finish() } else { Ok(()) });
-        if let Err(error) = result {
+        if let Err(error) = self.decode(bytes, end, &mut piece) {
             piece.failure = Some(error);
             piece.bytes.clear();
         }
@@ -247,14 +247,11 @@ fn head_of(metadata: Metadata) -> Result<Head, ErrorReply> {
     let mut add = HeaderList::new();
     for (name, value) in named {
         if !is_token(&name) {
-            return Err(invalid(
-                "the function's HTTP metadata has an invalid header name".into(),
-            ));
+            return Err(invalid("HTTP metadata: an invalid header name".into()));
         }
         if !clean(&value) {
             return Err(invalid(
-                "a header value in the function's HTTP metadata contains a line break or NUL"
-                    .into(),
+                "HTTP metadata: a header value with a line break or NUL".into(),
             ));
         }
         add.push((name, value));
@@ -265,7 +262,7 @@ fn head_of(metadata: Metadata) -> Result<Head, ErrorReply> {
     for cookie in metadata.cookies {
         if !clean(&cookie) {
             return Err(invalid(
-                "a cookie in the function's HTTP metadata contains a line break or NUL".into(),
+                "HTTP metadata: a cookie with a line break or NUL".into(),
             ));
         }
         add.push(("set-cookie".into(), cookie));
@@ -295,17 +292,12 @@ fn invalid(message: String) -> ErrorReply {
 
 fn frame_error(e: FrameError) -> ErrorReply {
     let why = match e {
-        FrameError::PreludeCrc => "a message's prelude CRC does not match".to_string(),
-        FrameError::MessageCrc => "a message's CRC does not match".to_string(),
-        FrameError::BadLength { total, headers } => {
-            format!("a message's lengths are invalid (total {total}, headers {headers})")
-        }
-        FrameError::BadHeader(why) => format!("a message header is invalid: {why}"),
-        FrameError::Truncated { buffered } => {
-            format!("the stream ended inside a message ({buffered} bytes of it)")
-        }
+        FrameError::PreludeCrc | FrameError::MessageCrc => "a CRC does not match",
+        FrameError::BadLength { .. } => "invalid message lengths",
+        FrameError::BadHeader(_) => "an invalid message header",
+        FrameError::Truncated { .. } => "it ended inside a message",
     };
-    invalid(format!("the function's event stream is corrupt: {why}"))
+    invalid(format!("corrupt event stream: {why}"))
 }
 
 /// `InvokeComplete`'s `ErrorCode` (or the head's `X-Amz-Function-Error`):

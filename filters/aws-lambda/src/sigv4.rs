@@ -128,7 +128,8 @@ pub fn canonical_query(raw_query: &str) -> String {
             (key, value)
         })
         .collect();
-    pairs.sort();
+    // Equal pairs are identical: the unstable sort gives the same order.
+    pairs.sort_unstable();
     let mut out = String::with_capacity(raw_query.len() + 16);
     for (i, (k, v)) in pairs.iter().enumerate() {
         if i > 0 {

@@ -78,8 +78,9 @@ pub fn expand(sent: &[String]) -> Vec<String> {
         }
     }
     out.retain(|s| s.len() >= MIN_SECRET);
-    // Longest first, so a secret's part never leaves the rest of it behind.
-    out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    // Longest first, so a secret's part never leaves the rest of it
+    // behind; equal ones side by side for `dedup`.
+    out.sort_unstable_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
     out.dedup();
     out
 }

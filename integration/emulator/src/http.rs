@@ -1,11 +1,14 @@
 //! A minimal HTTP/1.1 server loop: keep-alive, content-length and chunked
 //! request bodies, raw access to the request line and header order.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
 const MAX_HEAD: usize = 64 * 1024;
 
@@ -40,8 +43,111 @@ impl Request {
 /// What a handler answers.
 pub enum Reply {
     Response(Response),
+    /// A chunked answer written step by step (a streaming function).
+    Stream(Streamed),
     /// Drop the connection without answering.
     Close,
+}
+
+/// A streamed answer: its head, then steps in order.
+pub struct Streamed {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub steps: Vec<Step>,
+}
+
+pub enum Step {
+    /// One chunk, flushed at once.
+    Write(Vec<u8>),
+    /// `total` bytes in chunks of `size` (produced as they go).
+    Fill {
+        total: usize,
+        size: usize,
+    },
+    Sleep(Duration),
+    /// Waits until gate `id` was opened `times` times ([`open_gate`]).
+    Gate {
+        id: String,
+        times: u64,
+    },
+    /// Drops the connection mid-answer (no final chunk).
+    Abort,
+}
+
+/// Gates: a test opens one (`POST /_gate/<id>` on the emulator) each time
+/// it received a chunk, so a function writes its next chunk only after
+/// the client saw the last: streaming is proven without timing.
+fn gates() -> &'static (Mutex<HashMap<String, u64>>, watch::Sender<u64>) {
+    static GATES: OnceLock<(Mutex<HashMap<String, u64>>, watch::Sender<u64>)> = OnceLock::new();
+    GATES.get_or_init(|| (Mutex::new(HashMap::new()), watch::channel(0).0))
+}
+
+/// Opens gate `id` once more.
+pub fn open_gate(id: &str) {
+    let (counts, changed) = gates();
+    if let Ok(mut counts) = counts.lock() {
+        *counts.entry(id.to_string()).or_default() += 1;
+    }
+    changed.send_modify(|v| *v += 1);
+}
+
+async fn wait_gate(id: &str, times: u64) {
+    let (counts, changed) = gates();
+    let mut seen = changed.subscribe();
+    loop {
+        let opened = counts
+            .lock()
+            .map(|c| c.get(id).copied().unwrap_or(0))
+            .unwrap_or(0);
+        if opened >= times || seen.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn write_stream(stream: &mut TcpStream, s: Streamed) -> std::io::Result<()> {
+    let mut head = format!("HTTP/1.1 {} {}\r\n", s.status, reason(s.status));
+    for (n, v) in &s.headers {
+        head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    head.push_str("transfer-encoding: chunked\r\n\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    stream.flush().await?;
+    async fn chunk(stream: &mut TcpStream, bytes: &[u8]) -> std::io::Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        stream
+            .write_all(format!("{:x}\r\n", bytes.len()).as_bytes())
+            .await?;
+        stream.write_all(bytes).await?;
+        stream.write_all(b"\r\n").await?;
+        stream.flush().await
+    }
+    for step in s.steps {
+        match step {
+            Step::Write(bytes) => chunk(stream, &bytes).await?,
+            Step::Fill { total, size } => {
+                let block = vec![b's'; size.max(1)];
+                let mut left = total;
+                while left > 0 {
+                    let n = left.min(block.len());
+                    chunk(stream, &block[..n]).await?;
+                    left -= n;
+                }
+            }
+            Step::Sleep(d) => tokio::time::sleep(d).await,
+            Step::Gate { id, times } => wait_gate(&id, times).await,
+            Step::Abort => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    "aborted mid-stream",
+                ))
+            }
+        }
+    }
+    stream.write_all(b"0\r\n\r\n").await?;
+    stream.flush().await
 }
 
 pub struct Response {
@@ -92,6 +198,7 @@ async fn connection(mut stream: TcpStream, handler: Handler) -> std::io::Result<
         match handler(request).await {
             Reply::Close => return Ok(()),
             Reply::Response(r) => stream.write_all(&encode(&r)).await?,
+            Reply::Stream(s) => write_stream(&mut stream, s).await?,
         }
         if close {
             return Ok(());

@@ -16,18 +16,22 @@
 //! | `large` | a 7 MB payload |
 //! | anything else | the Invoke API's 404 `ResourceNotFoundException` |
 
-use crate::http::{Request, Response};
+use crate::http::{Reply, Request, Response, Step, Streamed};
 use crate::percent_decode;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::time::Duration;
 
 /// `(function name, qualifier)` from the path's function segment (a name,
 /// `name:qualifier`, a partial or a full ARN), and the `Qualifier` query.
 pub fn function_of(req: &Request) -> Option<(String, String)> {
-    let encoded = req
-        .path()
-        .strip_prefix("/2015-03-31/functions/")?
-        .strip_suffix("/invocations")?;
+    let path = req.path();
+    let encoded = path
+        .strip_prefix("/2015-03-31/functions/")
+        .and_then(|p| p.strip_suffix("/invocations"))
+        .or_else(|| {
+            path.strip_prefix("/2021-11-15/functions/")?
+                .strip_suffix("/response-streaming-invocations")
+        })?;
     let decoded = percent_decode(encoded, false);
     let parts: Vec<&str> = decoded.split(':').collect();
     let (name, qualifier) = match parts.as_slice() {
@@ -176,4 +180,195 @@ pub async fn invoke(req: &Request) -> Response {
         );
     }
     response
+}
+
+/// Whether the call is `InvokeWithResponseStream`.
+pub fn is_streaming(req: &Request) -> bool {
+    req.path().ends_with("/response-streaming-invocations")
+}
+
+fn frame(event: &str, content_type: &str, payload: &[u8]) -> Vec<u8> {
+    aws_lambda::eventstream::encode(
+        &[
+            (":event-type", event),
+            (":content-type", content_type),
+            (":message-type", "event"),
+        ],
+        payload,
+    )
+}
+
+/// A `PayloadChunk` message.
+pub fn payload_chunk(bytes: &[u8]) -> Vec<u8> {
+    frame("PayloadChunk", "application/octet-stream", bytes)
+}
+
+/// An `InvokeComplete` message (`{}` on success).
+pub fn invoke_complete(json: &str) -> Vec<u8> {
+    frame("InvokeComplete", "application/json", json.as_bytes())
+}
+
+/// A setting of a streaming call: from the raw payload's JSON
+/// (`{"chunks": 3, "gate": "g1"}`) or an API Gateway event's query.
+fn setting(event: &Value, name: &str) -> Option<String> {
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    event
+        .get(name)
+        .and_then(text)
+        .or_else(|| event.get("queryStringParameters")?.get(name).and_then(text))
+}
+
+/// `InvokeWithResponseStream` (its 200 head; the function's bytes in
+/// eventstream messages), with functions for every shape a gateway must
+/// handle. Settings (`chunks`, `gate`, `gap_ms`, `bytes`, `chunk`) come
+/// from the payload, see [`setting`].
+///
+/// | function | stream |
+/// |---|---|
+/// | `stream-chunks` | `chunks` chunks `chunk <i>\n` (default 3), each after gate `gate` opened i times, or `gap_ms` apart |
+/// | `stream-echo` | the payload it received, in three chunks |
+/// | `stream-http` | HTTP metadata (201, `text/event-stream`, `x-stream`, two cookies) split across messages, then `data: <i>` events as `stream-chunks` |
+/// | `stream-bytes` | `bytes` bytes in chunks of `chunk` (default 64 KiB) |
+/// | `stream-error-first` | `InvokeComplete` with `ErrorCode` before any byte |
+/// | `stream-error-late` | a chunk, then `InvokeComplete` with `ErrorCode` |
+/// | `stream-bad-crc` | a chunk, then one whose CRC is wrong |
+/// | `stream-truncated` | a chunk, then half a message, then the end |
+/// | `stream-exception` | a chunk, then an exception message |
+pub fn invoke_streaming(req: &Request, name: &str, qualifier: &str) -> Reply {
+    let event: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+    let number = |n: &str, default: usize| {
+        setting(&event, n)
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(default)
+    };
+    let gate = setting(&event, "gate");
+    let gap = Duration::from_millis(number("gap_ms", 0) as u64);
+    let paced = |i: usize, bytes: Vec<u8>, steps: &mut Vec<Step>| {
+        if i > 0 {
+            match &gate {
+                Some(id) => steps.push(Step::Gate {
+                    id: id.clone(),
+                    times: i as u64,
+                }),
+                None if !gap.is_zero() => steps.push(Step::Sleep(gap)),
+                None => {}
+            }
+        }
+        steps.push(Step::Write(payload_chunk(&bytes)));
+    };
+    let mut content_type = "text/plain";
+    let mut steps = Vec::new();
+    let secret_details = "boom at /var/task/secret_handler.js:7 (token=SECRET-IN-DETAILS)";
+    let failed =
+        format!(r#"{{"ErrorCode":"Unhandled","ErrorDetails":"{secret_details}","LogResult":""}}"#);
+    match name {
+        "stream-chunks" => {
+            for i in 0..number("chunks", 3) {
+                paced(i, format!("chunk {i}\n").into_bytes(), &mut steps);
+            }
+        }
+        "stream-echo" => {
+            content_type = "application/json";
+            let third = req.body.len().div_ceil(3).max(1);
+            for part in req.body.chunks(third) {
+                steps.push(Step::Write(payload_chunk(part)));
+            }
+        }
+        "stream-http" => {
+            content_type = "application/vnd.awslambda.http-integration-response";
+            let metadata = br#"{"statusCode":201,"headers":{"Content-Type":"text/event-stream","X-Stream":"yes"},"cookies":["a=1; Path=/","b=2; Path=/"]}"#;
+            let (first, second) = metadata.split_at(20);
+            steps.push(Step::Write(payload_chunk(first)));
+            let mut rest = second.to_vec();
+            rest.extend_from_slice(&[0; 5]);
+            steps.push(Step::Write(payload_chunk(&rest)));
+            let mut tail = vec![0u8; 3];
+            tail.extend_from_slice(b"data: 0\n\n");
+            steps.push(Step::Write(payload_chunk(&tail)));
+            for i in 1..number("chunks", 3) {
+                paced(i, format!("data: {i}\n\n").into_bytes(), &mut steps);
+            }
+        }
+        "stream-bytes" => {
+            content_type = "application/octet-stream";
+            let total = number("bytes", 1 << 20);
+            let size = number("chunk", 64 * 1024).max(1);
+            let block = vec![b's'; size];
+            let mut left = total;
+            // Framed up front in one buffer per distinct size: the
+            // emulator's cost stays out of the gateway's measurement.
+            let full = payload_chunk(&block);
+            while left >= size {
+                steps.push(Step::Write(full.clone()));
+                left -= size;
+            }
+            if left > 0 {
+                steps.push(Step::Write(payload_chunk(&block[..left])));
+            }
+        }
+        "stream-error-first" => {
+            steps.push(Step::Write(invoke_complete(&failed)));
+            return streamed(qualifier, content_type, steps);
+        }
+        "stream-error-late" => {
+            steps.push(Step::Write(payload_chunk(b"partial ")));
+            steps.push(Step::Write(invoke_complete(&failed)));
+            return streamed(qualifier, content_type, steps);
+        }
+        "stream-bad-crc" => {
+            steps.push(Step::Write(payload_chunk(b"good ")));
+            let mut bad = payload_chunk(b"bad");
+            if let Some(last) = bad.last_mut() {
+                *last ^= 0xff;
+            }
+            steps.push(Step::Write(bad));
+        }
+        "stream-truncated" => {
+            steps.push(Step::Write(payload_chunk(b"good ")));
+            let half = payload_chunk(b"never whole");
+            steps.push(Step::Write(half[..half.len() / 2].to_vec()));
+            return streamed(qualifier, content_type, steps);
+        }
+        "stream-exception" => {
+            steps.push(Step::Write(payload_chunk(b"good ")));
+            steps.push(Step::Write(aws_lambda::eventstream::encode(
+                &[
+                    (":message-type", "exception"),
+                    (":exception-type", "ServiceException"),
+                    (":content-type", "application/json"),
+                ],
+                br#"{"message":"internal SECRET-IN-EXCEPTION"}"#,
+            )));
+            return streamed(qualifier, content_type, steps);
+        }
+        other => {
+            return Reply::Response(aws_error(
+                404,
+                "ResourceNotFoundException",
+                &format!("Function not found: arn:aws:lambda:us-east-1:123456789012:function:{other}:{qualifier}"),
+            ))
+        }
+    }
+    steps.push(Step::Write(invoke_complete("{}")));
+    streamed(qualifier, content_type, steps)
+}
+
+fn streamed(qualifier: &str, content_type: &str, steps: Vec<Step>) -> Reply {
+    Reply::Stream(Streamed {
+        status: 200,
+        headers: vec![
+            (
+                "content-type".into(),
+                "application/vnd.amazon.eventstream".into(),
+            ),
+            ("x-amzn-remapped-content-type".into(), content_type.into()),
+            ("x-amzn-requestid".into(), "emulated-request-id".into()),
+            ("x-amz-executed-version".into(), qualifier.into()),
+        ],
+        steps,
+    })
 }

@@ -11,6 +11,7 @@
 //! | `/bytes/<n>` | `n` bytes of body |
 //! | `/close` | closes the connection without answering |
 //! | `/hop` | a response carrying hop-by-hop headers and two `set-cookie` |
+//! | `/stream/<n>[?gate=<id>\|?gap_ms=<ms>][&abort=1]`, `/stream/bytes/<n>` | a `RESPONSE_STREAM` Function URL: chunks written as they are made (gated by `POST /_gate/<id>`, or timed) |
 //! | `/catalog/<item_id>` | the function-backend sample ([`catalog`]): a typed JSON item with the gateway headers it saw, cacheable |
 //!
 //! AWS front doors (selected by the Host header, see [`aws`]) verify
@@ -148,7 +149,15 @@ async fn handle(req: Request) -> Reply {
     let function_path = match req.header("host").as_deref().and_then(aws::endpoint) {
         Some(endpoint) => match aws::admit(&req, &endpoint) {
             Ok(_) if matches!(endpoint, aws::Endpoint::Lambda { .. }) => {
-                return Reply::Response(lambda::invoke(&req).await)
+                if lambda::is_streaming(&req) {
+                    return match lambda::function_of(&req) {
+                        Some((name, qualifier)) => {
+                            lambda::invoke_streaming(&req, &name, &qualifier)
+                        }
+                        None => Reply::Response(lambda::invoke(&req).await),
+                    };
+                }
+                return Reply::Response(lambda::invoke(&req).await);
             }
             Ok(path) => path,
             Err(denied) => return Reply::Response(denied),
@@ -198,6 +207,11 @@ async fn handle(req: Request) -> Reply {
             Response::new(200, "application/octet-stream", vec![b'a'; n])
         }
         "close" => return Reply::Close,
+        "_gate" => {
+            http::open_gate(first_segment(rest));
+            Response::new(200, "text/plain", "opened")
+        }
+        "stream" => return stream(&req, rest),
         "hop" => Response::new(200, "text/plain", "hop")
             .header("connection", "x-hop-resp")
             .header("x-hop-resp", "1")
@@ -213,6 +227,52 @@ async fn handle(req: Request) -> Reply {
         ),
     };
     Reply::Response(response)
+}
+
+/// A Function URL in `RESPONSE_STREAM` mode (`/stream/<n>`): `n` chunks
+/// `chunk <i>\n` of `text/event-stream`, each after gate `?gate=` opened
+/// i times, or `?gap_ms=` apart; `?abort=1` drops the connection after
+/// them; `/stream/bytes/<total>` streams `total` bytes in 64 KiB chunks.
+fn stream(req: &Request, rest: &str) -> Reply {
+    let segments: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
+    let head = |ct: &str| vec![("content-type".to_string(), ct.to_string())];
+    if segments.first() == Some(&"bytes") {
+        let total = segments.get(1).and_then(|n| n.parse().ok()).unwrap_or(0);
+        return Reply::Stream(http::Streamed {
+            status: 200,
+            headers: head("application/octet-stream"),
+            steps: vec![http::Step::Fill {
+                total,
+                size: 64 * 1024,
+            }],
+        });
+    }
+    let n: usize = segments.first().and_then(|n| n.parse().ok()).unwrap_or(3);
+    let gate = query_param(req, "gate");
+    let gap: u64 = query_param(req, "gap_ms")
+        .and_then(|g| g.parse().ok())
+        .unwrap_or(0);
+    let mut steps = Vec::new();
+    for i in 0..n {
+        if i > 0 {
+            match &gate {
+                Some(id) => steps.push(http::Step::Gate {
+                    id: id.clone(),
+                    times: i as u64,
+                }),
+                None => steps.push(http::Step::Sleep(Duration::from_millis(gap))),
+            }
+        }
+        steps.push(http::Step::Write(format!("chunk {i}\n").into_bytes()));
+    }
+    if query_param(req, "abort").is_some() {
+        steps.push(http::Step::Abort);
+    }
+    Reply::Stream(http::Streamed {
+        status: 200,
+        headers: head("text/event-stream"),
+        steps,
+    })
 }
 
 pub fn handler() -> Handler {
