@@ -110,6 +110,9 @@ pub fn record_failure<I: Integration>(
 /// twin when Envoy routes it again.
 pub const IN_PLACE_ROUTE_HEADER: &str = "x-envoy-faas-route";
 
+/// Why an in-place request found no route once rewritten.
+pub const NO_TWIN_ROUTE: &str = "forwarding \"route\": the rewritten request matched no route;     add the route's in-place twin (a route matching the x-envoy-faas-route header with the route's     name, first in its virtual host; `envoy-faas import` writes it)";
+
 /// Why a forwarded path is refused (the path itself is never echoed).
 pub const UNSAFE_PATH: &str = "the forwarded path hides a dot segment behind an encoded separator \
     (%2F, %5C or a backslash); a server that decodes it would leave the function's base path";
@@ -435,6 +438,14 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
             .or_else(|| property(&self.host, &["xds", "route_name"]))
             .unwrap_or_default();
         headers.push((IN_PLACE_ROUTE_HEADER.into(), route_name));
+        // Envoy's route lookup finds nothing without `x-forwarded-proto`
+        // (its connection manager sets it): a call built from scratch (an
+        // Invoke event) keeps the client's.
+        if crate::headers::get(&headers, "x-forwarded-proto").is_none() {
+            if let Some(proto) = self.request.header("x-forwarded-proto") {
+                headers.push(("x-forwarded-proto".into(), proto.to_string()));
+            }
+        }
         if replaces_body {
             headers.push(("content-length".into(), body_length.to_string()));
         } else if let Some(length) = self.request.header("content-length") {
@@ -484,6 +495,14 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
     fn in_place_answer(&mut self) -> Action {
         let now = self.host.now();
         let details = property(&self.host, &["response", "code_details"]).unwrap_or_default();
+        if details == "route_not_found" {
+            // The rewritten request matched no route: its twin is missing.
+            if let Some(o) = &self.observation {
+                o.answered(&self.host, now, None, None);
+            }
+            self.fail(Failure::ForwardingMisconfigured, NO_TWIN_ROUTE);
+            return Action::Pause;
+        }
         let Some(failure) = router_failure(&details) else {
             let status = self
                 .host
@@ -703,7 +722,9 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
         let body_layout = I::common(&route).body_layout;
         if forwarding == Forwarding::Route {
             // In place there is no body to hold, so no size ceiling.
-            if end_of_stream || I::in_place_with_body(&route) {
+            // A body the call replaces (an event built from it) is held.
+            let streams_body = I::in_place_with_body(&route) && !I::in_place_replaces_body(&route);
+            if end_of_stream || streams_body {
                 return self.forward_in_place(in_place_name);
             }
             // Credentials that sign the body: with the flag the headers
@@ -964,6 +985,7 @@ mod tests {
     use crate::headers::owned;
     use crate::host::fake::{FakeHost, Shared};
     use crate::request::{forward, Callout};
+    use crate::rewrite::Piece;
 
     /// The smallest integration: forwards the request, passes the answer.
     struct Plain;
@@ -992,6 +1014,24 @@ mod tests {
             !route.function.path.starts_with("/signed")
         }
 
+        /// A function under `/event` gets an event built from the body.
+        fn in_place_replaces_body(route: &CommonConfig) -> bool {
+            route.function.path.starts_with("/event")
+        }
+
+        /// A function under `/framed` frames its answer ([`Shouting`]).
+        fn response_rewrite(_: &(), route: &CommonConfig) -> Option<Box<dyn ResponseRewrite>> {
+            route
+                .function
+                .path
+                .starts_with("/framed")
+                .then(|| Box::new(Shouting) as Box<dyn ResponseRewrite>)
+        }
+
+        fn streams_response(route: &CommonConfig) -> bool {
+            route.function.path.starts_with("/framed")
+        }
+
         fn build_callout(
             _: &(),
             route: &CommonConfig,
@@ -999,11 +1039,63 @@ mod tests {
             _: SystemTime,
         ) -> Result<Callout, ErrorReply> {
             let mut callout = forward(route, request);
+            if Self::in_place_replaces_body(route) {
+                callout.body = [b"event:", request.body.as_slice()].concat();
+            }
             if !Self::in_place_with_body(route) {
                 let signed = String::from_utf8_lossy(&request.body).into_owned();
                 callout.headers.push(("x-signed-body".into(), signed));
             }
             Ok(callout)
+        }
+    }
+
+    /// A test rewrite: a 418 is refused, the head is held when it may be
+    /// (and gets `x-shouted`), bytes are upper-cased, `!` fails the stream.
+    struct Shouting;
+
+    impl ResponseRewrite for Shouting {
+        fn start(
+            &mut self,
+            status: u16,
+            _: &HeaderList,
+            can_hold: bool,
+        ) -> Result<Start, ErrorReply> {
+            if status == 418 {
+                return Err(ErrorReply::new(
+                    Failure::InvalidFunctionResponse,
+                    "a teapot",
+                ));
+            }
+            let head = Head {
+                status: None,
+                remove: vec!["content-length".into()],
+                add: owned(&[("x-shouted", "yes")]),
+            };
+            Ok(if can_hold {
+                Start::Hold(head)
+            } else {
+                Start::Pass(head)
+            })
+        }
+
+        fn piece(&mut self, bytes: &[u8], _end: bool) -> Piece {
+            if bytes.contains(&b'!') {
+                let failure = ErrorReply::new(Failure::FunctionError, "the function shouted !");
+                return Piece {
+                    failure: Some(failure),
+                    ..Piece::default()
+                };
+            }
+            let head = bytes.starts_with(b"201").then(|| Head {
+                status: Some(201),
+                ..Head::default()
+            });
+            Piece {
+                head,
+                bytes: bytes.to_ascii_uppercase(),
+                failure: None,
+            }
         }
     }
 
@@ -1602,5 +1694,164 @@ mod tests {
             .first()
             .and_then(|r| crate::headers::get(&r.headers, "date").map(str::to_string));
         assert_eq!(date.as_deref(), Some("Thu, 01 Jan 1970 00:00:00 GMT"));
+    }
+
+    const FRAMED: &str = r#"{"function_uri": "http://fn.test/framed", "cluster": "functions",
+        "forwarding": "route"}"#;
+
+    fn framed_stream(config: &str) -> TestStream {
+        let s = stream_with(config, &Rc::new(BodyWatch::default()));
+        let mut r = s.host().request.borrow_mut();
+        r.properties
+            .insert("xds.cluster_name".into(), b"functions".to_vec());
+        r.properties
+            .insert("xds.route_name".into(), b"orders".to_vec());
+        drop(r);
+        s
+    }
+
+    /// The next piece of the router's answer body, as Envoy hands it over.
+    fn body_piece(s: &mut TestStream, bytes: &str, end: bool) -> Action {
+        s.host().request.borrow_mut().response_piece = bytes.as_bytes().to_vec();
+        s.on_response_body(bytes.len(), end)
+    }
+
+    fn out(s: &TestStream) -> Vec<String> {
+        let r = s.host().request.borrow();
+        r.response_out
+            .iter()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn in_place_a_rewrite_holds_the_head_until_its_first_bytes_then_streams() {
+        let mut s = framed_stream(FRAMED);
+        request(&s, "GET", &[], "");
+        assert_eq!(s.on_request_headers(true), Action::Continue);
+        routed(&s, "200", "via_upstream");
+        s.host()
+            .request
+            .borrow_mut()
+            .response_headers
+            .push(("content-length".into(), "9".into()));
+        assert_eq!(
+            s.on_response_headers(),
+            Action::Pause,
+            "held (the flag is set)"
+        );
+        let head = s.host().request.borrow().response_headers.clone();
+        assert_eq!(head, owned(&[(":status", "200"), ("x-shouted", "yes")]));
+        assert_eq!(
+            outcome(&s),
+            Vec::<String>::new(),
+            "no outcome while the head waits"
+        );
+        // A piece that gives nothing keeps the head waiting.
+        s.host().request.borrow_mut().response_piece.clear();
+        assert_eq!(s.on_response_body(0, false), Action::Pause);
+        // The first bytes (and the status they name) release it.
+        assert_eq!(body_piece(&mut s, "201 hello ", false), Action::Continue);
+        assert_eq!(
+            *s.host().response_headers_set.borrow(),
+            owned(&[(":status", "201")])
+        );
+        assert_eq!(body_piece(&mut s, "world", true), Action::Continue);
+        assert_eq!(
+            out(&s),
+            vec!["201 HELLO ", "WORLD"],
+            "an unchanged piece is not written"
+        );
+        assert_eq!(outcome(&s), vec!["function_2xx".to_string()]);
+        s.on_log();
+        let bytes = "envoy_faas_stream_bytes_total.filter=.=plain;.;route=.=orders;.;";
+        assert_eq!(s.host().metric_value(bytes), 15);
+    }
+
+    #[test]
+    fn in_place_a_stream_failing_before_its_first_byte_is_json_after_it_a_reset() {
+        let mut s = framed_stream(FRAMED);
+        request(&s, "GET", &[], "");
+        s.on_request_headers(true);
+        routed(&s, "200", "via_upstream");
+        s.on_response_headers();
+        assert_eq!(body_piece(&mut s, "oops!", false), Action::Pause);
+        assert_eq!(only_error(&s), (502, "function_error".to_string()));
+        assert!(!s.host().request.borrow().reset);
+
+        let mut s = framed_stream(FRAMED);
+        request(&s, "GET", &[], "");
+        s.on_request_headers(true);
+        routed(&s, "200", "via_upstream");
+        s.on_response_headers();
+        assert_eq!(body_piece(&mut s, "fine ", false), Action::Continue);
+        assert_eq!(body_piece(&mut s, "then!", false), Action::Pause);
+        assert!(
+            s.host().request.borrow().reset,
+            "the client's stream is reset"
+        );
+        assert!(sent(&s).is_empty(), "no reply after the status went out");
+        s.on_log();
+        let resets = "envoy_faas_stream_resets_total.filter=.=plain;.;route=.=orders;.;outcome=.=function_error;.;";
+        assert_eq!(s.host().metric_value(resets), 1);
+    }
+
+    #[test]
+    fn in_place_without_the_flag_a_rewrite_passes_the_head_at_once() {
+        let config = FRAMED.replace(
+            "\"forwarding\"",
+            "\"body_layout\": \"holding_filter\", \"forwarding\"",
+        );
+        let mut s = framed_stream(&config);
+        request(&s, "GET", &[], "");
+        s.on_request_headers(true);
+        routed(&s, "200", "via_upstream");
+        assert_eq!(s.on_response_headers(), Action::Continue);
+        assert_eq!(outcome(&s), vec!["function_2xx".to_string()]);
+        assert_eq!(body_piece(&mut s, "a", true), Action::Continue);
+    }
+
+    #[test]
+    fn in_place_a_refused_head_and_a_missing_twin_are_json_errors() {
+        let mut s = framed_stream(FRAMED);
+        request(&s, "GET", &[], "");
+        s.on_request_headers(true);
+        routed(&s, "418", "via_upstream");
+        assert_eq!(s.on_response_headers(), Action::Pause);
+        assert_eq!(
+            only_error(&s),
+            (502, "invalid_function_response".to_string())
+        );
+
+        let mut s = in_place_stream("functions");
+        request(&s, "GET", &[], "");
+        s.on_request_headers(true);
+        routed(&s, "404", "route_not_found");
+        assert_eq!(s.on_response_headers(), Action::Pause);
+        assert_eq!(
+            only_error(&s),
+            (500, "forwarding_misconfigured".to_string())
+        );
+    }
+
+    #[test]
+    fn in_place_a_replaced_body_is_written_or_the_request_is_called_out() {
+        let config = r#"{"function_uri": "http://fn.test/event", "cluster": "functions", "forwarding": "route"}"#;
+        // With a held body: it becomes the event, with its length.
+        let mut s = framed_stream(config);
+        request(&s, "POST", &[("content-length", "2")], "hi");
+        assert_eq!(s.on_request_headers(false), Action::Pause);
+        assert_eq!(s.on_request_body(2, true), Action::Continue);
+        let r = s.host().request.borrow();
+        assert_eq!(r.body, b"event:hi");
+        assert_eq!(crate::headers::get(&r.headers, "content-length"), Some("8"));
+        drop(r);
+        // Without one Envoy refuses the write: the callout path answers.
+        let mut s = framed_stream(config);
+        request(&s, "GET", &[], "");
+        s.host().request.borrow_mut().refuse_request_body = true;
+        assert_eq!(s.on_request_headers(true), Action::Pause);
+        assert_eq!(calls(&s).len(), 1);
+        assert_eq!(calls(&s)[0].body, b"event:");
     }
 }

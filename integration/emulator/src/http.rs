@@ -77,8 +77,11 @@ pub enum Step {
 /// Gates: a test opens one (`POST /_gate/<id>` on the emulator) each time
 /// it received a chunk, so a function writes its next chunk only after
 /// the client saw the last: streaming is proven without timing.
-fn gates() -> &'static (Mutex<HashMap<String, u64>>, watch::Sender<u64>) {
-    static GATES: OnceLock<(Mutex<HashMap<String, u64>>, watch::Sender<u64>)> = OnceLock::new();
+/// How often each gate was opened, and a signal on every opening.
+type Gates = (Mutex<HashMap<String, u64>>, watch::Sender<u64>);
+
+fn gates() -> &'static Gates {
+    static GATES: OnceLock<Gates> = OnceLock::new();
     GATES.get_or_init(|| (Mutex::new(HashMap::new()), watch::channel(0).0))
 }
 

@@ -238,6 +238,9 @@ fn setting(event: &Value, name: &str) -> Option<String> {
 /// | `stream-bad-crc` | a chunk, then one whose CRC is wrong |
 /// | `stream-truncated` | a chunk, then half a message, then the end |
 /// | `stream-exception` | a chunk, then an exception message |
+///
+/// The last four write their failure after gate `gate` opened once, when
+/// the payload names one (the client has seen the first chunk).
 pub fn invoke_streaming(req: &Request, name: &str, qualifier: &str) -> Reply {
     let event: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
     let number = |n: &str, default: usize| {
@@ -316,11 +319,13 @@ pub fn invoke_streaming(req: &Request, name: &str, qualifier: &str) -> Reply {
         }
         "stream-error-late" => {
             steps.push(Step::Write(payload_chunk(b"partial ")));
+            steps.extend(after_first(&gate));
             steps.push(Step::Write(invoke_complete(&failed)));
             return streamed(qualifier, content_type, steps);
         }
         "stream-bad-crc" => {
             steps.push(Step::Write(payload_chunk(b"good ")));
+            steps.extend(after_first(&gate));
             let mut bad = payload_chunk(b"bad");
             if let Some(last) = bad.last_mut() {
                 *last ^= 0xff;
@@ -329,12 +334,14 @@ pub fn invoke_streaming(req: &Request, name: &str, qualifier: &str) -> Reply {
         }
         "stream-truncated" => {
             steps.push(Step::Write(payload_chunk(b"good ")));
+            steps.extend(after_first(&gate));
             let half = payload_chunk(b"never whole");
             steps.push(Step::Write(half[..half.len() / 2].to_vec()));
             return streamed(qualifier, content_type, steps);
         }
         "stream-exception" => {
             steps.push(Step::Write(payload_chunk(b"good ")));
+            steps.extend(after_first(&gate));
             steps.push(Step::Write(aws_lambda::eventstream::encode(
                 &[
                     (":message-type", "exception"),
@@ -355,6 +362,15 @@ pub fn invoke_streaming(req: &Request, name: &str, qualifier: &str) -> Reply {
     }
     steps.push(Step::Write(invoke_complete("{}")));
     streamed(qualifier, content_type, steps)
+}
+
+/// A failing stream's pause after its first chunk: until gate `gate`
+/// opens once (the client saw the chunk), when the payload names one.
+fn after_first(gate: &Option<String>) -> Option<Step> {
+    gate.as_ref().map(|id| Step::Gate {
+        id: id.clone(),
+        times: 1,
+    })
 }
 
 fn streamed(qualifier: &str, content_type: &str, steps: Vec<Step>) -> Reply {
