@@ -159,12 +159,12 @@ impl ResponseRewrite for LambdaStream {
     fn start(
         &mut self,
         status: u16,
-        headers: &HeaderList,
+        headers: &[(String, String)],
         can_hold: bool,
     ) -> Result<Start, ErrorReply> {
         let refused = || CalloutResponse {
             status,
-            headers: headers.clone(),
+            headers: headers.to_vec(),
             body: Vec::new(),
         };
         if let Some(kind) = headers::get(headers, "x-amz-function-error") {

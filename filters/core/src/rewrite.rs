@@ -48,7 +48,7 @@ pub trait ResponseRewrite {
     fn start(
         &mut self,
         status: u16,
-        headers: &HeaderList,
+        headers: &[(String, String)],
         can_hold: bool,
     ) -> Result<Start, ErrorReply>;
 

@@ -1058,7 +1058,7 @@ mod tests {
         fn start(
             &mut self,
             status: u16,
-            _: &HeaderList,
+            _: &[(String, String)],
             can_hold: bool,
         ) -> Result<Start, ErrorReply> {
             if status == 418 {
