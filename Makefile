@@ -36,7 +36,7 @@ export ENVOY_FAAS_COMMIT
 PYTHON        ?= python3
 CARGO         ?= cargo
 
-.PHONY: fuzz fuzz-tools observe-plot help build wasm-opt envoy moto emulator run test fmt-check lint unit validate integration fmt clean bench bench-tools oci oci-tools oci-push oci-test manifests compose-test
+.PHONY: fuzz fuzz-tools observe-plot help build wasm-opt envoy moto emulator run test fmt-check lint unit validate integration fmt clean bench bench-streaming bench-tools oci oci-tools oci-push oci-test manifests compose-test
 
 help:
 	@echo "make fuzz    every cargo-fuzz target for FUZZ_SECONDS (default 60) each"
@@ -50,6 +50,7 @@ help:
 	@echo "make oci-push REGISTRY=host:port[/path]   push them with skopeo"
 	@echo "make observe-plot   docs/metrics.png: the demo's metrics under a short load (~1 min)"
 	@echo "make bench   benchmarks vs plain Envoy and Envoy's native aws_lambda (~40 min; writes BENCHMARKS.md)"
+	@echo "make bench-streaming   a 100 MiB streamed answer: first byte, throughput, Envoy memory (~1 min)"
 
 # cargo builds for size, then binaryen's wasm-opt -Oz (about 20% smaller),
 # repeated until it changes nothing more (--converge: a few hundred bytes),
@@ -198,6 +199,12 @@ bench: build envoy emulator bench-tools
 	$(WASM_OPT_Z) target/$(WASM_TARGET)/release/faas-micro-bench.wasm -o target/faas-micro-bench.wasm
 	node --no-warnings bench/run-wasi.mjs target/faas-micro-bench.wasm --json > bench/results/micro-wasm.json
 	$(VENV)/bin/python bench/run.py $(abspath $(ENVOY)) target/release/faas-emulator bench/results
+	$(VENV)/bin/python bench/streaming.py $(abspath $(ENVOY)) target/release/faas-emulator bench/results
+
+# Streamed answers only (issue 29): first byte, throughput and Envoy's
+# memory for a 100 MiB answer, plain Envoy against both streaming forms.
+bench-streaming: build envoy emulator
+	$(VENV)/bin/python bench/streaming.py $(abspath $(ENVOY)) target/release/faas-emulator bench/results
 
 fmt:
 	$(CARGO) fmt --all

@@ -120,8 +120,10 @@ fn emulator_stream(name: &str, payload: &str) -> (Vec<(String, String)>, Vec<u8>
     };
     let mut bytes = Vec::new();
     for step in s.steps {
-        if let Step::Write(b) = step {
-            bytes.extend(b);
+        match step {
+            Step::Write(b) => bytes.extend(b),
+            Step::Repeat { bytes: b, times } => (0..times).for_each(|_| bytes.extend(&b)),
+            _ => {}
         }
     }
     (s.headers, bytes)

@@ -78,10 +78,7 @@ impl LambdaStream {
             StreamEvent::Chunk(_) | StreamEvent::Complete { .. } if self.complete => Err(invalid(
                 "the stream went on after InvokeComplete".to_string(),
             )),
-            StreamEvent::Chunk(bytes) => {
-                self.payload(&bytes, piece)?;
-                Ok(())
-            }
+            StreamEvent::Chunk(bytes) => self.payload(bytes, piece),
             StreamEvent::Complete { error: None, .. } => {
                 self.complete = true;
                 Ok(())
@@ -108,12 +105,17 @@ impl LambdaStream {
 
     /// A `PayloadChunk`'s bytes: through the metadata reader first, if the
     /// function announced metadata.
-    fn payload(&mut self, bytes: &[u8], piece: &mut Piece) -> Result<(), ErrorReply> {
+    fn payload(&mut self, bytes: Vec<u8>, piece: &mut Piece) -> Result<(), ErrorReply> {
         let Some(reader) = self.prelude.as_mut() else {
-            piece.bytes.extend_from_slice(bytes);
+            // Moved, not copied, when it is the piece's first chunk.
+            if piece.bytes.is_empty() {
+                piece.bytes = bytes;
+            } else {
+                piece.bytes.extend_from_slice(&bytes);
+            }
             return Ok(());
         };
-        match reader.feed(bytes) {
+        match reader.feed(&bytes) {
             Prelude::NeedMore => Ok(()),
             Prelude::Invalid(why) => Err(invalid(format!("HTTP metadata: {why}"))),
             Prelude::Done { metadata, body } => {

@@ -64,6 +64,11 @@ pub enum Step {
         total: usize,
         size: usize,
     },
+    /// The same chunk `times` times (a long stream made of one block).
+    Repeat {
+        bytes: Vec<u8>,
+        times: usize,
+    },
     Sleep(Duration),
     /// Waits until gate `id` was opened `times` times ([`open_gate`]).
     Gate {
@@ -137,6 +142,11 @@ async fn write_stream(stream: &mut TcpStream, s: Streamed) -> std::io::Result<()
                     let n = left.min(block.len());
                     chunk(stream, &block[..n]).await?;
                     left -= n;
+                }
+            }
+            Step::Repeat { bytes, times } => {
+                for _ in 0..times {
+                    chunk(stream, &bytes).await?;
                 }
             }
             Step::Sleep(d) => tokio::time::sleep(d).await,

@@ -301,16 +301,14 @@ pub fn invoke_streaming(req: &Request, name: &str, qualifier: &str) -> Reply {
             let total = number("bytes", 1 << 20);
             let size = number("chunk", 64 * 1024).max(1);
             let block = vec![b's'; size];
-            let mut left = total;
-            // Framed up front in one buffer per distinct size: the
+            // One message framed once and written again and again: the
             // emulator's cost stays out of the gateway's measurement.
-            let full = payload_chunk(&block);
-            while left >= size {
-                steps.push(Step::Write(full.clone()));
-                left -= size;
-            }
-            if left > 0 {
-                steps.push(Step::Write(payload_chunk(&block[..left])));
+            steps.push(Step::Repeat {
+                bytes: payload_chunk(&block),
+                times: total / size,
+            });
+            if total % size > 0 {
+                steps.push(Step::Write(payload_chunk(&block[..total % size])));
             }
         }
         "stream-error-first" => {
