@@ -72,6 +72,21 @@ pub struct Compiled {
     pub routes: Vec<CommonConfig>,
     /// Clusters the credential sources need, besides the functions'.
     pub credential_clusters: Vec<CredentialCluster>,
+    /// Routes whose answers stream (Lambda's `RESPONSE_STREAM`), by name,
+    /// with whether the call's body is an event built from the client's
+    /// (then only a held body streams, README "Streaming").
+    pub streaming: Vec<(String, bool)>,
+}
+
+fn streaming<I: Integration>(config: &PluginConfig<I::Global, I::Route>) -> Vec<(String, bool)> {
+    let mut routes: Vec<(String, bool)> = config
+        .routes
+        .iter()
+        .filter(|r| I::streams_response(r))
+        .map(|r| (I::common(r).route.clone(), I::in_place_replaces_body(r)))
+        .collect();
+    routes.sort();
+    routes
 }
 
 fn run<I: Integration>(json: &[u8]) -> Result<PluginConfig<I::Global, I::Route>, Vec<ConfigError>> {
@@ -116,6 +131,7 @@ pub fn compile(filter: Filter, json: &[u8]) -> Result<Compiled, Vec<ConfigError>
             Ok(Compiled {
                 routes: commons::<aws_lambda::AwsLambda>(&config),
                 credential_clusters,
+                streaming: streaming::<aws_lambda::AwsLambda>(&config),
             })
         }
         Filter::AzureFunctions => {
@@ -123,6 +139,7 @@ pub fn compile(filter: Filter, json: &[u8]) -> Result<Compiled, Vec<ConfigError>
             Ok(Compiled {
                 routes: commons::<azure_functions::AzureFunctions>(&config),
                 credential_clusters: Vec::new(),
+                streaming: Vec::new(),
             })
         }
         Filter::OpenFunction => {
@@ -130,6 +147,7 @@ pub fn compile(filter: Filter, json: &[u8]) -> Result<Compiled, Vec<ConfigError>
             Ok(Compiled {
                 routes: commons::<openfunction::OpenFunction>(&config),
                 credential_clusters: Vec::new(),
+                streaming: Vec::new(),
             })
         }
     }

@@ -337,6 +337,12 @@ fn kong_defaults(
                     "log_type: Kong's default Tail hands the function's log to clients; envoy-faas's default is None",
                 );
             }
+            if config.get("invoke_mode").and_then(Value::as_str) == Some("RESPONSE_STREAM") {
+                report.note(
+                    source,
+                    "invoke_mode RESPONSE_STREAM: the answer streams only in place (--forwarding route, with allow_on_headers_stop_iteration); on the callout path it arrives whole, decoded",
+                );
+            }
             if unset(config, "unhandled_status") {
                 report.changed(
                     source,
@@ -359,6 +365,17 @@ fn kong_defaults(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_streaming_block_says_where_it_streams() {
+        let mut config = Map::new();
+        config.insert("invoke_mode".into(), Value::from("RESPONSE_STREAM"));
+        let mut report = Report::default();
+        kong_defaults(Filter::AwsLambda, &mut config, "plugin p", &mut report);
+        assert!(report.items().iter().any(|i| i
+            .message
+            .starts_with("invoke_mode RESPONSE_STREAM: the answer streams only in place")));
+    }
 
     #[test]
     fn paths_become_envoy_matches() {

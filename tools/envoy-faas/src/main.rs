@@ -122,6 +122,18 @@ fn check(args: &[String]) -> ExitCode {
                             r.function.authority()
                         );
                     }
+                    match compiled.streaming.iter().find(|(name, _)| *name == r.route) {
+                        Some((_, true)) => println!(
+                            "    streams (InvokeWithResponseStream): a request with a body streams in \
+                             place with allow_on_headers_stop_iteration (body_layout stop_iteration); \
+                             without it, and for requests without a body, the answer comes whole \
+                             through a callout"
+                        ),
+                        Some((_, false)) => println!(
+                            "    streams (RESPONSE_STREAM Function URL): in place, as the function writes"
+                        ),
+                        None => {}
+                    }
                 }
             }
             Err(errors) => {

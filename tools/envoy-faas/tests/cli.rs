@@ -53,13 +53,35 @@ fn check_says_what_an_in_place_route_needs() {
             && out.contains(r#"virtual host of "fn.example.com:8443""#),
         "{out}"
     );
-    // Invoke mode is refused in place, naming the field.
+    // Invoke mode is refused in place, naming the field, unless it streams.
+    let invoke = r#""function_name": "f", "aws_region": "us-east-1", "aws_key": "AKIDEXAMPLE", "aws_secret": "s", "forwarding": "route""#;
     let o = envoy_faas(
         &["check", "--filter", "aws-lambda", "-"],
-        r#"{"function_name": "f", "aws_region": "us-east-1", "aws_key": "AKIDEXAMPLE", "aws_secret": "s", "forwarding": "route"}"#,
+        &format!("{{{invoke}}}"),
     );
     assert!(!o.status.success());
     assert!(stdout(&o).contains("forwarding"), "{}", stdout(&o));
+    let o = envoy_faas(
+        &["check", "--filter", "aws-lambda", "-"],
+        &format!(r#"{{{invoke}, "invoke_mode": "RESPONSE_STREAM"}}"#),
+    );
+    assert!(o.status.success(), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("streams (InvokeWithResponseStream): a request with a body streams"),
+        "{}",
+        stdout(&o)
+    );
+    // A streaming Function URL needs the in-place path.
+    let o = envoy_faas(
+        &["check", "--filter", "aws-lambda", "-"],
+        r#"{"function_uri": "https://a.lambda-url.us-east-1.on.aws/", "invoke_mode": "RESPONSE_STREAM"}"#,
+    );
+    assert!(!o.status.success());
+    assert!(
+        stdout(&o).contains(r#"field "invoke_mode""#),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
