@@ -377,3 +377,59 @@ fn streaming_config_is_checked_at_load_naming_the_field() {
         );
     }
 }
+
+/// `envoy/lambda-streaming.yaml` as shipped, its clusters on the emulator
+/// (plain HTTP there), its credentials the emulator's: the Invoke route
+/// and the Function URL route both stream chunk by chunk.
+#[test]
+fn the_shipped_streaming_config_streams_both_forms() {
+    let mut config = local_bootstrap("lambda-streaming.yaml", |_| emulator().port());
+    config["static_resources"]["listeners"][0]["address"]["socket_address"]["address"] =
+        json!("127.0.0.1");
+    for cluster in config["static_resources"]["clusters"]
+        .as_array_mut()
+        .expect("clusters")
+    {
+        cluster["type"] = json!("STATIC");
+        if let Some(c) = cluster.as_object_mut() {
+            c.remove("dns_lookup_family");
+            c.remove("transport_socket");
+        }
+        cluster["typed_extension_protocol_options"]
+            ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+            .as_object_mut()
+            .expect("protocol options")
+            .remove("upstream_http_protocol_options");
+        cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
+            ["socket_address"]["address"] = json!("127.0.0.1");
+    }
+    let vm = &mut config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+        ["typed_config"]["http_filters"][0]["typed_config"]["config"]["vm_config"];
+    vm["environment_variables"] = json!({"key_values": {
+        "AWS_ACCESS_KEY_ID": KEYS[0].0, "AWS_SECRET_ACCESS_KEY": KEYS[0].1,
+        "AWS_EC2_METADATA_DISABLED": "true"}});
+    let envoy = Envoy::start(&config).unwrap_or_else(|log| panic!("{log}"));
+
+    let g = gate();
+    let expected: Vec<String> = (0..3).map(|i| format!("data: {i}\n\n")).collect();
+    let target = format!("/chat?chunks=3&gate={g}");
+    let r = gated_exchange(envoy.port, "POST", &target, b"{\"q\": 1}", &g, &expected);
+    assert_eq!(
+        (r.status, r.markers_seen, r.complete),
+        (201, 3, true),
+        "{}",
+        r.text()
+    );
+    assert_eq!(r.header("content-type"), Some("text/event-stream"));
+
+    let g = gate();
+    let expected = markers("chunk", 3);
+    let target = format!("/export/stream/3?gate={g}");
+    let r = gated_exchange(envoy.port, "GET", &target, b"", &g, &expected);
+    assert_eq!(
+        (r.status, r.markers_seen, r.complete),
+        (200, 3, true),
+        "{}",
+        r.text()
+    );
+}

@@ -231,7 +231,7 @@ fn setting(event: &Value, name: &str) -> Option<String> {
 /// |---|---|
 /// | `stream-chunks` | `chunks` chunks `chunk <i>\n` (default 3), each after gate `gate` opened i times, or `gap_ms` apart |
 /// | `stream-echo` | the payload it received, in three chunks |
-/// | `stream-http` | HTTP metadata (201, `text/event-stream`, `x-stream`, two cookies) split across messages, then `data: <i>` events as `stream-chunks` |
+/// | `stream-http`, `chat-stream` | HTTP metadata (201, `text/event-stream`, `x-stream`, two cookies) split across messages, then `data: <i>` events as `stream-chunks` |
 /// | `stream-bytes` | `bytes` bytes in chunks of `chunk` (default 64 KiB) |
 /// | `stream-error-first` | `InvokeComplete` with `ErrorCode` before any byte |
 /// | `stream-error-late` | a chunk, then `InvokeComplete` with `ErrorCode` |
@@ -281,7 +281,8 @@ pub fn invoke_streaming(req: &Request, name: &str, qualifier: &str) -> Reply {
                 steps.push(Step::Write(payload_chunk(part)));
             }
         }
-        "stream-http" => {
+        // `chat-stream`: the name envoy/lambda-streaming.yaml ships with.
+        "stream-http" | "chat-stream" => {
             content_type = "application/vnd.awslambda.http-integration-response";
             let metadata = br#"{"statusCode":201,"headers":{"Content-Type":"text/event-stream","X-Stream":"yes"},"cookies":["a=1; Path=/","b=2; Path=/"]}"#;
             let (first, second) = metadata.split_at(20);
