@@ -70,7 +70,7 @@ fn a_function_url_streams_chunk_by_chunk_public_and_signed() {
         "signed": streaming(json!({"function_uri": format!("http://{URL_HOST}/"), "strip_prefix": "/signed",
             "authorization": iam})),
     }});
-    let envoy = start(plugin, &[("open", "/open"), ("signed", "/signed")]);
+    let mut envoy = start(plugin, &[("open", "/open"), ("signed", "/signed")]);
     let expected = markers("chunk", 4);
     for (prefix, method, body) in [
         ("/open", "GET", &b""[..]),
@@ -94,6 +94,21 @@ fn a_function_url_streams_chunk_by_chunk_public_and_signed() {
     let bytes = "envoy_faas_stream_bytes_total.filter=.=aws-lambda;.;route=.=signed;.;";
     let counted = envoy.stat_ending(bytes).map(|(_, v)| v);
     assert_eq!(counted, Some(2 * expected.concat().len() as u64), "{bytes}");
+    // The first-byte and duration histograms, at Envoy's next stats flush.
+    for family in [
+        "envoy_faas_stream_first_byte_ms",
+        "envoy_faas_stream_duration_ms",
+    ] {
+        let name = format!("{family}.filter=.=aws-lambda;.;route=.=signed;.;");
+        envoy
+            .poll(&name, std::time::Duration::from_secs(20), |e| {
+                let r = admin_get(e.admin_port, &format!("/stats?filter={family}")).ok()?;
+                let text = r.text();
+                let line = text.lines().find(|l| l.contains(&name))?;
+                (!line.contains("No recorded values")).then_some(())
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
     // A Function URL that breaks mid-stream: the client's stream ends
     // without its final chunk (Envoy resets it), never as a success.
     let g = gate();
