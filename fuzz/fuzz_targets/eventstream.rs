@@ -9,7 +9,7 @@
 #![no_main]
 
 use aws_lambda::eventstream::{encode, event_of, Decoder, MAX_MESSAGE};
-use aws_lambda::invoke_response::{InvocationType, ResponseSettings, ResultFormat};
+use aws_lambda::invoke_response::ResponseSettings;
 use aws_lambda::response_stream::{LambdaStream, HTTP_INTEGRATION};
 use aws_lambda::stream_prelude::{Prelude, PreludeReader};
 use faas_core::rewrite::ResponseRewrite;
@@ -41,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
         "x-amzn-remapped-content-type".to_string(),
         HTTP_INTEGRATION.to_string(),
     )];
-    let mut rewrite = LambdaStream::new(&settings());
+    let mut rewrite = LambdaStream::new(&ResponseSettings::default());
     let _ = rewrite.start(200, &headers, first % 2 == 0);
     let pieces: Vec<&[u8]> = rest.chunks(piece).collect();
     for (i, chunk) in pieces.iter().enumerate() {
@@ -80,7 +80,7 @@ fuzz_target!(|data: &[u8]| {
     // The rewrite passes a well-formed stream's chunks on whole.
     let mut whole = stream;
     whole.extend(encode(&[(":event-type", "InvokeComplete"), (":message-type", "event")], b"{}"));
-    let mut rewrite = LambdaStream::new(&settings());
+    let mut rewrite = LambdaStream::new(&ResponseSettings::default());
     let _ = rewrite.start(200, &[], true);
     let mut out = Vec::new();
     let pieces: Vec<&[u8]> = whole.chunks(piece).collect();
@@ -92,13 +92,3 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(out, payloads.concat());
 });
 
-fn settings() -> ResponseSettings {
-    ResponseSettings {
-        invocation_type: InvocationType::RequestResponse,
-        result: ResultFormat::Raw,
-        unhandled_status: None,
-        preserve_api_status: false,
-        forward_invoke_headers: false,
-        log_tail: false,
-    }
-}

@@ -180,6 +180,23 @@ pub fn route(name: &str, prefix: &str, cluster: &str) -> Value {
     json!({"name": name, "match": {"prefix": prefix}, "route": {"cluster": cluster}})
 }
 
+/// A `wasm_filter` entry without `allow_on_headers_stop_iteration`, as
+/// Istio's WasmPlugin and Envoy Gateway render it.
+pub fn without_flag(mut wasm: Value) -> Value {
+    if let Some(config) = wasm["typed_config"]["config"].as_object_mut() {
+        config.remove("allow_on_headers_stop_iteration");
+    }
+    wasm
+}
+
+/// Envoy's buffer filter, holding request bodies up to `max_bytes`: the
+/// holding filter of `body_layout: holding_filter`.
+pub fn buffer_filter(max_bytes: u64) -> Value {
+    json!({"name": "envoy.filters.http.buffer", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer",
+        "max_request_bytes": max_bytes}})
+}
+
 /// The wasm HTTP filter entry for the HCM, configured like Istio does
 /// (a StringValue holding JSON).
 pub fn wasm_filter(filter: &str, plugin_config: &Value) -> Value {
@@ -1477,13 +1494,11 @@ pub fn bulk_exchange(port: u16, method: &str, target: &str, body_bytes: u64) -> 
     }
 }
 
-/// An answer read as it came (see [`gated_exchange`]).
+/// An answer read as it came (see [`gated_exchange`]): the response (its
+/// body with the chunked framing removed) and how it ended.
 #[derive(Debug)]
 pub struct GatedAnswer {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    /// The body, chunked framing removed.
-    pub body: Vec<u8>,
+    pub response: Response,
     /// How many markers arrived, in order, before the answer ended.
     pub markers_seen: usize,
     /// The answer ended with its final chunk (or its whole
@@ -1491,15 +1506,10 @@ pub struct GatedAnswer {
     pub complete: bool,
 }
 
-impl GatedAnswer {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        header_in(&self.headers, name)
-    }
-    pub fn headers_named(&self, name: &str) -> Vec<&str> {
-        headers_in(&self.headers, name)
-    }
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
+impl std::ops::Deref for GatedAnswer {
+    type Target = Response;
+    fn deref(&self) -> &Response {
+        &self.response
     }
 }
 
@@ -1565,9 +1575,11 @@ pub fn gated_exchange(
         (rest.to_vec(), length.is_some_and(|n| n == rest.len()))
     };
     GatedAnswer {
-        status,
-        headers,
-        body,
+        response: Response {
+            status,
+            headers,
+            body,
+        },
         markers_seen: seen,
         complete,
     }

@@ -8,7 +8,7 @@
 //! metadata), or fail where botocore fails.
 
 use aws_lambda::eventstream::{encode, Decoder, HeaderValue};
-use aws_lambda::invoke_response::{InvocationType, ResponseSettings, ResultFormat};
+use aws_lambda::invoke_response::ResponseSettings;
 use aws_lambda::response_stream::buffered;
 use faas_core::CalloutResponse;
 use faas_emulator::http::{Reply, Request, Step};
@@ -129,17 +129,6 @@ fn emulator_stream(name: &str, payload: &str) -> (Vec<(String, String)>, Vec<u8>
     (s.headers, bytes)
 }
 
-fn settings() -> ResponseSettings {
-    ResponseSettings {
-        invocation_type: InvocationType::RequestResponse,
-        result: ResultFormat::Raw,
-        unhandled_status: None,
-        preserve_api_status: false,
-        forward_invoke_headers: false,
-        log_tail: false,
-    }
-}
-
 #[test]
 fn botocore_reads_the_emulators_streams_as_the_filter_does() {
     for (name, payload) in [
@@ -159,7 +148,7 @@ fn botocore_reads_the_emulators_streams_as_the_filter_does() {
                 headers: headers.clone(),
                 body: stream,
             },
-            &settings(),
+            &ResponseSettings::default(),
         );
         match (name, theirs) {
             ("stream-bad-crc", Err(e)) => {

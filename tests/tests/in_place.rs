@@ -399,14 +399,8 @@ fn signed_bodies_behind_a_holding_filter_take_the_callout_path() {
     let plugin = json!({"body_layout": "holding_filter", "routes": {"l": in_place(json!({
         "function_uri": format!("http://{URL_HOST}/echo"), "strip_prefix": "/l", "cluster": "twice",
         "authorization": {"iam": {"accesskey": KEYS[0].0, "secretkey": KEYS[0].1}}}))}});
-    let mut wasm = wasm_filter("aws-lambda", &plugin);
-    wasm["typed_config"]["config"]
-        .as_object_mut()
-        .expect("config")
-        .remove("allow_on_headers_stop_iteration");
-    let buffer = json!({"name": "envoy.filters.http.buffer", "typed_config": {
-        "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer",
-        "max_request_bytes": 1048576}});
+    let wasm = without_flag(wasm_filter("aws-lambda", &plugin));
+    let buffer = buffer_filter(1048576);
     let retry = json!({"retry_on": "connect-failure,reset", "num_retries": 2});
     let twin = twin_route("l", json!({"cluster": "twice", "retry_policy": retry}));
     let client = json!({"name": "l", "match": {"prefix": "/l"},

@@ -246,14 +246,8 @@ fn without_the_flag_the_metadata_is_stripped_and_the_answer_is_not_held() {
     // holding_filter layout, no flag: a request with a body takes the
     // callout path (the metadata applies, the answer comes whole).
     let plugin = json!({"body_layout": "holding_filter", "routes": {"sse": invoke("stream-http", json!({}))}});
-    let mut wasm = wasm_filter("aws-lambda", &plugin);
-    wasm["typed_config"]["config"]
-        .as_object_mut()
-        .expect("config")
-        .remove("allow_on_headers_stop_iteration");
-    let buffer = json!({"name": "envoy.filters.http.buffer", "typed_config": {
-        "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer",
-        "max_request_bytes": 1048576}});
+    let wasm = without_flag(wasm_filter("aws-lambda", &plugin));
+    let buffer = buffer_filter(1048576);
     let config = bootstrap(
         vec![
             twin_route("sse", json!({"cluster": "functions"})),

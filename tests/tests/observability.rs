@@ -146,10 +146,7 @@ fn start_scenario(access_log: &Path, plugins: [Value; 3]) -> Envoy {
         .collect();
     routes.push(json!({"name": "plain", "match": {"prefix": "/plain/"},
                        "route": {"cluster": "functions", "prefix_rewrite": "/echo/"}}));
-    let mut azure_filter = wasm_filter("azure-functions", &azure);
-    azure_filter["typed_config"]["config"]
-        .as_object_mut()
-        .map(|c| c.remove("allow_on_headers_stop_iteration"));
+    let azure_filter = without_flag(wasm_filter("azure-functions", &azure));
     let env = [("AWS_EC2_METADATA_DISABLED", "false")];
     let mut config = bootstrap(
         routes,

@@ -15,15 +15,10 @@ fn pulled(filter: &str) -> PathBuf {
 /// `filter` from the pulled module, in Istio's flag-free layout (a
 /// holding buffer filter after it), answering a POST from the emulator.
 fn serve_from_pulled(filter: &str, function: serde_json::Value, expect: &str) {
-    let mut wasm_filter = wasm_filter(filter, &function);
-    let config = &mut wasm_filter["typed_config"]["config"];
-    config["vm_config"]["code"]["local"]["filename"] = json!(pulled(filter).display().to_string());
-    config
-        .as_object_mut()
-        .map(|c| c.remove("allow_on_headers_stop_iteration"));
-    let buffer = json!({"name": "envoy.filters.http.buffer", "typed_config": {
-        "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer",
-        "max_request_bytes": 8388608}});
+    let mut wasm_filter = without_flag(wasm_filter(filter, &function));
+    wasm_filter["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"] =
+        json!(pulled(filter).display().to_string());
+    let buffer = buffer_filter(8388608);
     let recorder = RecordingUpstream::start();
     let envoy = Envoy::start(&bootstrap(
         vec![route("fn", "/", "route-upstream")],

@@ -56,6 +56,20 @@ pub struct ResponseSettings {
     pub log_tail: bool,
 }
 
+impl Default for ResponseSettings {
+    /// Invoke mode's defaults: a synchronous call whose payload is the body.
+    fn default() -> Self {
+        ResponseSettings {
+            invocation_type: InvocationType::RequestResponse,
+            result: ResultFormat::Raw,
+            unhandled_status: None,
+            preserve_api_status: false,
+            forward_invoke_headers: false,
+            log_tail: false,
+        }
+    }
+}
+
 /// The client status for an Invoke API error: 413 (payload too large) and
 /// 429 (throttled) keep their meaning for the client; every other failure
 /// of the gateway's call is a 502. `preserve` passes AWS's status through.

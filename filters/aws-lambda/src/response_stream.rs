@@ -354,19 +354,7 @@ pub fn buffered(r: CalloutResponse, settings: &ResponseSettings) -> Result<Local
 mod tests {
     use super::*;
     use crate::eventstream::encode;
-    use crate::invoke_response::{InvocationType, ResultFormat};
     use faas_core::headers::owned;
-
-    fn settings() -> ResponseSettings {
-        ResponseSettings {
-            invocation_type: InvocationType::RequestResponse,
-            result: ResultFormat::Raw,
-            unhandled_status: None,
-            preserve_api_status: false,
-            forward_invoke_headers: false,
-            log_tail: false,
-        }
-    }
 
     fn chunk(bytes: &[u8]) -> Vec<u8> {
         encode(
@@ -427,7 +415,7 @@ mod tests {
         wire.extend(chunk(b"world"));
         wire.extend(complete("{}"));
         for size in [1, 3, 7, 16, 64, wire.len()] {
-            let mut s = LambdaStream::new(&settings());
+            let mut s = LambdaStream::new(&ResponseSettings::default());
             let start = s.start(200, &lambda_headers("text/plain"), true).unwrap();
             let Start::Hold(head) = start else {
                 panic!("held")
@@ -452,7 +440,7 @@ mod tests {
 
     #[test]
     fn without_holding_the_head_passes_and_the_metadata_is_stripped() {
-        let mut s = LambdaStream::new(&settings());
+        let mut s = LambdaStream::new(&ResponseSettings::default());
         let Start::Pass(head) = s
             .start(200, &lambda_headers(HTTP_INTEGRATION), false)
             .unwrap()
@@ -473,7 +461,7 @@ mod tests {
 
     #[test]
     fn held_metadata_becomes_status_headers_and_cookies() {
-        let mut s = LambdaStream::new(&settings());
+        let mut s = LambdaStream::new(&ResponseSettings::default());
         let Start::Hold(head) = s
             .start(200, &lambda_headers(HTTP_INTEGRATION), true)
             .unwrap()
@@ -537,7 +525,7 @@ mod tests {
             ),
         ];
         for (wire, failure, says) in cases {
-            let mut s = LambdaStream::new(&settings());
+            let mut s = LambdaStream::new(&ResponseSettings::default());
             s.start(200, &lambda_headers("text/plain"), true).unwrap();
             let mut wire_with_first = chunk(b"first ");
             wire_with_first.extend(wire);
@@ -558,7 +546,7 @@ mod tests {
 
     #[test]
     fn invoke_api_refusals_and_function_errors_at_the_head_are_json_errors() {
-        let mut s = LambdaStream::new(&settings());
+        let mut s = LambdaStream::new(&ResponseSettings::default());
         let e = s
             .start(
                 404,
@@ -587,7 +575,7 @@ mod tests {
                 headers: lambda_headers(HTTP_INTEGRATION),
                 body: wire,
             },
-            &settings(),
+            &ResponseSettings::default(),
         )
         .unwrap();
         assert_eq!(reply.status, 202);

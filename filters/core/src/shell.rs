@@ -258,12 +258,17 @@ mod abi {
         checked(status)
     }
 
-    /// Sets a response header (`:status` too); `Err` where Envoy refuses.
-    pub fn replace_response_header(name: &str, value: &str) -> Result<(), String> {
-        #[cfg(target_arch = "wasm32")]
-        // SAFETY: pointers and lengths describe `name` and `value`.
+    /// The signature of the imports that set or add a header value.
+    #[cfg(target_arch = "wasm32")]
+    type SetValue = unsafe extern "C" fn(MapType, *const u8, usize, *const u8, usize) -> Status;
+
+    /// Calls `import` with a response header's name and value.
+    #[cfg(target_arch = "wasm32")]
+    fn header_value_call(import: SetValue, name: &str, value: &str) -> Result<(), String> {
+        // SAFETY: pointers and lengths describe `name` and `value`, which
+        // outlive the call; the host copies them.
         let status = unsafe {
-            proxy_replace_header_map_value(
+            import(
                 MapType::HttpResponseHeaders,
                 name.as_ptr(),
                 name.len(),
@@ -271,33 +276,29 @@ mod abi {
                 value.len(),
             )
         };
-        #[cfg(not(target_arch = "wasm32"))]
-        let status = {
-            let _ = (name, value);
-            Status::NotFound
-        };
         checked(status)
+    }
+
+    /// Sets a response header (`:status` too); `Err` where Envoy refuses.
+    pub fn replace_response_header(name: &str, value: &str) -> Result<(), String> {
+        #[cfg(target_arch = "wasm32")]
+        return header_value_call(proxy_replace_header_map_value, name, value);
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let _ = (name, value);
+            checked(Status::NotFound)
+        }
     }
 
     /// Adds a response header value; `Err` where Envoy refuses it.
     pub fn add_response_header(name: &str, value: &str) -> Result<(), String> {
         #[cfg(target_arch = "wasm32")]
-        // SAFETY: pointers and lengths describe `name` and `value`.
-        let status = unsafe {
-            proxy_add_header_map_value(
-                MapType::HttpResponseHeaders,
-                name.as_ptr(),
-                name.len(),
-                value.as_ptr(),
-                value.len(),
-            )
-        };
+        return header_value_call(proxy_add_header_map_value, name, value);
         #[cfg(not(target_arch = "wasm32"))]
-        let status = {
+        {
             let _ = (name, value);
-            Status::NotFound
-        };
-        checked(status)
+            checked(Status::NotFound)
+        }
     }
 
     fn checked(status: Status) -> Result<(), String> {
