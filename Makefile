@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-FILTERS       := openfunction aws-lambda azure-functions
+FILTERS       := openfunction aws-lambda azure-functions gcp-functions
 WASM_TARGET   := wasm32-wasip1
 ENVOY_VERSION := 1.40.0
 VENV          := .venv

@@ -30,9 +30,9 @@ pub use gateway::{
 };
 pub use platform::{
     assert_unreachable_and_logged_once, azure_identity_bootstrap, credentials_stat, end_outage,
-    outage_until_refused, platform_bootstrap, rotate_token_file, steady_traffic, token_dir,
-    token_file_listener, AZURE_SOURCE_CLUSTERS, AZURE_TOKEN_FILE_CLUSTER, SOURCE_CLUSTERS,
-    TOKEN_FILE_CLUSTER,
+    gcp_identity_bootstrap, outage_until_refused, platform_bootstrap, rotate_token_file,
+    steady_traffic, token_dir, token_file_listener, AZURE_SOURCE_CLUSTERS,
+    AZURE_TOKEN_FILE_CLUSTER, SOURCE_CLUSTERS, TOKEN_FILE_CLUSTER,
 };
 
 pub fn repo_root() -> PathBuf {

@@ -93,6 +93,21 @@ pub fn azure_identity_bootstrap(
     )
 }
 
+/// The `gcp-functions` filter's default `metadata_cluster`.
+pub const GCP_SOURCE_CLUSTERS: [&str; 1] = ["gcp_metadata"];
+
+/// [`platform_bootstrap`] for the `gcp-functions` filter: its metadata
+/// server cluster at the fakes (it reads no token file).
+pub fn gcp_identity_bootstrap(plugin: &Value, fakes_port: u16) -> Value {
+    sources_bootstrap(
+        ("gcp-functions", &GCP_SOURCE_CLUSTERS, ""),
+        plugin,
+        &[],
+        fakes_port,
+        None,
+    )
+}
+
 /// `filter` on `/f` with its source clusters at the fakes, and the
 /// token-file listener as its token-file cluster.
 fn sources_bootstrap(

@@ -21,6 +21,8 @@ const CREDENTIAL_HEADERS: &[&str] = &[
     "x-api-key",
     "x-identity-header",
     "x-ms-token-aad-access-token",
+    "x-serverless-authorization",
+    "x-forwarded-authorization",
     "cookie",
 ];
 

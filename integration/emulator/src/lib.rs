@@ -16,11 +16,13 @@
 //!
 //! AWS front doors (selected by the Host header, see [`aws`]) verify
 //! `x-api-key` and SigV4 and then run the same functions; so does an Azure
-//! Functions host ([`azure`]) with function keys.
+//! Functions host ([`azure`]) with function keys, and a Cloud Run or
+//! Cloud Functions host ([`google`]) with Google-signed ID tokens.
 
 pub mod aws;
 pub mod azure;
 pub mod catalog;
+pub mod google;
 pub mod http;
 pub mod lambda;
 pub mod metadata;
@@ -145,6 +147,19 @@ fn first_segment(rest: &str) -> &str {
 }
 
 async fn handle(req: Request) -> Reply {
+    // Google's front end checks a private service's ID token first.
+    let req = if req
+        .header("host")
+        .as_deref()
+        .is_some_and(google::is_google_host)
+    {
+        match google::admit(&req) {
+            Ok(seen) => seen,
+            Err(refused) => return Reply::Response(refused),
+        }
+    } else {
+        req
+    };
     // AWS front doors check credentials first, then run the function behind them.
     let function_path = match req.header("host").as_deref().and_then(aws::endpoint) {
         Some(endpoint) => match aws::admit(&req, &endpoint) {

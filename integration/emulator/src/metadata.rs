@@ -98,7 +98,7 @@ pub struct Controls {
 impl Controls {
     /// Calls answered per kind: `imds_token`, `imds_role`,
     /// `imds_credentials`, `container`, `web_identity`, `assume_role`,
-    /// `azure_imds`, `entra`, `app_service` (successes), `refused` (wrong
+    /// `azure_imds`, `entra`, `app_service`, `gcp_identity` (successes), `refused` (wrong
     /// token, signature, header or method), `failed`.
     pub fn calls(&self, kind: &str) -> u64 {
         self.calls
@@ -236,8 +236,43 @@ fn answer(state: &Controls, req: &Request) -> Response {
         ("GET", "/metadata/identity/oauth2/token") => azure_imds(state, req),
         ("GET", "/msi/token") => app_service(state, req),
         ("POST", p) if p.ends_with("/oauth2/v2.0/token") => entra(state, req),
+        ("GET", "/computeMetadata/v1/instance/service-accounts/default/identity") => {
+            gcp_identity(state, req)
+        }
+        ("GET", "/oauth2/v3/certs") => {
+            Response::new(200, "application/json", crate::google::jwks().to_string())
+        }
         _ => Response::new(404, "text/plain", "no such fake"),
     }
+}
+
+/// GCE's metadata server: an ID token for `audience`, the raw JWT as the
+/// body. It wants `Metadata-Flavor: Google` and refuses a request that
+/// carries `X-Forwarded-For` (it came through a proxy).
+fn gcp_identity(state: &Controls, req: &Request) -> Response {
+    if req.header("metadata-flavor").as_deref() != Some("Google")
+        || req.header("x-forwarded-for").is_some()
+    {
+        state.count("refused");
+        return Response::new(403, "text/html", "Missing Metadata-Flavor:Google header.");
+    }
+    let Some(audience) = query(req)
+        .get("audience")
+        .filter(|a| !a.is_empty())
+        .cloned()
+    else {
+        state.count("refused");
+        return Response::new(400, "text/html", "non-empty audience parameter required");
+    };
+    state.count("gcp_identity");
+    let issued_at = now();
+    let expires_at = issued_at + state.ttl_seconds.load(Ordering::SeqCst);
+    Response::new(
+        200,
+        "text/html",
+        crate::google::id_token(&audience, issued_at, expires_at),
+    )
+    .header("metadata-flavor", "Google")
 }
 
 fn json_credentials(state: &Controls) -> Response {

@@ -1,4 +1,4 @@
-//! The three filters, and their config compilers: exactly what each module
+//! The filters, and their config compilers: exactly what each module
 //! runs in `on_configure` (`faas_core::config::compile_report` with the
 //! filter's `read_global` and `read_route`), compiled natively.
 
@@ -11,13 +11,15 @@ use std::fmt;
 pub enum Filter {
     AwsLambda,
     AzureFunctions,
+    GcpFunctions,
     OpenFunction,
 }
 
 impl Filter {
-    pub const ALL: [Filter; 3] = [
+    pub const ALL: [Filter; 4] = [
         Filter::AwsLambda,
         Filter::AzureFunctions,
+        Filter::GcpFunctions,
         Filter::OpenFunction,
     ];
 
@@ -26,6 +28,7 @@ impl Filter {
         match self {
             Filter::AwsLambda => aws_lambda::AwsLambda::NAME,
             Filter::AzureFunctions => azure_functions::AzureFunctions::NAME,
+            Filter::GcpFunctions => gcp_functions::GcpFunctions::NAME,
             Filter::OpenFunction => openfunction::OpenFunction::NAME,
         }
     }
@@ -138,6 +141,14 @@ pub fn compile(filter: Filter, json: &[u8]) -> Result<Compiled, Vec<ConfigError>
             let config = run::<azure_functions::AzureFunctions>(json)?;
             Ok(Compiled {
                 routes: commons::<azure_functions::AzureFunctions>(&config),
+                credential_clusters: Vec::new(),
+                streaming: Vec::new(),
+            })
+        }
+        Filter::GcpFunctions => {
+            let config = run::<gcp_functions::GcpFunctions>(json)?;
+            Ok(Compiled {
+                routes: commons::<gcp_functions::GcpFunctions>(&config),
                 credential_clusters: Vec::new(),
                 streaming: Vec::new(),
             })

@@ -30,7 +30,8 @@ fn kong_default_timeout(filter: Filter) -> Option<u64> {
     match filter {
         Filter::AwsLambda => Some(60_000),
         Filter::AzureFunctions => Some(600_000),
-        Filter::OpenFunction => None,
+        // Kong has no Google Cloud plugin: nothing to keep.
+        Filter::GcpFunctions | Filter::OpenFunction => None,
     }
 }
 
@@ -358,7 +359,7 @@ fn kong_defaults(
                 );
             }
         }
-        Filter::OpenFunction => {}
+        Filter::GcpFunctions | Filter::OpenFunction => {}
     }
 }
 

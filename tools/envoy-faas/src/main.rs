@@ -7,7 +7,7 @@ use std::io::Read;
 use std::process::ExitCode;
 
 const USAGE: &str = "\
-envoy-faas check --filter <aws-lambda|azure-functions|openfunction> <config.json|config.yaml|->...
+envoy-faas check --filter <aws-lambda|azure-functions|gcp-functions|openfunction> <config.json|config.yaml|->...
     Compiles each plugin config as the filter does when Envoy loads it.
     Prints every error with its route and dotted field; exit 0 if all are
     accepted, 1 otherwise. The AWS_*, AZURE_* and IDENTITY_* variables of

@@ -1,0 +1,259 @@
+//! Google-signed ID tokens for a private Cloud Run service or function:
+//! `Authorization: Bearer <JWT>` (or `X-Serverless-Authorization`) with the
+//! service's URL, or a custom audience, as `aud` (`gcp-identity.md` §1).
+//!
+//! The source here is the metadata server (GCE, GKE Workload Identity,
+//! Cloud Run itself, §2): one `GET` with `Metadata-Flavor: Google`, whose
+//! answer is the raw JWT; its expiry is the token's own `exp`. The refresh,
+//! the shared-data lease (one fetch per Envoy) and the fail-closed
+//! admission are `faas_core::credentials`, as for the AWS and Azure
+//! credentials.
+
+use faas_core::credentials::{callout, Expiring, Next, SourceError, SourceRequest};
+use faas_core::host::unix_seconds;
+use serde_json::Value;
+
+/// An ID token. `Debug` never prints it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IdToken(pub String);
+
+impl std::fmt::Debug for IdToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdToken(<redacted>)")
+    }
+}
+
+impl faas_core::credentials::Secret for IdToken {
+    fn to_json(&self) -> Value {
+        serde_json::json!({ "t": self.0 })
+    }
+
+    fn from_json(doc: &Value) -> Option<Self> {
+        doc.get("t")
+            .and_then(Value::as_str)
+            .map(|t| IdToken(t.to_string()))
+    }
+
+    /// Nothing about a bearer token is safe to log.
+    fn log_id(&self) -> String {
+        String::new()
+    }
+}
+
+/// The metadata server's name: what it expects as `:authority` (the
+/// cluster decides where the call goes).
+pub const METADATA_AUTHORITY: &str = "metadata.google.internal";
+const IDENTITY_PATH: &str = "/computeMetadata/v1/instance/service-accounts/default/identity";
+
+/// The Envoy clusters the sources are reached through.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Clusters {
+    pub metadata: String,
+}
+
+/// Where a route's tokens come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The metadata server's `identity` endpoint, for `audience`.
+    MetadataServer { audience: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    Metadata,
+}
+
+pub type Context<'a> = faas_core::credentials::Context<'a, Clusters, IdToken>;
+
+/// Percent-encodes a query component (RFC 3986 unreserved kept).
+pub fn query_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The metadata server's ID token request for `audience` (`format=full`,
+/// as Google's client libraries ask).
+pub fn metadata_request(audience: &str) -> SourceRequest {
+    SourceRequest {
+        method: "GET",
+        path: format!(
+            "{IDENTITY_PATH}?audience={}&format=full",
+            query_encode(audience)
+        ),
+        headers: vec![("metadata-flavor", "Google".into())],
+        body: Vec::new(),
+    }
+}
+
+/// base64url without padding (a JWT's segments).
+fn base64url_decode(segment: &str) -> Option<Vec<u8>> {
+    let mut standard: String = segment
+        .chars()
+        .map(|c| match c {
+            '-' => '+',
+            '_' => '/',
+            other => other,
+        })
+        .collect();
+    while !standard.len().is_multiple_of(4) {
+        standard.push('=');
+    }
+    faas_core::base64::decode(&standard)
+}
+
+/// The metadata server's answer: a JWT whose payload's `exp` is its expiry.
+/// The token is checked for shape only (Google's front end verifies it).
+pub fn parse_id_token(status: u16, body: &[u8]) -> Result<Expiring<IdToken>, SourceError> {
+    if status != 200 {
+        return Err(SourceError::Status(u32::from(status)));
+    }
+    let text = std::str::from_utf8(body)
+        .map_err(|_| SourceError::Malformed("the token is not text".into()))?
+        .trim();
+    let mut parts = text.split('.');
+    let (Some(_header), Some(payload), Some(_signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(SourceError::Malformed("the answer is not a JWT".into()));
+    };
+    if !text.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(SourceError::Malformed("the token is not printable".into()));
+    }
+    let claims: Value = base64url_decode(payload)
+        .and_then(|json| serde_json::from_slice(&json).ok())
+        .ok_or_else(|| SourceError::Malformed("the token's claims are not JSON".into()))?;
+    let expires_at = claims
+        .get("exp")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| SourceError::Malformed("the token has no numeric exp".into()))?;
+    Ok(Expiring {
+        credentials: IdToken(text.to_string()),
+        expires_at,
+    })
+}
+
+/// FNV-1a: the settings that tell sources apart hold no secret.
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+impl faas_core::credentials::Source for Source {
+    type Secret = IdToken;
+    type Step = Step;
+    type Clusters = Clusters;
+
+    fn label(&self) -> &'static str {
+        match self {
+            Source::MetadataServer { .. } => "metadata_server",
+        }
+    }
+
+    fn key(&self) -> String {
+        let Source::MetadataServer { audience } = self;
+        format!(
+            "envoy_faas.gcp_functions.id_token.{:016x}",
+            fnv1a(&format!("metadata|{audience}"))
+        )
+    }
+
+    fn start(&self, ctx: &Context<'_>) -> Next<Step, IdToken> {
+        let Source::MetadataServer { audience } = self;
+        Next::Call(
+            Step::Metadata,
+            callout(
+                &ctx.clusters.metadata,
+                METADATA_AUTHORITY,
+                metadata_request(audience),
+            ),
+        )
+    }
+
+    fn advance(
+        &self,
+        step: Step,
+        status: u16,
+        body: &[u8],
+        ctx: &Context<'_>,
+    ) -> Next<Step, IdToken> {
+        let Step::Metadata = step;
+        let _ = unix_seconds(ctx.now);
+        Next::Done(
+            parse_id_token(status, body).map_err(|e| format!("metadata server ID token: {e}")),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jwt(claims: &str) -> String {
+        let b64 = |s: &str| {
+            faas_core::base64::encode(s.as_bytes())
+                .trim_end_matches('=')
+                .replace('+', "-")
+                .replace('/', "_")
+        };
+        format!(
+            "{}.{}.c2ln",
+            b64(r#"{"alg":"RS256","kid":"k"}"#),
+            b64(claims)
+        )
+    }
+
+    #[test]
+    fn the_request_names_the_audience_and_the_flavor() {
+        let r = metadata_request("https://svc-abc-uc.a.run.app");
+        assert_eq!(
+            r.path,
+            "/computeMetadata/v1/instance/service-accounts/default/identity?audience=https%3A%2F%2Fsvc-abc-uc.a.run.app&format=full"
+        );
+        assert_eq!(r.headers, vec![("metadata-flavor", "Google".to_string())]);
+    }
+
+    #[test]
+    fn a_token_expires_at_its_exp_and_bad_answers_are_errors_without_the_token() {
+        let token = jwt(r#"{"aud":"https://x","exp":1700003600,"iat":1700000000}"#);
+        let t = parse_id_token(200, format!("{token}\n").as_bytes()).unwrap();
+        assert_eq!(
+            (t.credentials.0.as_str(), t.expires_at),
+            (token.as_str(), 1_700_003_600)
+        );
+        assert_eq!(
+            parse_id_token(404, b"").unwrap_err(),
+            SourceError::Status(404)
+        );
+        for bad in [
+            "not a jwt".to_string(),
+            jwt(r#"{"aud":"x"}"#),
+            jwt(r#"{"exp":"soon"}"#),
+            "a.b.c.d".to_string(),
+            "a.%%%.c".to_string(),
+        ] {
+            let e = parse_id_token(200, bad.as_bytes()).unwrap_err();
+            assert!(!e.to_string().contains(&bad), "{e}");
+        }
+    }
+
+    #[test]
+    fn keys_tell_audiences_apart() {
+        let a = Source::MetadataServer {
+            audience: "https://a".into(),
+        };
+        let b = Source::MetadataServer {
+            audience: "https://b".into(),
+        };
+        use faas_core::credentials::Source as _;
+        assert_ne!(a.key(), b.key());
+        assert_eq!(a.key(), a.clone().key());
+    }
+}

@@ -1,0 +1,223 @@
+//! Google's side of Cloud Run authentication (`gcp-identity.md`): the ID
+//! tokens the metadata server issues (RS256 JWTs, signed with a fixed test
+//! key, `testdata/google-signing-key.pem`, no secret anywhere else), their
+//! key set, and the check Google's front end makes before a private Cloud
+//! Run service or function sees a request: signature against the key set,
+//! `iss`, `aud` (the service URL, the function URL, or a custom audience),
+//! `exp`.
+//!
+//! The front door ([`admit`]) serves hosts ending in `.a.run.app` and
+//! `.cloudfunctions.net`. A host starting with `public-` allows
+//! unauthenticated calls (`allUsers` as invoker). The token comes from
+//! `X-Serverless-Authorization` when present, else `Authorization`; the
+//! function sees it with its signature replaced by
+//! `SIGNATURE_REMOVED_BY_GOOGLE`, as Cloud Run does.
+
+use crate::http::{Request, Response};
+use rsa::pkcs1::DecodeRsaPrivateKey;
+use rsa::pkcs1v15::{Signature, SigningKey, VerifyingKey};
+use rsa::signature::{SignatureEncoding, Signer, Verifier};
+use rsa::traits::PublicKeyParts;
+use rsa::RsaPrivateKey;
+use serde_json::{json, Value};
+use sha2::Sha256;
+use std::sync::OnceLock;
+
+const KEY_PEM: &str = include_str!("testdata/google-signing-key.pem");
+/// The `kid` of the emulator's signing key.
+pub const KEY_ID: &str = "emulator-google-key-1";
+pub const ISSUER: &str = "https://accounts.google.com";
+/// The identity the tokens are issued for (`email`, `sub`).
+pub const EMAIL: &str = "gateway@emulator-project.iam.gserviceaccount.com";
+/// An audience every emulated service accepts besides its URL (a service's
+/// `--add-custom-audiences`).
+pub const CUSTOM_AUDIENCE: &str = "https://custom-audience.emulator.test";
+/// What replaces a token's signature on its way to the function.
+pub const SIGNATURE_REMOVED: &str = "SIGNATURE_REMOVED_BY_GOOGLE";
+
+fn key() -> &'static RsaPrivateKey {
+    static KEY: OnceLock<RsaPrivateKey> = OnceLock::new();
+    KEY.get_or_init(|| RsaPrivateKey::from_pkcs1_pem(KEY_PEM).expect("the emulator's test key"))
+}
+
+const URL_SAFE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// base64url without padding.
+pub fn b64url(input: &[u8]) -> String {
+    let mut out = String::with_capacity(input.len() * 4 / 3 + 3);
+    for chunk in input.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(char::from(URL_SAFE[(n >> (18 - 6 * i)) as usize & 63]));
+        }
+    }
+    out
+}
+
+fn b64url_decode(input: &str) -> Option<Vec<u8>> {
+    let mut bits = 0u32;
+    let mut count = 0;
+    let mut out = Vec::with_capacity(input.len() * 3 / 4);
+    for c in input.bytes() {
+        let v = URL_SAFE.iter().position(|&a| a == c)? as u32;
+        bits = (bits << 6) | v;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// An ID token for `audience`, valid from `issued_at` to `expires_at`.
+pub fn id_token(audience: &str, issued_at: u64, expires_at: u64) -> String {
+    let header = json!({"alg": "RS256", "kid": KEY_ID, "typ": "JWT"});
+    let claims = json!({
+        "aud": audience, "azp": "104857600000000000001", "email": EMAIL,
+        "email_verified": true, "exp": expires_at, "iat": issued_at, "iss": ISSUER,
+        "sub": "104857600000000000001",
+    });
+    let input = format!(
+        "{}.{}",
+        b64url(header.to_string().as_bytes()),
+        b64url(claims.to_string().as_bytes())
+    );
+    let signature = SigningKey::<Sha256>::new(key().clone()).sign(input.as_bytes());
+    format!("{input}.{}", b64url(&signature.to_bytes()))
+}
+
+/// The key set (`https://www.googleapis.com/oauth2/v3/certs`' shape).
+pub fn jwks() -> Value {
+    let public = key().to_public_key();
+    json!({"keys": [{
+        "kty": "RSA", "alg": "RS256", "use": "sig", "kid": KEY_ID,
+        "n": b64url(&public.n().to_bytes_be()), "e": b64url(&public.e().to_bytes_be()),
+    }]})
+}
+
+/// Verifies `token` as Google's front end does; its claims, or why not.
+pub fn verify(token: &str, audiences: &[String], now: u64) -> Result<Value, &'static str> {
+    let mut parts = token.split('.');
+    let (Some(header), Some(claims), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err("not a JWT");
+    };
+    let decode =
+        |segment: &str| -> Option<Value> { serde_json::from_slice(&b64url_decode(segment)?).ok() };
+    let header = decode(header).ok_or("bad header")?;
+    if header["alg"] != "RS256" || header["kid"] != KEY_ID {
+        return Err("unknown key or algorithm");
+    }
+    let signature = b64url_decode(signature)
+        .and_then(|s| Signature::try_from(s.as_slice()).ok())
+        .ok_or("bad signature encoding")?;
+    let input = &token[..token.len() - token.rsplit('.').next().map_or(0, |s| s.len() + 1)];
+    VerifyingKey::<Sha256>::new(key().to_public_key())
+        .verify(input.as_bytes(), &signature)
+        .map_err(|_| "bad signature")?;
+    let claims = decode(claims).ok_or("bad claims")?;
+    let issuer = claims["iss"].as_str().unwrap_or_default();
+    if issuer != ISSUER && issuer != "accounts.google.com" {
+        return Err("wrong issuer");
+    }
+    let audience = claims["aud"].as_str().unwrap_or_default();
+    if !audiences.iter().any(|a| a == audience) {
+        return Err("wrong audience");
+    }
+    if claims["exp"].as_u64().unwrap_or(0) <= now {
+        return Err("expired");
+    }
+    Ok(claims)
+}
+
+/// Whether `host` is a Google-fronted function host.
+pub fn is_google_host(host: &str) -> bool {
+    let host = host.split(':').next().unwrap_or(host);
+    host.ends_with(".a.run.app") || host.ends_with(".cloudfunctions.net")
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn unauthenticated(why: &str) -> Response {
+    Response::new(
+        401,
+        "text/html",
+        format!("<html><body>401 Unauthorized: {why}</body></html>"),
+    )
+    .header("www-authenticate", "Bearer error=\"invalid_token\"")
+}
+
+/// The front door of a private service on `host`: the request the
+/// function sees (the token's signature removed), or Google's refusal.
+pub fn admit(req: &Request) -> Result<Request, Response> {
+    let host = req.header("host").unwrap_or_default();
+    let name = host.split(':').next().unwrap_or(&host).to_string();
+    if name.starts_with("public-") {
+        return Ok(req.clone());
+    }
+    let header = if req.header("x-serverless-authorization").is_some() {
+        "x-serverless-authorization"
+    } else {
+        "authorization"
+    };
+    let Some(token) = req
+        .header(header)
+        .and_then(|v| v.strip_prefix("Bearer ").map(str::to_string))
+    else {
+        return Err(unauthenticated("no bearer token"));
+    };
+    let mut audiences = vec![
+        format!("https://{name}"),
+        format!("https://{name}/"),
+        CUSTOM_AUDIENCE.to_string(),
+    ];
+    if let Some(function) = req.path().trim_start_matches('/').split('/').next() {
+        audiences.push(format!("https://{name}/{function}"));
+    }
+    verify(&token, &audiences, now()).map_err(unauthenticated)?;
+    let mut seen = req.clone();
+    let unsigned = match token.rsplit_once('.') {
+        Some((signed, _)) => format!("Bearer {signed}.{SIGNATURE_REMOVED}"),
+        None => String::new(),
+    };
+    for (n, v) in &mut seen.headers {
+        if n.eq_ignore_ascii_case(header) {
+            *v = unsigned.clone().into_bytes();
+        }
+    }
+    Ok(seen)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_verify_for_their_audience_only_until_they_expire() {
+        let t = id_token("https://svc.a.run.app", 100, 200);
+        let ok = vec!["https://svc.a.run.app".to_string()];
+        assert_eq!(verify(&t, &ok, 150).unwrap()["email"], EMAIL);
+        assert_eq!(verify(&t, &ok, 200), Err("expired"));
+        assert_eq!(
+            verify(&t, &["https://other".to_string()], 150),
+            Err("wrong audience")
+        );
+        let mut forged = t.clone();
+        forged.replace_range(forged.len() - 4.., "AAAA");
+        assert_eq!(verify(&forged, &ok, 150), Err("bad signature"));
+        assert_eq!(
+            b64url_decode(&b64url(b"any bytes!")).unwrap(),
+            b"any bytes!"
+        );
+        assert_eq!(jwks()["keys"][0]["kid"], KEY_ID);
+    }
+}

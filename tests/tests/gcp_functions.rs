@@ -1,0 +1,253 @@
+//! `gcp-functions` in real Envoy 1.40 (issue 30): the filter fetches
+//! Google-signed ID tokens from the emulator's metadata server fake through
+//! an Envoy cluster, keeps them fresh, and sends them to the emulator's
+//! Cloud Run and Cloud Functions hosts, whose front door verifies them as
+//! Google's does (RS256 against the key set, `iss`, `aud`, `exp`) and hands
+//! the function the token with its signature removed. Every cluster is
+//! loopback.
+
+use faas_emulator::google::{CUSTOM_AUDIENCE, EMAIL, SIGNATURE_REMOVED};
+use faas_emulator::metadata::Fakes;
+use integration_tests::*;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// Plain HTTP to the emulator underneath (its clusters have no TLS); the
+/// URL is what the token's audience and the front door go by.
+const SERVICE: &str = "https://svc-abc123-uc.a.run.app";
+
+/// The emulator's echo behind the Cloud Run host on `/f`, with a token.
+fn plugin(entry: Value) -> Value {
+    json!({"cluster": "functions", "routes": {"f": merged(
+        json!({"function_uri": format!("{SERVICE}/echo"), "strip_prefix": "/f",
+               "authorization": {"id_token": {}}}),
+        entry)}})
+}
+
+fn start(plugin: &Value, fakes: &Fakes) -> Envoy {
+    Envoy::start(&gcp_identity_bootstrap(plugin, fakes.port)).unwrap_or_else(|log| panic!("{log}"))
+}
+
+fn stat(family: &str) -> String {
+    credentials_stat("gcp-functions", "metadata_server", family)
+}
+
+/// The claims of the (signature-removed) token the function saw in `header`.
+fn claims_seen(r: &Response, header: &str) -> Value {
+    let echo = r.echo();
+    let value = echo
+        .header(header)
+        .unwrap_or_else(|| panic!("no {header}: {}", r.text()));
+    let token = value.strip_prefix("Bearer ").expect("bearer");
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(
+        parts.get(2),
+        Some(&SIGNATURE_REMOVED),
+        "Cloud Run strips the signature"
+    );
+    let mut b64 = parts[1].replace('-', "+").replace('_', "/");
+    while !b64.len().is_multiple_of(4) {
+        b64.push('=');
+    }
+    serde_json::from_slice(&base64_decode(&b64)).expect("claims")
+}
+
+#[test]
+fn the_metadata_servers_token_reaches_a_private_service_both_paths() {
+    let fakes = Fakes::start(3600).expect("fakes");
+    for forwarding in ["callout", "route"] {
+        let plugin = plugin(json!({"forwarding": forwarding}));
+        let config = gcp_identity_bootstrap(&plugin, fakes.port);
+        let mut config = config;
+        if forwarding == "route" {
+            // In place: the twin route first, the route's cluster the function's.
+            let routes = &mut config["static_resources"]["listeners"][0]["filter_chains"][0]
+                ["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0]["routes"];
+            let twin = twin_route("f", json!({"cluster": "functions"}));
+            routes.as_array_mut().expect("routes").insert(0, twin);
+        }
+        let mut envoy = Envoy::start(&config).unwrap_or_else(|log| panic!("{log}"));
+        envoy
+            .wait_stat(&stat("envoy_faas_credentials_refreshes_total"), 1)
+            .unwrap();
+        let r = http1(
+            envoy.port,
+            "POST",
+            "/f/items?x=1",
+            &[("authorization", "Bearer client")],
+            b"{}",
+        );
+        assert_eq!(r.status, 200, "{forwarding}: {} {}", r.text(), envoy.log());
+        let claims = claims_seen(&r, "authorization");
+        assert_eq!(claims["aud"], SERVICE);
+        assert_eq!(
+            (claims["iss"].as_str(), claims["email"].as_str()),
+            (Some("https://accounts.google.com"), Some(EMAIL))
+        );
+        let echo = r.echo();
+        assert_eq!(echo.path, "/echo/items");
+        assert_eq!(
+            echo.header("x-forwarded-authorization"),
+            Some("Bearer client"),
+            "the client's moves aside"
+        );
+        assert!(!envoy.log().contains("eyJ"), "no token in the log");
+    }
+    assert_eq!(
+        fakes.controls.calls("refused"),
+        0,
+        "Metadata-Flavor sent, no X-Forwarded-For"
+    );
+}
+
+#[test]
+fn x_serverless_authorization_and_custom_audiences() {
+    let fakes = Fakes::start(3600).expect("fakes");
+    let plugin = plugin(json!({"authorization": {"id_token": {
+        "header": "x-serverless-authorization", "audience": CUSTOM_AUDIENCE}}}));
+    let mut envoy = start(&plugin, &fakes);
+    envoy
+        .wait_stat(&stat("envoy_faas_credentials_refreshes_total"), 1)
+        .unwrap();
+    let r = http1(
+        envoy.port,
+        "GET",
+        "/f",
+        &[("authorization", "Bearer app-token")],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        claims_seen(&r, "x-serverless-authorization")["aud"],
+        CUSTOM_AUDIENCE
+    );
+    assert_eq!(
+        r.echo().header("authorization"),
+        Some("Bearer app-token"),
+        "untouched"
+    );
+}
+
+#[test]
+fn a_first_generation_function_gets_its_own_url_as_audience_and_a_public_one_no_token() {
+    let fakes = Fakes::start(3600).expect("fakes");
+    let plugin = json!({"cluster": "functions", "routes": {
+        "gen1": {"function_uri": "https://us-central1-proj.cloudfunctions.net/echo", "strip_prefix": "/gen1",
+                 "authorization": {"id_token": {}}},
+        "const": {"function_uri": "https://us-central1-proj.cloudfunctions.net/echo/fixed",
+                  "path_translation": "CONSTANT_ADDRESS", "authorization": {"id_token": {}}},
+        "open": {"function_uri": "https://public-svc.a.run.app/echo", "strip_prefix": "/open"},
+        "private": {"function_uri": format!("{SERVICE}/echo")},
+    }});
+    let routes = ["gen1", "const", "open", "private"];
+    let config = bootstrap(
+        routes
+            .iter()
+            .map(|n| route(n, &format!("/{n}"), "functions"))
+            .collect(),
+        vec![wasm_filter("gcp-functions", &plugin)],
+        vec![
+            cluster("functions", emulator().port()),
+            cluster("gcp_metadata", fakes.port),
+        ],
+    );
+    let mut envoy = Envoy::start(&config).unwrap_or_else(|log| panic!("{log}"));
+    envoy
+        .wait_stat(&stat("envoy_faas_credentials_refreshes_total"), 1)
+        .unwrap();
+    let r = get(envoy.port, "/gen1/a");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        claims_seen(&r, "authorization")["aud"],
+        "https://us-central1-proj.cloudfunctions.net/echo"
+    );
+    let r = get(envoy.port, "/const/ignored/path?q=1");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let echo = r.echo();
+    assert_eq!(
+        (echo.path.as_str(), echo.query.as_deref()),
+        ("/echo/fixed", Some("q=1"))
+    );
+    let r = get(envoy.port, "/open/x");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.echo().header("authorization"), None);
+    // A private service without a token: Google's front door refuses it.
+    let r = get(envoy.port, "/private");
+    assert_eq!(r.status, 401, "{}", r.text());
+}
+
+#[test]
+fn short_lived_tokens_rotate_before_expiry_with_zero_failed_requests() {
+    let fakes = Fakes::start(20).expect("fakes");
+    let mut envoy = start(&plugin(json!({})), &fakes);
+    envoy
+        .wait_stat(&stat("envoy_faas_credentials_refreshes_total"), 1)
+        .unwrap();
+    let (sent, failed) = steady_traffic(&envoy, "/f", Duration::from_secs(24));
+    assert!(sent > 50, "{sent}");
+    assert!(failed.is_empty(), "{failed:?}");
+    let issued = fakes.controls.calls("gcp_identity");
+    assert!(issued >= 3, "rotated at least twice: {issued}");
+}
+
+#[test]
+fn an_outage_keeps_the_token_until_5_s_before_exp_then_503_then_recovers() {
+    let fakes = Fakes::start(20).expect("fakes");
+    let mut envoy = start(&plugin(json!({})), &fakes);
+    let refreshes = stat("envoy_faas_credentials_refreshes_total");
+    envoy.wait_stat(&refreshes, 1).unwrap();
+    let (at, body) = outage_until_refused(&envoy, &fakes.controls, "/f")
+        .expect("refused once the token expired");
+    assert!(
+        at >= Duration::from_secs(13),
+        "kept the valid token: {at:?}"
+    );
+    assert_eq!(body["error"], "credentials_unavailable");
+    assert!(!body.to_string().contains("eyJ"), "{body}");
+    end_outage(&mut envoy, &fakes.controls, &refreshes);
+    let r = get(envoy.port, "/f");
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[test]
+fn two_workers_make_one_fetch_per_period() {
+    let fakes = Fakes::start(20).expect("fakes");
+    let bootstrap = gcp_identity_bootstrap(&plugin(json!({})), fakes.port);
+    let started = Instant::now();
+    let mut envoy = Envoy::start_with_workers(&bootstrap, 2).unwrap_or_else(|log| panic!("{log}"));
+    let refreshes = stat("envoy_faas_credentials_refreshes_total");
+    envoy.wait_stat(&refreshes, 1).unwrap();
+    let (_, failed) = steady_traffic(&envoy, "/f", Duration::from_secs(13));
+    assert!(failed.is_empty(), "{failed:?}");
+    envoy.wait_stat(&refreshes, 2).unwrap();
+    let fetches = fakes.controls.calls("gcp_identity");
+    let periods = started.elapsed().as_secs() / 8;
+    assert!(
+        (2..=1 + periods).contains(&fetches),
+        "token fetches: {fetches} in {periods} periods"
+    );
+}
+
+#[test]
+fn invalid_configs_are_refused_at_load_naming_the_field() {
+    let fakes = Fakes::start(3600).expect("fakes");
+    for (entry, field) in [
+        (json!({"path_translation": "APPEND"}), "path_translation"),
+        (
+            json!({"authorization": {"id_token": {"header": "x-token"}}}),
+            "authorization.id_token.header",
+        ),
+        (
+            json!({"authorization": {"id_token": {"source": "service_account_key"}}}),
+            "authorization.id_token.source",
+        ),
+    ] {
+        let log = Envoy::start(&gcp_identity_bootstrap(&plugin(entry), fakes.port))
+            .err()
+            .unwrap_or_else(|| panic!("{field}: accepted"));
+        assert!(
+            log.contains(&format!(r#"route "f": field "{field}""#)),
+            "{field}: {log}"
+        );
+    }
+}
