@@ -76,3 +76,15 @@ fn aws_lambda_from_the_registry_serves() {
         "Hello, OCI!",
     );
 }
+
+#[test]
+#[ignore = "run by make oci-test with modules pulled from a registry"]
+fn gcp_functions_from_the_registry_serves() {
+    serve_from_pulled(
+        "gcp-functions",
+        json!({"body_layout": "holding_filter",
+               "function_uri": "https://public-svc.a.run.app/hello",
+               "cluster": "functions"}),
+        "Hello, OCI!",
+    );
+}
