@@ -44,7 +44,7 @@ wait_for "${pids[1]}" "envoy" .run/envoy.log curl -sf "http://$ADMIN/ready"
 cat <<MSG
 
 envoy-faas demo is running (Ctrl-C stops it)
-  gateway   http://$LISTEN      (Envoy + the openfunction, aws-lambda and azure-functions modules)
+  gateway   http://$LISTEN      (Envoy + the openfunction, aws-lambda, azure-functions and gcp-functions modules)
   admin     http://$ADMIN
   functions http://$FUNCTIONS      (local function emulator)
   logs      .run/envoy.log, .run/emulator.log
@@ -58,6 +58,7 @@ Try:
   curl --http2-prior-knowledge http://$LISTEN/hello/h2
   curl http://$LISTEN/lambda/SigV4          # aws-lambda: signed call to an (emulated) Function URL
   curl 'http://$LISTEN/azure?name=Azure'    # azure-functions: greeting, with the master function key
+  curl http://$LISTEN/gcp/CloudRun          # gcp-functions: a private Cloud Run service, with a Google ID token
   curl http://$LISTEN/plain/not-a-function
 
 MSG

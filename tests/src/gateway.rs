@@ -137,11 +137,12 @@ pub fn shipped_config(name: &str) -> Value {
 }
 
 /// `envoy/demo.yaml` for a test's own Envoy: listener and admin on port 0,
-/// `functions` on the in-process emulator, `nowhere` on a dead port, module
+/// `functions` and `gcp_metadata` on the in-process emulator (it serves the
+/// metadata server's ID tokens too), `nowhere` on a dead port, module
 /// paths absolute. Routes, filters and plugin configs stay as shipped.
 pub fn local_demo_bootstrap() -> Value {
     local_bootstrap("demo.yaml", |cluster| match cluster {
-        "functions" => emulator().port(),
+        "functions" | "gcp_metadata" => emulator().port(),
         "nowhere" => dead_port(),
         other => panic!("envoy/demo.yaml: unexpected cluster {other:?}"),
     })

@@ -195,6 +195,22 @@ fn the_azure_greeting_with_the_host_key() {
 }
 
 #[test]
+fn a_private_cloud_run_service_with_a_google_id_token() {
+    // The emulated Cloud Run front door answers 401 without a valid token;
+    // the filter's first token comes from the metadata server a tick after
+    // start (the refresh counter says when).
+    let gw = Gateway::start();
+    let refreshed = "envoy_faas_credentials_refreshes_total.filter=.=gcp-functions;.;source=.=metadata_server;.;";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while gw.stat_ending(refreshed).is_none_or(|(_, n)| n == 0) {
+        assert!(std::time::Instant::now() < deadline, "no ID token fetched");
+        std::thread::yield_now();
+    }
+    let r = get(&gw, "/gcp/CloudRun");
+    assert_eq!((r.status, r.text().as_str()), (200, "Hello, CloudRun!"));
+}
+
+#[test]
 fn other_routes_are_plain_envoy() {
     let gw = Gateway::start();
     let e = get(&gw, "/plain/not-a-function").echo();
@@ -221,7 +237,12 @@ fn http2_reaches_every_filter() {
 fn the_modules_report_to_the_admin_stats() {
     let gw = Gateway::start();
     assert_eq!(get(&gw, "/hello").status, 200);
-    for filter in ["openfunction", "aws-lambda", "azure-functions"] {
+    for filter in [
+        "openfunction",
+        "aws-lambda",
+        "azure-functions",
+        "gcp-functions",
+    ] {
         let gauge = format!("envoy_faas_wasm_memory_bytes.filter=.={filter};.;");
         let stat = gw.stat_ending(&gauge);
         assert!(

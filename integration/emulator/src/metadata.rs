@@ -236,9 +236,7 @@ fn answer(state: &Controls, req: &Request) -> Response {
         ("GET", "/metadata/identity/oauth2/token") => azure_imds(state, req),
         ("GET", "/msi/token") => app_service(state, req),
         ("POST", p) if p.ends_with("/oauth2/v2.0/token") => entra(state, req),
-        ("GET", "/computeMetadata/v1/instance/service-accounts/default/identity") => {
-            gcp_identity(state, req)
-        }
+        ("GET", crate::google::IDENTITY_PATH) => gcp_identity(state, req),
         ("GET", "/oauth2/v3/certs") => {
             Response::new(200, "application/json", crate::google::jwks().to_string())
         }
@@ -246,33 +244,19 @@ fn answer(state: &Controls, req: &Request) -> Response {
     }
 }
 
-/// GCE's metadata server: an ID token for `audience`, the raw JWT as the
-/// body. It wants `Metadata-Flavor: Google` and refuses a request that
-/// carries `X-Forwarded-For` (it came through a proxy).
+/// GCE's metadata server's ID tokens ([`crate::google::metadata_identity`]),
+/// living the fakes' `ttl_seconds`.
 fn gcp_identity(state: &Controls, req: &Request) -> Response {
-    if req.header("metadata-flavor").as_deref() != Some("Google")
-        || req.header("x-forwarded-for").is_some()
-    {
-        state.count("refused");
-        return Response::new(403, "text/html", "Missing Metadata-Flavor:Google header.");
+    match crate::google::metadata_identity(req, state.ttl_seconds.load(Ordering::SeqCst)) {
+        Ok(token) => {
+            state.count("gcp_identity");
+            token
+        }
+        Err(refused) => {
+            state.count("refused");
+            refused
+        }
     }
-    let Some(audience) = query(req)
-        .get("audience")
-        .filter(|a| !a.is_empty())
-        .cloned()
-    else {
-        state.count("refused");
-        return Response::new(400, "text/html", "non-empty audience parameter required");
-    };
-    state.count("gcp_identity");
-    let issued_at = now();
-    let expires_at = issued_at + state.ttl_seconds.load(Ordering::SeqCst);
-    Response::new(
-        200,
-        "text/html",
-        crate::google::id_token(&audience, issued_at, expires_at),
-    )
-    .header("metadata-flavor", "Google")
 }
 
 fn json_credentials(state: &Controls) -> Response {
