@@ -37,7 +37,7 @@ say() { echo "compose-test: $*" >&2; }
 die() { say "FAILED: $*"; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "needs root: it may start dockerd and build a base image with debootstrap (run as root, or sudo make compose-test)"
-for f in dist/openfunction.wasm dist/aws_lambda.wasm dist/azure_functions.wasm dist/faas-emulator \
+for f in dist/openfunction.wasm dist/aws_lambda.wasm dist/azure_functions.wasm dist/gcp_functions.wasm dist/faas-emulator \
          "$SUITE_DIR/run" "$SUITE_DIR/bin/gateway"; do
   [ -f "$f" ] || die "$f is missing: run make compose-test (it builds and stages them)"
 done
