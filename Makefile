@@ -222,7 +222,7 @@ clean:
 FUZZ_SECONDS ?= 60
 CARGO_FUZZ_VERSION := 0.13.2
 CARGO_FUZZ := .tools/cargo-fuzz/bin/cargo-fuzz
-FUZZ_TARGETS := config_openfunction config_azure_functions config_aws_lambda forward_request \
+FUZZ_TARGETS := config_openfunction config_azure_functions config_gcp_functions config_aws_lambda forward_request \
   apigateway_events invoke_result sigv4_canonical sigv4_differential function_response redact_log \
   eventstream
 

@@ -31,6 +31,14 @@ INVALID = {
         '{"function_uri": "http://app.azurewebsites.net/api/f", "authorization": {"apikey": 5}}',
         '{"appname": "a b", "functionname": "f", "https": "yes"}',
     ],
+    "gcp_functions": [
+        '{"function_uri": "https://svc.a.run.app", "path_translation": "APPEND"}',
+        '{"function_uri": "https://svc.a.run.app", "authorization": {"id_token": {"header": "x-token"}}}',
+        '{"function_uri": "https://r-p.cloudfunctions.net/f", "authorization": {"id_token": {"audience": "a b"}}}',
+        # ID tokens as the metadata server answers (the target parses them too).
+        'eyJhbGciOiJSUzI1NiJ9.eyJleHAiOjE3MDAwMDAwMDB9.c2ln',
+        'eyJhbGciOiJSUzI1NiJ9.eyJleHAiOiJzb29uIn0.c2ln',
+    ],
     "aws_lambda": [
         '{"function_name": "f", "aws_key": "AK", "aws_secret": "SK", "qualifier": "two", "function_name": "f:one"}',
         '{"function_name": "f", "aws_key": "AK", "aws_secret": "SK", "proxy_url": "http://p:1"}',
