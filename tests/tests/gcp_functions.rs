@@ -251,3 +251,63 @@ fn invalid_configs_are_refused_at_load_naming_the_field() {
         );
     }
 }
+
+/// `envoy/gcp-functions.yaml` as shipped, its clusters on the emulator
+/// (plain HTTP) and its metadata server on the fakes: every route passes
+/// Google's front door with its own token.
+#[test]
+fn the_shipped_config_reaches_each_private_service() {
+    let fakes = Fakes::start(3600).expect("fakes");
+    let mut config = local_bootstrap("gcp-functions.yaml", |cluster| match cluster {
+        "gcp_metadata" => fakes.port,
+        _ => emulator().port(),
+    });
+    config["static_resources"]["listeners"][0]["address"]["socket_address"]["address"] =
+        json!("127.0.0.1");
+    for cluster in config["static_resources"]["clusters"]
+        .as_array_mut()
+        .expect("clusters")
+    {
+        cluster["type"] = json!("STATIC");
+        if let Some(c) = cluster.as_object_mut() {
+            c.remove("dns_lookup_family");
+            c.remove("transport_socket");
+            c.remove("typed_extension_protocol_options");
+        }
+        cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
+            ["socket_address"]["address"] = json!("127.0.0.1");
+    }
+    let mut envoy = Envoy::start(&config).unwrap_or_else(|log| panic!("{log}"));
+    envoy
+        .wait_stat(&stat("envoy_faas_credentials_refreshes_total"), 3)
+        .unwrap();
+    // Past the front door, the emulator has no such functions: its 404
+    // names the path each route forwarded.
+    let r = get(envoy.port, "/orders/items");
+    assert_eq!(
+        (r.status, r.json()["path"].as_str()),
+        (404, Some("/api/items")),
+        "{}",
+        r.text()
+    );
+    let r = get(envoy.port, "/report/anything?q=1");
+    assert_eq!(
+        (r.status, r.json()["path"].as_str()),
+        (404, Some("/report")),
+        "{}",
+        r.text()
+    );
+    let r = http1(
+        envoy.port,
+        "GET",
+        "/app/echo",
+        &[("authorization", "Bearer app")],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.echo().header("authorization"), Some("Bearer app"));
+    assert_eq!(
+        claims_seen(&r, "x-serverless-authorization")["aud"],
+        "https://app-abc123xyz-ew.a.run.app"
+    );
+}
