@@ -93,18 +93,35 @@ pub fn azure_identity_bootstrap(
     )
 }
 
-/// The `gcp-functions` filter's default `metadata_cluster`.
-pub const GCP_SOURCE_CLUSTERS: [&str; 1] = ["gcp_metadata"];
+/// The `gcp-functions` filter's default source clusters:
+/// `metadata_cluster`, `sts_cluster`, `iam_credentials_cluster`,
+/// `subject_token_cluster`.
+pub const GCP_SOURCE_CLUSTERS: [&str; 4] = [
+    "gcp_metadata",
+    "gcp_sts",
+    "gcp_iam_credentials",
+    "gcp_subject_token",
+];
+/// Its default `token_file_cluster`.
+pub const GCP_TOKEN_FILE_CLUSTER: &str = "gcp_token_files";
 
-/// [`platform_bootstrap`] for the `gcp-functions` filter: its metadata
-/// server cluster at the fakes (it reads no token file).
-pub fn gcp_identity_bootstrap(plugin: &Value, fakes_port: u16) -> Value {
+/// [`platform_bootstrap`] for the `gcp-functions` filter: every source
+/// cluster at the fakes, and with `token_files` the token-file listener.
+pub fn gcp_identity_bootstrap(
+    plugin: &Value,
+    fakes_port: u16,
+    token_files: Option<(u16, &[&str])>,
+) -> Value {
     sources_bootstrap(
-        ("gcp-functions", &GCP_SOURCE_CLUSTERS, ""),
+        (
+            "gcp-functions",
+            &GCP_SOURCE_CLUSTERS,
+            GCP_TOKEN_FILE_CLUSTER,
+        ),
         plugin,
         &[],
         fakes_port,
-        None,
+        token_files,
     )
 }
 

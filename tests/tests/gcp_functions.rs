@@ -25,7 +25,8 @@ fn plugin(entry: Value) -> Value {
 }
 
 fn start(plugin: &Value, fakes: &Fakes) -> Envoy {
-    Envoy::start(&gcp_identity_bootstrap(plugin, fakes.port)).unwrap_or_else(|log| panic!("{log}"))
+    Envoy::start(&gcp_identity_bootstrap(plugin, fakes.port, None))
+        .unwrap_or_else(|log| panic!("{log}"))
 }
 
 fn stat(family: &str) -> String {
@@ -57,7 +58,7 @@ fn the_metadata_servers_token_reaches_a_private_service_both_paths() {
     let fakes = Fakes::start(3600).expect("fakes");
     for forwarding in ["callout", "route"] {
         let plugin = plugin(json!({"forwarding": forwarding}));
-        let config = gcp_identity_bootstrap(&plugin, fakes.port);
+        let config = gcp_identity_bootstrap(&plugin, fakes.port, None);
         let mut config = config;
         if forwarding == "route" {
             // In place: the twin route first, the route's cluster the function's.
@@ -212,7 +213,7 @@ fn an_outage_keeps_the_token_until_5_s_before_exp_then_503_then_recovers() {
 #[test]
 fn two_workers_make_one_fetch_per_period() {
     let fakes = Fakes::start(20).expect("fakes");
-    let bootstrap = gcp_identity_bootstrap(&plugin(json!({})), fakes.port);
+    let bootstrap = gcp_identity_bootstrap(&plugin(json!({})), fakes.port, None);
     let started = Instant::now();
     let mut envoy = Envoy::start_with_workers(&bootstrap, 2).unwrap_or_else(|log| panic!("{log}"));
     let refreshes = stat("envoy_faas_credentials_refreshes_total");
@@ -242,7 +243,7 @@ fn invalid_configs_are_refused_at_load_naming_the_field() {
             "authorization.id_token.source",
         ),
     ] {
-        let log = Envoy::start(&gcp_identity_bootstrap(&plugin(entry), fakes.port))
+        let log = Envoy::start(&gcp_identity_bootstrap(&plugin(entry), fakes.port, None))
             .err()
             .unwrap_or_else(|| panic!("{field}: accepted"));
         assert!(
@@ -310,4 +311,110 @@ fn the_shipped_config_reaches_each_private_service() {
         claims_seen(&r, "x-serverless-authorization")["aud"],
         "https://app-abc123xyz-ew.a.run.app"
     );
+}
+
+/// A credential configuration file as gcloud writes it for a pool provider,
+/// with `credential_source`.
+fn external_account(credential_source: Value) -> Value {
+    json!({
+        "type": "external_account",
+        "audience": "//iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/gw/providers/aws",
+        "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+        "token_url": "https://sts.googleapis.com/v1/token",
+        "service_account_impersonation_url": "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/gateway@proj.iam.gserviceaccount.com:generateAccessToken",
+        "credential_source": credential_source,
+    })
+}
+
+#[test]
+fn workload_identity_federation_from_a_token_file() {
+    let fakes = Fakes::start(3600).expect("fakes");
+    let token = "eyJhbGciOiJSUzI1NiJ9.federated-subject.sig";
+    *fakes.controls.gcp_subject_token.lock().expect("lock") = Some(token.to_string());
+    let dir = token_dir("gcp-wif", "token", token);
+    let dir_path = dir.0.display().to_string();
+    let file = format!("{dir_path}/token");
+    let mut config = plugin(json!({}));
+    config["external_account"] = external_account(json!({"file": file}));
+    let token_port = free_port();
+    let bootstrap = gcp_identity_bootstrap(
+        &config,
+        fakes.port,
+        Some((token_port, &[dir_path.as_str()])),
+    );
+    let mut envoy = Envoy::start(&bootstrap).unwrap_or_else(|log| panic!("{log}"));
+    let refreshes = credentials_stat(
+        "gcp-functions",
+        "external_account",
+        "envoy_faas_credentials_refreshes_total",
+    );
+    envoy
+        .wait_stat(&refreshes, 1)
+        .unwrap_or_else(|e| panic!("{e}: {}", envoy.log()));
+    let r = get(envoy.port, "/f");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(claims_seen(&r, "authorization")["aud"], SERVICE);
+    assert_eq!(
+        (
+            fakes.controls.calls("gcp_sts"),
+            fakes.controls.calls("gcp_generate_id_token")
+        ),
+        (1, 1)
+    );
+    assert_eq!(fakes.controls.calls("refused"), 0);
+    assert!(
+        !envoy.log().contains("federated-subject"),
+        "no token in the log"
+    );
+}
+
+#[test]
+fn workload_identity_federation_from_a_url_with_a_json_subject_token() {
+    // A gateway on Azure: the subject token is Azure IMDS's access token.
+    let fakes = Fakes::start(3600).expect("fakes");
+    let mut config = plugin(json!({}));
+    config["external_account"] = external_account(json!({
+        "url": "http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=api://AzureADTokenExchange",
+        "headers": {"Metadata": "true"},
+        "format": {"type": "json", "subject_token_field_name": "access_token"},
+    }));
+    let mut envoy = Envoy::start(&gcp_identity_bootstrap(&config, fakes.port, None))
+        .unwrap_or_else(|log| panic!("{log}"));
+    let refreshes = credentials_stat(
+        "gcp-functions",
+        "external_account",
+        "envoy_faas_credentials_refreshes_total",
+    );
+    envoy
+        .wait_stat(&refreshes, 1)
+        .unwrap_or_else(|e| panic!("{e}: {}", envoy.log()));
+    let r = get(envoy.port, "/f");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(fakes.controls.calls("azure_imds"), 1);
+    assert_eq!(fakes.controls.calls("gcp_generate_id_token"), 1);
+}
+
+#[test]
+fn an_incomplete_external_account_is_refused_naming_the_field() {
+    let fakes = Fakes::start(3600).expect("fakes");
+    let mut account = external_account(json!({"file": "/var/run/token"}));
+    account
+        .as_object_mut()
+        .expect("object")
+        .remove("service_account_impersonation_url");
+    let mut config = plugin(json!({}));
+    config["external_account"] = account;
+    let log = Envoy::start(&gcp_identity_bootstrap(&config, fakes.port, None))
+        .err()
+        .expect("refused");
+    assert!(
+        log.contains(r#"field "external_account.service_account_impersonation_url": is required"#),
+        "{log}"
+    );
+    let mut config = plugin(json!({}));
+    config["external_account"] = external_account(json!({"executable": {"command": "x"}}));
+    let log = Envoy::start(&gcp_identity_bootstrap(&config, fakes.port, None))
+        .err()
+        .expect("refused");
+    assert!(log.contains("external_account.credential_source"), "{log}");
 }

@@ -69,6 +69,12 @@ impl Fields {
         }
     }
 
+    /// The names of the fields not read yet (an object of free names,
+    /// such as a table of headers).
+    pub fn keys(&self) -> Vec<String> {
+        self.map.keys().cloned().collect()
+    }
+
     /// The route label errors are reported under.
     pub fn route(&self) -> &str {
         &self.route

@@ -9,8 +9,8 @@
 //! admission are `faas_core::credentials`, as for the AWS and Azure
 //! credentials.
 
+use crate::federation::{self, ExternalAccount};
 use faas_core::credentials::{callout, Expiring, Next, SourceError, SourceRequest};
-use faas_core::host::unix_seconds;
 use serde_json::Value;
 
 /// An ID token. `Debug` never prints it.
@@ -49,6 +49,10 @@ const IDENTITY_PATH: &str = "/computeMetadata/v1/instance/service-accounts/defau
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Clusters {
     pub metadata: String,
+    pub sts: String,
+    pub iam_credentials: String,
+    pub token_files: String,
+    pub subject_token: String,
 }
 
 /// Where a route's tokens come from.
@@ -56,11 +60,19 @@ pub struct Clusters {
 pub enum Source {
     /// The metadata server's `identity` endpoint, for `audience`.
     MetadataServer { audience: String },
+    /// Workload Identity Federation ([`crate::federation`]), for `audience`.
+    ExternalAccount {
+        account: Box<ExternalAccount>,
+        audience: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
     Metadata,
+    Subject,
+    Sts,
+    IdToken,
 }
 
 pub type Context<'a> = faas_core::credentials::Context<'a, Clusters, IdToken>;
@@ -154,27 +166,43 @@ impl faas_core::credentials::Source for Source {
     fn label(&self) -> &'static str {
         match self {
             Source::MetadataServer { .. } => "metadata_server",
+            Source::ExternalAccount { .. } => "external_account",
         }
     }
 
     fn key(&self) -> String {
-        let Source::MetadataServer { audience } = self;
+        let settings = match self {
+            Source::MetadataServer { audience } => format!("metadata|{audience}"),
+            Source::ExternalAccount { account, audience } => format!(
+                "external|{}|{}|{}|{audience}",
+                account.audience, account.id_token.authority, account.id_token.path
+            ),
+        };
         format!(
             "envoy_faas.gcp_functions.id_token.{:016x}",
-            fnv1a(&format!("metadata|{audience}"))
+            fnv1a(&settings)
         )
     }
 
     fn start(&self, ctx: &Context<'_>) -> Next<Step, IdToken> {
-        let Source::MetadataServer { audience } = self;
-        Next::Call(
-            Step::Metadata,
-            callout(
-                &ctx.clusters.metadata,
-                METADATA_AUTHORITY,
-                metadata_request(audience),
+        match self {
+            Source::MetadataServer { audience } => Next::Call(
+                Step::Metadata,
+                callout(
+                    &ctx.clusters.metadata,
+                    METADATA_AUTHORITY,
+                    metadata_request(audience),
+                ),
             ),
-        )
+            Source::ExternalAccount { account, .. } => Next::Call(
+                Step::Subject,
+                federation::subject_call(
+                    account,
+                    &ctx.clusters.token_files,
+                    &ctx.clusters.subject_token,
+                ),
+            ),
+        }
     }
 
     fn advance(
@@ -184,11 +212,41 @@ impl faas_core::credentials::Source for Source {
         body: &[u8],
         ctx: &Context<'_>,
     ) -> Next<Step, IdToken> {
-        let Step::Metadata = step;
-        let _ = unix_seconds(ctx.now);
-        Next::Done(
-            parse_id_token(status, body).map_err(|e| format!("metadata server ID token: {e}")),
-        )
+        let id_token = |status: u16, body: &[u8], what: &str| {
+            Next::Done(parse_id_token(status, body).map_err(|e| format!("{what}: {e}")))
+        };
+        match (step, self) {
+            (Step::Metadata, _) => id_token(status, body, "metadata server ID token"),
+            (Step::Subject, Source::ExternalAccount { account, .. }) => {
+                match federation::subject_token(account, status, body) {
+                    Ok(token) => Next::Call(
+                        Step::Sts,
+                        federation::sts_call(account, &ctx.clusters.sts, &token),
+                    ),
+                    Err(why) => Next::Done(Err(why)),
+                }
+            }
+            (Step::Sts, Source::ExternalAccount { account, audience }) => {
+                match federation::access_token(status, body) {
+                    Ok(token) => Next::Call(
+                        Step::IdToken,
+                        federation::id_token_call(
+                            account,
+                            &ctx.clusters.iam_credentials,
+                            &token,
+                            audience,
+                        ),
+                    ),
+                    Err(why) => Next::Done(Err(why)),
+                }
+            }
+            (Step::IdToken, _) => match federation::id_token_of(status, body) {
+                Ok(token) => id_token(200, &token, "generateIdToken"),
+                Err(why) => Next::Done(Err(why)),
+            },
+            // An answer for a step this source does not take.
+            (_, Source::MetadataServer { .. }) => Next::Done(Err("unexpected answer".into())),
+        }
     }
 }
 

@@ -15,6 +15,7 @@
 //!   `X-Serverless-Authorization`, leaving the client's `Authorization` to
 //!   the application). Fail closed: no valid token, no call (503).
 
+pub mod federation;
 pub mod identity;
 
 use faas_core::config::read_function_uri;
@@ -39,6 +40,8 @@ pub type Provider = faas_core::credentials::provider::Provider<Source>;
 
 pub struct Global {
     pub provider: RefCell<Provider>,
+    /// `external_account`: the Workload Identity Federation configuration.
+    pub external_account: Option<federation::ExternalAccount>,
 }
 
 /// Google API Gateway's `x-google-backend` path translation.
@@ -119,9 +122,26 @@ fn read_identity(
             ))
         }
     };
-    let source = match token.string("source")?.as_deref() {
-        None | Some("metadata_server") => Source::MetadataServer { audience },
-        Some(_) => return Err(token.error("source", "must be one of metadata_server")),
+    let default = if global.external_account.is_some() {
+        "external_account"
+    } else {
+        "metadata_server"
+    };
+    let source = match token.string("source")?.as_deref().unwrap_or(default) {
+        "metadata_server" => Source::MetadataServer { audience },
+        "external_account" => match &global.external_account {
+            Some(account) => Source::ExternalAccount {
+                account: Box::new(account.clone()),
+                audience,
+            },
+            None => {
+                return Err(token.error(
+                    "source",
+                    "is external_account, but the config has no top-level external_account",
+                ))
+            }
+        },
+        _ => return Err(token.error("source", "must be one of metadata_server, external_account")),
     };
     token.finish()?;
     auth.finish()?;
@@ -151,15 +171,26 @@ pub fn read_route(fields: &mut Fields, global: &Global) -> Result<Route, ConfigE
 }
 
 pub fn read_global(fields: &mut Fields) -> Result<Global, ConfigError> {
-    let metadata = fields
-        .non_empty_string("metadata_cluster")?
-        .unwrap_or_else(|| "gcp_metadata".to_string());
+    let mut cluster = |field: &str, default: &str| -> Result<String, ConfigError> {
+        Ok(fields
+            .non_empty_string(field)?
+            .unwrap_or_else(|| default.to_string()))
+    };
+    let clusters = Clusters {
+        metadata: cluster("metadata_cluster", "gcp_metadata")?,
+        sts: cluster("sts_cluster", "gcp_sts")?,
+        iam_credentials: cluster("iam_credentials_cluster", "gcp_iam_credentials")?,
+        token_files: cluster("token_file_cluster", "gcp_token_files")?,
+        subject_token: cluster("subject_token_cluster", "gcp_subject_token")?,
+    };
+    let external_account = federation::read(fields)?;
     Ok(Global {
         provider: RefCell::new(Provider::new(
             GcpFunctions::NAME,
             "Google ID tokens",
-            Clusters { metadata },
+            clusters,
         )),
+        external_account,
     })
 }
 

@@ -90,6 +90,10 @@ pub struct Controls {
     pub container_authorization: Mutex<Option<String>>,
     /// The `WebIdentityToken` STS requires.
     pub web_identity_token: Mutex<Option<String>>,
+    /// The subject token Google STS requires (`None`: any).
+    pub gcp_subject_token: Mutex<Option<String>>,
+    /// Federated access tokens Google STS issued (generateIdToken wants one).
+    gcp_access_tokens: Mutex<BTreeSet<String>>,
     serial: AtomicU64,
     imds_tokens: Mutex<BTreeSet<String>>,
     calls: Mutex<BTreeMap<&'static str, u64>>,
@@ -98,7 +102,8 @@ pub struct Controls {
 impl Controls {
     /// Calls answered per kind: `imds_token`, `imds_role`,
     /// `imds_credentials`, `container`, `web_identity`, `assume_role`,
-    /// `azure_imds`, `entra`, `app_service`, `gcp_identity` (successes), `refused` (wrong
+    /// `azure_imds`, `entra`, `app_service`, `gcp_identity`, `gcp_sts`,
+    /// `gcp_generate_id_token` (successes), `refused` (wrong
     /// token, signature, header or method), `failed`.
     pub fn calls(&self, kind: &str) -> u64 {
         self.calls
@@ -159,6 +164,8 @@ impl Fakes {
             failing: AtomicBool::new(false),
             container_authorization: Mutex::new(None),
             web_identity_token: Mutex::new(None),
+            gcp_subject_token: Mutex::new(None),
+            gcp_access_tokens: Mutex::new(BTreeSet::new()),
             serial: AtomicU64::new(1),
             imds_tokens: Mutex::new(BTreeSet::new()),
             calls: Mutex::new(BTreeMap::new()),
@@ -237,6 +244,8 @@ fn answer(state: &Controls, req: &Request) -> Response {
         ("GET", "/msi/token") => app_service(state, req),
         ("POST", p) if p.ends_with("/oauth2/v2.0/token") => entra(state, req),
         ("GET", crate::google::IDENTITY_PATH) => gcp_identity(state, req),
+        ("POST", "/v1/token") => gcp_sts(state, req),
+        ("POST", p) if p.ends_with(":generateIdToken") => gcp_generate_id_token(state, req),
         ("GET", "/oauth2/v3/certs") => {
             Response::new(200, "application/json", crate::google::jwks().to_string())
         }
@@ -257,6 +266,67 @@ fn gcp_identity(state: &Controls, req: &Request) -> Response {
             refused
         }
     }
+}
+
+/// Google STS's token exchange (RFC 8693): a federated access token for
+/// the subject token, if it is the one required.
+fn gcp_sts(state: &Controls, req: &Request) -> Response {
+    let f = form(&req.body);
+    let expected = state.gcp_subject_token.lock().ok().and_then(|t| t.clone());
+    let ok = f.get("grant_type").map(String::as_str)
+        == Some("urn:ietf:params:oauth:grant-type:token-exchange")
+        && f.get("requested_token_type").map(String::as_str)
+            == Some("urn:ietf:params:oauth:token-type:access_token")
+        && f.get("audience")
+            .is_some_and(|a| a.starts_with("//iam.googleapis.com/"))
+        && f.get("subject_token")
+            .is_some_and(|t| !t.is_empty() && expected.as_ref().is_none_or(|e| e == t));
+    if !ok {
+        state.count("refused");
+        return Response::new(400, "application/json", r#"{"error":"invalid_grant"}"#);
+    }
+    state.count("gcp_sts");
+    let token = format!(
+        "ya29.federated-{}",
+        state.serial.fetch_add(1, Ordering::SeqCst)
+    );
+    if let Ok(mut tokens) = state.gcp_access_tokens.lock() {
+        tokens.insert(token.clone());
+    }
+    let doc = serde_json::json!({"access_token": token, "issued_token_type": "urn:ietf:params:oauth:token-type:access_token", "token_type": "Bearer", "expires_in": 3600});
+    Response::new(200, "application/json", doc.to_string())
+}
+
+/// The IAM Credentials API's `generateIdToken`, for a federated access
+/// token STS issued: an ID token for the body's `audience`.
+fn gcp_generate_id_token(state: &Controls, req: &Request) -> Response {
+    let bearer = req
+        .header("authorization")
+        .and_then(|v| v.strip_prefix("Bearer ").map(str::to_string));
+    let known =
+        bearer.is_some_and(|t| state.gcp_access_tokens.lock().is_ok_and(|s| s.contains(&t)));
+    let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+    let audience = body["audience"].as_str().unwrap_or_default().to_string();
+    if !known || audience.is_empty() {
+        state.count("refused");
+        return Response::new(
+            401,
+            "application/json",
+            r#"{"error":{"code":401,"status":"UNAUTHENTICATED"}}"#,
+        );
+    }
+    state.count("gcp_generate_id_token");
+    let issued_at = now();
+    let token = crate::google::id_token(
+        &audience,
+        issued_at,
+        issued_at + state.ttl_seconds.load(Ordering::SeqCst),
+    );
+    Response::new(
+        200,
+        "application/json",
+        serde_json::json!({"token": token}).to_string(),
+    )
 }
 
 fn json_credentials(state: &Controls) -> Response {

@@ -1,0 +1,321 @@
+//! Workload Identity Federation (`external_account`, `gcp-identity.md` §3):
+//! a gateway outside Google Cloud (on AWS, Azure or any OIDC platform)
+//! trades its platform's token for a Google ID token, in three calls:
+//! 1. the subject token: a file (read through the token-file cluster, the
+//!    VM has no filesystem) or a URL (Azure IMDS, an OIDC endpoint);
+//! 2. Google STS's token exchange (RFC 8693) → a federated access token;
+//! 3. the IAM Credentials API's `generateIdToken` for the impersonated
+//!    service account, with that access token → the ID token.
+//!
+//! The configuration is the credential configuration file that
+//! `gcloud iam workload-identity-pools create-cred-config` writes, pasted
+//! as `external_account` (top level). Pure: `identity::Source` sends the
+//! calls.
+
+use crate::identity::query_encode;
+use faas_core::credentials::{
+    callout, token_file_content, token_file_request, SourceRequest, TOKEN_FILE_AUTHORITY,
+};
+use faas_core::uri::FunctionUri;
+use faas_core::{Callout, ConfigError, Fields};
+use serde_json::Value;
+
+/// How the subject token is read from its source's answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// The whole answer, trimmed.
+    Text,
+    /// A field of a JSON answer.
+    Json(String),
+}
+
+/// Where the subject token comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Subject {
+    File {
+        path: String,
+        format: Format,
+    },
+    Url {
+        authority: String,
+        path: String,
+        headers: Vec<(String, String)>,
+        format: Format,
+    },
+}
+
+/// An endpoint's `:authority` and path (with query).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    pub authority: String,
+    pub path: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExternalAccount {
+    /// The workload identity pool provider (STS `audience`).
+    pub audience: String,
+    pub subject_token_type: String,
+    pub sts: Endpoint,
+    /// `…/serviceAccounts/<sa>:generateIdToken` on the IAM Credentials API.
+    pub id_token: Endpoint,
+    pub subject: Subject,
+}
+
+const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
+
+fn endpoint(fields: &Fields, field: &str, url: &str) -> Result<Endpoint, ConfigError> {
+    let uri = FunctionUri::parse(url).map_err(|why| fields.error(field, why))?;
+    let mut path = if uri.path.is_empty() {
+        "/".to_string()
+    } else {
+        uri.path.clone()
+    };
+    if !uri.query.is_empty() {
+        path.push('?');
+        path.push_str(&uri.query);
+    }
+    Ok(Endpoint {
+        authority: uri.authority(),
+        path,
+    })
+}
+
+fn read_format(source: &mut Fields) -> Result<Format, ConfigError> {
+    let Some(mut format) = source.object("format")? else {
+        return Ok(Format::Text);
+    };
+    let kind = format.string("type")?;
+    let field = format.non_empty_string("subject_token_field_name")?;
+    let result = match (kind.as_deref(), field) {
+        (None | Some("text"), None) => Format::Text,
+        (Some("json"), Some(name)) => Format::Json(name),
+        (Some("json"), None) => {
+            return Err(format.error("subject_token_field_name", "is required with type json"))
+        }
+        (None | Some("text"), Some(_)) => {
+            return Err(format.error("subject_token_field_name", "applies to type json only"))
+        }
+        (Some(_), _) => return Err(format.error("type", "must be one of text, json")),
+    };
+    format.finish()?;
+    Ok(result)
+}
+
+/// Reads `external_account` (the credential configuration file's JSON).
+pub fn read(fields: &mut Fields) -> Result<Option<ExternalAccount>, ConfigError> {
+    let Some(mut account) = fields.object("external_account")? else {
+        return Ok(None);
+    };
+    if account.string("type")?.as_deref() != Some("external_account") {
+        return Err(account.error("type", "must be external_account"));
+    }
+    let audience = account.required_string("audience")?;
+    let subject_token_type = account.required_string("subject_token_type")?;
+    let token_url = account
+        .non_empty_string("token_url")?
+        .unwrap_or_else(|| "https://sts.googleapis.com/v1/token".to_string());
+    let sts = endpoint(&account, "token_url", &token_url)?;
+    let Some(impersonation) = account.non_empty_string("service_account_impersonation_url")? else {
+        return Err(account.error(
+            "service_account_impersonation_url",
+            "is required: Google issues ID tokens for a service account, which the federated identity impersonates",
+        ));
+    };
+    let Some(base) = impersonation.strip_suffix(":generateAccessToken") else {
+        return Err(account.error(
+            "service_account_impersonation_url",
+            "must end with :generateAccessToken (the file gcloud writes)",
+        ));
+    };
+    let id_token = endpoint(
+        &account,
+        "service_account_impersonation_url",
+        &format!("{base}:generateIdToken"),
+    )?;
+    // Read and ignored: the ID token's lifetime is Google's (an hour).
+    account.object("service_account_impersonation")?;
+    for ignored in ["universe_domain", "quota_project_id", "token_info_url"] {
+        account.string(ignored)?;
+    }
+    let Some(mut source) = account.object("credential_source")? else {
+        return Err(account.error("credential_source", "is required"));
+    };
+    let format = read_format(&mut source)?;
+    let subject =
+        match (
+            source.non_empty_string("file")?,
+            source.non_empty_string("url")?,
+        ) {
+            (Some(path), None) => {
+                if !path.starts_with('/') {
+                    return Err(source.error("file", "must be an absolute path"));
+                }
+                Subject::File { path, format }
+            }
+            (None, Some(url)) => {
+                let at = endpoint(&source, "url", &url)?;
+                let mut headers = Vec::new();
+                if let Some(mut given) = source.object("headers")? {
+                    for name in given.keys() {
+                        let value = given.header_value(&name)?.unwrap_or_default();
+                        headers.push((name.to_ascii_lowercase(), value));
+                    }
+                    given.finish()?;
+                }
+                Subject::Url {
+                    authority: at.authority,
+                    path: at.path,
+                    headers,
+                    format,
+                }
+            }
+            (Some(_), Some(_)) => return Err(source.error("url", "cannot be combined with file")),
+            (None, None) => return Err(source.error(
+                "file",
+                "or url is required (executable, AWS and certificate sources are not supported)",
+            )),
+        };
+    source.finish()?;
+    account.finish()?;
+    Ok(Some(ExternalAccount {
+        audience,
+        subject_token_type,
+        sts,
+        id_token,
+        subject,
+    }))
+}
+
+/// Call 1: the subject token, from the token-file cluster or the URL's.
+pub fn subject_call(account: &ExternalAccount, token_files: &str, url_cluster: &str) -> Callout {
+    match &account.subject {
+        Subject::File { path, .. } => {
+            callout(token_files, TOKEN_FILE_AUTHORITY, token_file_request(path))
+        }
+        Subject::Url {
+            authority,
+            path,
+            headers,
+            ..
+        } => {
+            let mut call = callout(
+                url_cluster,
+                authority,
+                SourceRequest {
+                    method: "GET",
+                    path: path.clone(),
+                    headers: Vec::new(),
+                    body: Vec::new(),
+                },
+            );
+            call.headers.extend(headers.iter().cloned());
+            call
+        }
+    }
+}
+
+/// The subject token in its source's answer.
+pub fn subject_token(
+    account: &ExternalAccount,
+    status: u16,
+    body: &[u8],
+) -> Result<String, String> {
+    let format = match &account.subject {
+        Subject::File { format, .. } | Subject::Url { format, .. } => format,
+    };
+    match format {
+        Format::Text => {
+            token_file_content(status, body).map_err(|e| e.replace("token file", "subject token"))
+        }
+        Format::Json(field) => {
+            if status != 200 {
+                return Err(format!("subject token: HTTP {status}"));
+            }
+            let doc: Value =
+                serde_json::from_slice(body).map_err(|_| "subject token: not JSON".to_string())?;
+            doc.get(field)
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()))
+                .map(str::to_string)
+                .ok_or_else(|| {
+                    "subject token: the named field is missing or not a token".to_string()
+                })
+        }
+    }
+}
+
+/// Call 2: Google STS's token exchange for the subject token.
+pub fn sts_call(account: &ExternalAccount, cluster: &str, subject_token: &str) -> Callout {
+    let form = format!(
+        "grant_type={}&audience={}&scope={}&requested_token_type={}&subject_token={}&subject_token_type={}",
+        query_encode(TOKEN_EXCHANGE),
+        query_encode(&account.audience),
+        query_encode(SCOPE),
+        query_encode(ACCESS_TOKEN_TYPE),
+        query_encode(subject_token),
+        query_encode(&account.subject_token_type),
+    );
+    callout(
+        cluster,
+        &account.sts.authority,
+        SourceRequest {
+            method: "POST",
+            path: account.sts.path.clone(),
+            headers: vec![("content-type", "application/x-www-form-urlencoded".into())],
+            body: form.into_bytes(),
+        },
+    )
+}
+
+/// The federated access token in STS's answer.
+pub fn access_token(status: u16, body: &[u8]) -> Result<String, String> {
+    if status != 200 {
+        return Err(format!("STS token exchange: HTTP {status}"));
+    }
+    let doc: Value =
+        serde_json::from_slice(body).map_err(|_| "STS token exchange: not JSON".to_string())?;
+    doc.get("access_token")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .ok_or_else(|| "STS token exchange: no access_token".to_string())
+}
+
+/// Call 3: `generateIdToken` for `audience`, as the service account.
+pub fn id_token_call(
+    account: &ExternalAccount,
+    cluster: &str,
+    access_token: &str,
+    audience: &str,
+) -> Callout {
+    let body = serde_json::json!({"audience": audience, "includeEmail": true}).to_string();
+    callout(
+        cluster,
+        &account.id_token.authority,
+        SourceRequest {
+            method: "POST",
+            path: account.id_token.path.clone(),
+            headers: vec![
+                ("content-type", "application/json".into()),
+                ("authorization", format!("Bearer {access_token}")),
+            ],
+            body: body.into_bytes(),
+        },
+    )
+}
+
+/// The ID token in `generateIdToken`'s answer (`{"token": JWT}`).
+pub fn id_token_of(status: u16, body: &[u8]) -> Result<Vec<u8>, String> {
+    if status != 200 {
+        return Err(format!("generateIdToken: HTTP {status}"));
+    }
+    let doc: Value =
+        serde_json::from_slice(body).map_err(|_| "generateIdToken: not JSON".to_string())?;
+    doc.get("token")
+        .and_then(Value::as_str)
+        .map(|t| t.as_bytes().to_vec())
+        .ok_or_else(|| "generateIdToken: no token".to_string())
+}
