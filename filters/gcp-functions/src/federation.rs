@@ -319,3 +319,108 @@ pub fn id_token_of(status: u16, body: &[u8]) -> Result<Vec<u8>, String> {
         .map(|t| t.as_bytes().to_vec())
         .ok_or_else(|| "generateIdToken: no token".to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn account(source: Value) -> Result<Option<ExternalAccount>, ConfigError> {
+        let doc = json!({"external_account": {
+            "type": "external_account",
+            "audience": "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/x",
+            "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+            "service_account_impersonation_url": "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/sa@p.iam.gserviceaccount.com:generateAccessToken",
+            "credential_source": source,
+        }});
+        let Value::Object(map) = doc else {
+            unreachable!()
+        };
+        read(&mut Fields::new("*", map))
+    }
+
+    #[test]
+    fn the_three_calls_carry_what_google_expects() {
+        let a = account(json!({"file": "/var/run/token"})).unwrap().unwrap();
+        assert_eq!(
+            a.sts,
+            Endpoint {
+                authority: "sts.googleapis.com".into(),
+                path: "/v1/token".into()
+            }
+        );
+        assert_eq!(
+            a.id_token.path,
+            "/v1/projects/-/serviceAccounts/sa@p.iam.gserviceaccount.com:generateIdToken"
+        );
+        let first = subject_call(&a, "files", "url");
+        assert_eq!(
+            (first.cluster.as_str(), first.header(":path")),
+            ("files", Some("/var/run/token"))
+        );
+        let token = subject_token(&a, 200, b"subject.jwt.value\n").unwrap();
+        let sts = sts_call(&a, "sts", &token);
+        let form = String::from_utf8(sts.body.clone()).unwrap();
+        assert!(form.starts_with("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&audience=%2F%2Fiam.googleapis.com"), "{form}");
+        assert!(form.contains("&subject_token=subject.jwt.value&"), "{form}");
+        let access = access_token(200, br#"{"access_token":"ya29.x","expires_in":3599}"#).unwrap();
+        let call = id_token_call(&a, "iam", &access, "https://svc.a.run.app");
+        assert_eq!(call.header("authorization"), Some("Bearer ya29.x"));
+        assert_eq!(
+            serde_json::from_slice::<Value>(&call.body).unwrap(),
+            json!({"audience": "https://svc.a.run.app", "includeEmail": true})
+        );
+        assert_eq!(id_token_of(200, br#"{"token":"a.b.c"}"#).unwrap(), b"a.b.c");
+        for (status, body) in [(403, &b"{}"[..]), (200, b"nope"), (200, b"{}")] {
+            let e = access_token(status, body).unwrap_err();
+            assert!(!e.contains("ya29"), "{e}");
+            assert!(id_token_of(status, body).is_err());
+        }
+    }
+
+    #[test]
+    fn url_sources_take_headers_and_json_fields() {
+        let a = account(
+            json!({"url": "http://169.254.169.254/token?r=1", "headers": {"Metadata": "true"},
+            "format": {"type": "json", "subject_token_field_name": "access_token"}}),
+        )
+        .unwrap()
+        .unwrap();
+        let call = subject_call(&a, "files", "subject");
+        assert_eq!(call.cluster, "subject");
+        assert_eq!(call.header(":path"), Some("/token?r=1"));
+        assert_eq!(call.header("metadata"), Some("true"));
+        assert_eq!(
+            subject_token(&a, 200, br#"{"access_token":"tok"}"#).unwrap(),
+            "tok"
+        );
+        assert!(subject_token(&a, 200, br#"{"other":"tok"}"#).is_err());
+    }
+
+    #[test]
+    fn incomplete_files_are_refused_naming_the_field() {
+        let cases = [
+            (json!({}), "external_account.credential_source.file"),
+            (
+                json!({"file": "relative"}),
+                "external_account.credential_source.file",
+            ),
+            (
+                json!({"file": "/a", "url": "http://b/"}),
+                "external_account.credential_source.url",
+            ),
+            (
+                json!({"url": "http://b/", "format": {"type": "json"}}),
+                "external_account.credential_source.format.subject_token_field_name",
+            ),
+            (
+                json!({"file": "/a", "format": {"type": "xml"}}),
+                "external_account.credential_source.format.type",
+            ),
+        ];
+        for (source, field) in cases {
+            let e = account(source.clone()).unwrap_err();
+            assert_eq!(e.field, field, "{source}");
+        }
+    }
+}
