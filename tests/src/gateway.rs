@@ -175,6 +175,35 @@ pub fn local_bootstrap(name: &str, port_of: impl Fn(&str) -> u16) -> Value {
     config
 }
 
+/// A shipped copy-paste config made to run on loopback: the first
+/// listener on 127.0.0.1, every cluster STATIC on 127.0.0.1 (its port
+/// already set by [`local_bootstrap`]) in plain HTTP, without TLS, DNS or
+/// SNI options. What the function host and its certificate would be is the
+/// emulator's business (it routes by `Host`).
+pub fn on_loopback(mut config: Value) -> Value {
+    config["static_resources"]["listeners"][0]["address"]["socket_address"]["address"] =
+        "127.0.0.1".into();
+    for cluster in as_array_mut(&mut config["static_resources"]["clusters"]) {
+        cluster["type"] = "STATIC".into();
+        if let Some(c) = cluster.as_object_mut() {
+            c.remove("dns_lookup_family");
+            c.remove("transport_socket");
+        }
+        // `get_mut`: indexing would add the keys to a cluster without them.
+        if let Some(options) = cluster
+            .get_mut("typed_extension_protocol_options")
+            .and_then(|o| o.get_mut("envoy.extensions.upstreams.http.v3.HttpProtocolOptions"))
+            .and_then(Value::as_object_mut)
+        {
+            options.remove("upstream_http_protocol_options");
+        }
+        for endpoint in endpoints_mut(cluster) {
+            endpoint["endpoint"]["address"]["socket_address"]["address"] = "127.0.0.1".into();
+        }
+    }
+    config
+}
+
 /// `envoy/compose.yaml` with demo.yaml's addresses: the only differences the
 /// two files are allowed to have (listen on all interfaces in the container,
 /// the emulator by service name, DNS clusters for it).

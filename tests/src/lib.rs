@@ -26,9 +26,10 @@ pub mod jwt;
 mod platform;
 pub mod prometheus;
 pub use gateway::{
-    compose_as_demo, local_bootstrap, local_demo_bootstrap, shipped_config, Gateway,
+    compose_as_demo, local_bootstrap, local_demo_bootstrap, on_loopback, shipped_config, Gateway,
 };
 pub use platform::{
+    assert_one_fetch_per_period, assert_rotation_without_failures,
     assert_unreachable_and_logged_once, azure_identity_bootstrap, credentials_stat, end_outage,
     gcp_identity_bootstrap, outage_until_refused, platform_bootstrap, rotate_token_file,
     steady_traffic, token_dir, token_file_listener, AZURE_SOURCE_CLUSTERS,

@@ -166,6 +166,46 @@ pub fn rotate_token_file(dir: &ScratchDir, name: &str, token: &str) {
     std::fs::rename(&tmp, dir.0.join(name)).expect("rename it over the old one");
 }
 
+/// 24 s of steady GETs of `path` over 20 s tokens (the fakes' TTL): not one
+/// fails, and the fakes issued tokens of `kind` at least three times (it
+/// rotated at least twice).
+pub fn assert_rotation_without_failures(
+    envoy: &Envoy,
+    controls: &Controls,
+    path: &str,
+    kind: &str,
+) {
+    let (sent, failed) = steady_traffic(envoy, path, Duration::from_secs(24));
+    assert!(sent > 50, "{sent}");
+    assert!(failed.is_empty(), "{failed:?}");
+    let issued = controls.calls(kind);
+    assert!(issued >= 3, "rotated at least twice: {issued}");
+}
+
+/// Envoy with two workers (three VMs tick) on `bootstrap`, 20 s tokens:
+/// coordinated, they make the first fetch of `kind` and one per refresh
+/// period (the first 8 to 10 s in, then every 8 s), under steady traffic
+/// on `/f` that never fails. `refreshes` is the source's refresh counter.
+pub fn assert_one_fetch_per_period(
+    bootstrap: &Value,
+    refreshes: &str,
+    controls: &Controls,
+    kind: &str,
+) {
+    let started = Instant::now();
+    let mut envoy = Envoy::start_with_workers(bootstrap, 2).unwrap_or_else(|log| panic!("{log}"));
+    envoy.wait_stat(refreshes, 1).unwrap();
+    let (_, failed) = steady_traffic(&envoy, "/f", Duration::from_secs(13));
+    assert!(failed.is_empty(), "{failed:?}");
+    envoy.wait_stat(refreshes, 2).unwrap();
+    let fetches = controls.calls(kind);
+    let periods = started.elapsed().as_secs() / 8;
+    assert!(
+        (2..=1 + periods).contains(&fetches),
+        "token fetches: {fetches} in {periods} refresh periods"
+    );
+}
+
 /// GETs of `path` in a row for `length`: how many, and the first failed
 /// ones (when, status, body).
 pub fn steady_traffic(

@@ -392,26 +392,9 @@ fn streaming_config_is_checked_at_load_naming_the_field() {
 /// and the Function URL route both stream chunk by chunk.
 #[test]
 fn the_shipped_streaming_config_streams_both_forms() {
-    let mut config = local_bootstrap("lambda-streaming.yaml", |_| emulator().port());
-    config["static_resources"]["listeners"][0]["address"]["socket_address"]["address"] =
-        json!("127.0.0.1");
-    for cluster in config["static_resources"]["clusters"]
-        .as_array_mut()
-        .expect("clusters")
-    {
-        cluster["type"] = json!("STATIC");
-        if let Some(c) = cluster.as_object_mut() {
-            c.remove("dns_lookup_family");
-            c.remove("transport_socket");
-        }
-        cluster["typed_extension_protocol_options"]
-            ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
-            .as_object_mut()
-            .expect("protocol options")
-            .remove("upstream_http_protocol_options");
-        cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
-            ["socket_address"]["address"] = json!("127.0.0.1");
-    }
+    let mut config = on_loopback(local_bootstrap("lambda-streaming.yaml", |_| {
+        emulator().port()
+    }));
     let vm = &mut config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
         ["typed_config"]["http_filters"][0]["typed_config"]["config"]["vm_config"];
     vm["environment_variables"] = json!({"key_values": {
