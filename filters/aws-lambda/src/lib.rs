@@ -28,21 +28,20 @@ pub mod stream_prelude;
 use config::{Mode, Route};
 use credentials::environment::Environment;
 use credentials::Credentials;
+use faas_core::credentials::provider::CredentialWork;
 use faas_core::host::unix_seconds;
 use faas_core::request::forward;
 use faas_core::response::{passthrough, Failure};
 use faas_core::rewrite::ResponseRewrite;
 use faas_core::{
-    Callout, CalloutResponse, ClientRequest, CommonConfig, ConfigError, ErrorReply, Fields, Host,
+    Callout, CalloutResponse, ClientRequest, CommonConfig, ConfigError, ErrorReply, Fields,
     Integration, LocalReply,
 };
 use iam::{CredentialSource, Global, Iam};
 use response_stream::LambdaStream;
 use std::borrow::Cow;
-use std::time::{Duration, SystemTime};
-
-/// How often every VM looks at the platform credentials' schedule.
-const CREDENTIALS_TICK: Duration = Duration::from_secs(1);
+use std::cell::Ref;
+use std::time::SystemTime;
 
 /// The credentials to sign with now: static ones (borrowed: no copy per
 /// request), or the platform source's current ones (loaded by `admit`).
@@ -99,12 +98,19 @@ impl Integration for AwsLambda {
         matches!(&route.mode, Mode::Invoke(invoke) if invoke.payload.is_api_gateway())
     }
 
-    /// Routes signing with a platform source load its shared credentials,
-    /// and are refused (503) while there are no valid ones.
-    fn admit(global: &Global, route: &Route, host: &dyn Host) -> Result<(), ErrorReply> {
+    /// The platform credentials' provider: routes signing with a platform
+    /// source load its shared credentials, and are refused (503) while
+    /// there are no valid ones (`Integration::admit`'s default).
+    fn credentials(global: &Global) -> Option<Ref<'_, dyn CredentialWork>> {
+        Some(Ref::map(global.provider.borrow(), |p| {
+            p as &dyn CredentialWork
+        }))
+    }
+
+    fn credentials_index(route: &Route) -> Option<usize> {
         match route.iam().map(|iam| &iam.credentials) {
-            Some(CredentialSource::Platform(i)) => global.provider.borrow().admit(*i, host),
-            _ => Ok(()),
+            Some(CredentialSource::Platform(i)) => Some(*i),
+            _ => None,
         }
     }
 
@@ -159,23 +165,6 @@ impl Integration for AwsLambda {
                 callout
             }
         })
-    }
-
-    fn background_period(global: &Global) -> Option<Duration> {
-        (!global.provider.borrow().is_empty()).then_some(CREDENTIALS_TICK)
-    }
-
-    fn on_tick(global: &Global, host: &dyn Host) {
-        global.provider.borrow().tick(host);
-    }
-
-    fn on_background_response(
-        global: &Global,
-        token: u32,
-        response: CalloutResponse,
-        host: &dyn Host,
-    ) {
-        global.provider.borrow().on_response(token, &response, host);
     }
 
     fn map_response(

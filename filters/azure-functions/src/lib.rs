@@ -14,21 +14,18 @@
 pub mod identity;
 
 use faas_core::config::read_function_uri;
+use faas_core::credentials::provider::CredentialWork;
 use faas_core::host::unix_seconds;
 use faas_core::request::forward;
 use faas_core::response::Failure;
 use faas_core::uri::FunctionUri;
 use faas_core::{
-    Callout, CalloutResponse, ClientRequest, CommonConfig, ConfigError, ErrorReply, Fields, Host,
-    Integration,
+    Callout, ClientRequest, CommonConfig, ConfigError, ErrorReply, Fields, Integration,
 };
 use identity::environment::Environment;
 use identity::{read_managed_identity, Clusters, ManagedIdentity};
-use std::cell::RefCell;
-use std::time::{Duration, SystemTime};
-
-/// How often the token sources' schedule is checked.
-const CREDENTIALS_TICK: Duration = Duration::from_secs(1);
+use std::cell::{Ref, RefCell};
+use std::time::SystemTime;
 
 /// The token provider of this filter's managed-identity sources.
 pub type Provider = faas_core::credentials::provider::Provider<identity::chain::Source>;
@@ -322,11 +319,14 @@ impl Integration for AzureFunctions {
 
     /// Routes with a managed identity load its shared token, and are
     /// refused (503) while there is no valid one.
-    fn admit(global: &Global, route: &Route, host: &dyn Host) -> Result<(), ErrorReply> {
-        match route.identity {
-            Some(index) => global.provider.borrow().admit(index, host),
-            None => Ok(()),
-        }
+    fn credentials(global: &Global) -> Option<Ref<'_, dyn CredentialWork>> {
+        Some(Ref::map(global.provider.borrow(), |p| {
+            p as &dyn CredentialWork
+        }))
+    }
+
+    fn credentials_index(route: &Route) -> Option<usize> {
+        route.identity
     }
 
     fn build_callout(
@@ -339,23 +339,6 @@ impl Integration for AzureFunctions {
         authorize(&global.master, route, &mut callout);
         send_token(global, route, &mut callout, now)?;
         Ok(callout)
-    }
-
-    fn background_period(global: &Global) -> Option<Duration> {
-        (!global.provider.borrow().is_empty()).then_some(CREDENTIALS_TICK)
-    }
-
-    fn on_tick(global: &Global, host: &dyn Host) {
-        global.provider.borrow().tick(host);
-    }
-
-    fn on_background_response(
-        global: &Global,
-        token: u32,
-        response: CalloutResponse,
-        host: &dyn Host,
-    ) {
-        global.provider.borrow().on_response(token, &response, host);
     }
 }
 
@@ -370,6 +353,8 @@ proxy_wasm::main! {{
 #[cfg(test)]
 mod tests {
     use super::*;
+    use faas_core::CalloutResponse;
+    use std::time::Duration;
     use faas_core::config::{compile, PluginConfig};
 
     fn compiled(json: &str) -> Result<PluginConfig<Global, Route>, ConfigError> {
@@ -616,7 +601,7 @@ mod tests {
         assert_eq!(route.identity, Some(0));
         assert_eq!(
             AzureFunctions::background_period(&c.global),
-            Some(CREDENTIALS_TICK)
+            Some(faas_core::integration::CREDENTIALS_TICK)
         );
         let shared = Rc::new(Shared::default());
         shared.unix_seconds.set(1_800_000_000);

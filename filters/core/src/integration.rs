@@ -2,12 +2,17 @@
 //! builds the function call, and how it maps the answer.
 
 use crate::config::CommonConfig;
+use crate::credentials::provider::CredentialWork;
 use crate::fields::{ConfigError, Fields};
 use crate::host::Host;
 use crate::request::{Callout, ClientRequest};
 use crate::response::{passthrough, CalloutResponse, ErrorReply, LocalReply};
 use crate::rewrite::ResponseRewrite;
+use std::cell::Ref;
 use std::time::{Duration, SystemTime};
+
+/// How often every VM looks at its credentials' schedule.
+pub const CREDENTIALS_TICK: Duration = Duration::from_secs(1);
 
 pub trait Integration: 'static {
     /// Filter name for logs.
@@ -34,15 +39,32 @@ pub trait Integration: 'static {
         false
     }
 
+    /// The filter's platform credentials (`faas_core::credentials`), when
+    /// it has any: the defaults of [`Integration::admit`] and the
+    /// background hooks run them.
+    fn credentials(_global: &Self::Global) -> Option<Ref<'_, dyn CredentialWork>> {
+        None
+    }
+
+    /// Which registered credentials source signs `route`'s calls, if any.
+    fn credentials_index(_route: &Self::Route) -> Option<usize> {
+        None
+    }
+
     /// Runs just before [`Integration::build_callout`], with the host: the
     /// place to load state other VMs share (refreshed credentials). An
-    /// error is the client's answer and no call is made.
+    /// error is the client's answer and no call is made. By default a
+    /// route with a credentials source loads them (503 while there are
+    /// none).
     fn admit(
-        _global: &Self::Global,
-        _route: &Self::Route,
-        _host: &dyn Host,
+        global: &Self::Global,
+        route: &Self::Route,
+        host: &dyn Host,
     ) -> Result<(), ErrorReply> {
-        Ok(())
+        match (Self::credentials(global), Self::credentials_index(route)) {
+            (Some(provider), Some(index)) => provider.admit(index, host),
+            _ => Ok(()),
+        }
     }
 
     /// Builds the function call for a complete client request. `now` is
@@ -94,21 +116,32 @@ pub trait Integration: 'static {
     }
 
     /// How often [`Integration::on_tick`] runs in every VM's root context;
-    /// `None`: the filter has no background work for this config.
-    fn background_period(_global: &Self::Global) -> Option<Duration> {
-        None
+    /// `None`: the filter has no background work for this config. By
+    /// default every second while credentials sources are registered.
+    fn background_period(global: &Self::Global) -> Option<Duration> {
+        Self::credentials(global)
+            .filter(|p| !p.is_empty())
+            .map(|_| CREDENTIALS_TICK)
     }
 
-    /// Background work (credential refresh), on the root context's tick.
-    fn on_tick(_global: &Self::Global, _host: &dyn Host) {}
+    /// Background work, on the root context's tick: by default the
+    /// credentials' refresh.
+    fn on_tick(global: &Self::Global, host: &dyn Host) {
+        if let Some(provider) = Self::credentials(global) {
+            provider.tick(host);
+        }
+    }
 
     /// The answer to a call [`Integration::on_tick`] dispatched, by token.
     /// Envoy's own failures (no host, timeout) arrive as its 503/504.
     fn on_background_response(
-        _global: &Self::Global,
-        _token: u32,
-        _response: CalloutResponse,
-        _host: &dyn Host,
+        global: &Self::Global,
+        token: u32,
+        response: CalloutResponse,
+        host: &dyn Host,
     ) {
+        if let Some(provider) = Self::credentials(global) {
+            provider.on_response(token, &response, host);
+        }
     }
 }

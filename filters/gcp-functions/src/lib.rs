@@ -19,21 +19,18 @@ pub mod federation;
 pub mod identity;
 
 use faas_core::config::read_function_uri;
+use faas_core::credentials::provider::CredentialWork;
 use faas_core::host::unix_seconds;
 use faas_core::path::split_path_query;
 use faas_core::request::forward;
 use faas_core::response::Failure;
 use faas_core::uri::FunctionUri;
 use faas_core::{
-    Callout, CalloutResponse, ClientRequest, CommonConfig, ConfigError, ErrorReply, Fields, Host,
-    Integration,
+    Callout, ClientRequest, CommonConfig, ConfigError, ErrorReply, Fields, Integration,
 };
 use identity::{Clusters, Source};
-use std::cell::RefCell;
-use std::time::{Duration, SystemTime};
-
-/// How often every VM looks at the tokens' schedule.
-const CREDENTIALS_TICK: Duration = Duration::from_secs(1);
+use std::cell::{Ref, RefCell};
+use std::time::SystemTime;
 
 /// The token provider of this filter's sources.
 pub type Provider = faas_core::credentials::provider::Provider<Source>;
@@ -271,11 +268,14 @@ impl Integration for GcpFunctions {
 
     /// Routes with an ID token load the shared token, and are refused
     /// (503) while there is no valid one.
-    fn admit(global: &Global, route: &Route, host: &dyn Host) -> Result<(), ErrorReply> {
-        match route.identity {
-            Some(index) => global.provider.borrow().admit(index, host),
-            None => Ok(()),
-        }
+    fn credentials(global: &Global) -> Option<Ref<'_, dyn CredentialWork>> {
+        Some(Ref::map(global.provider.borrow(), |p| {
+            p as &dyn CredentialWork
+        }))
+    }
+
+    fn credentials_index(route: &Route) -> Option<usize> {
+        route.identity
     }
 
     fn build_callout(
@@ -291,23 +291,6 @@ impl Integration for GcpFunctions {
         send_token(global, route, &mut callout, now)?;
         Ok(callout)
     }
-
-    fn background_period(global: &Global) -> Option<Duration> {
-        (!global.provider.borrow().is_empty()).then_some(CREDENTIALS_TICK)
-    }
-
-    fn on_tick(global: &Global, host: &dyn Host) {
-        global.provider.borrow().tick(host);
-    }
-
-    fn on_background_response(
-        global: &Global,
-        token: u32,
-        response: CalloutResponse,
-        host: &dyn Host,
-    ) {
-        global.provider.borrow().on_response(token, &response, host);
-    }
 }
 
 // The module entry point exists only in the filter build (see the other
@@ -322,7 +305,9 @@ mod tests {
     use super::*;
     use faas_core::config::{compile, PluginConfig};
     use faas_core::host::fake::{FakeHost, Shared};
+    use faas_core::CalloutResponse;
     use std::rc::Rc;
+    use std::time::Duration;
 
     fn compiled(json: &str) -> Result<PluginConfig<Global, Route>, ConfigError> {
         compile(

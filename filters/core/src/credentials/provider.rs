@@ -201,6 +201,39 @@ impl<Src: Source> std::fmt::Debug for Provider<Src> {
     }
 }
 
+/// What the request path and the root's tick need of a provider, whatever
+/// its source type: the filters hand theirs to the shell through
+/// [`crate::Integration::credentials`].
+pub trait CredentialWork {
+    /// Whether no source is registered (no background work).
+    fn is_empty(&self) -> bool;
+    /// Loads source `index`'s shared credentials for a request; `Err` is
+    /// the client's 503.
+    fn admit(&self, index: usize, host: &dyn Host) -> Result<(), ErrorReply>;
+    /// The root's tick: refreshes what is due.
+    fn tick(&self, host: &dyn Host);
+    /// The answer to a call `tick` dispatched.
+    fn on_response(&self, token: u32, response: &CalloutResponse, host: &dyn Host);
+}
+
+impl<Src: Source> CredentialWork for Provider<Src> {
+    fn is_empty(&self) -> bool {
+        Provider::is_empty(self)
+    }
+
+    fn admit(&self, index: usize, host: &dyn Host) -> Result<(), ErrorReply> {
+        Provider::admit(self, index, host)
+    }
+
+    fn tick(&self, host: &dyn Host) {
+        Provider::tick(self, host)
+    }
+
+    fn on_response(&self, token: u32, response: &CalloutResponse, host: &dyn Host) {
+        Provider::on_response(self, token, response, host)
+    }
+}
+
 impl<Src: Source> Provider<Src> {
     pub fn new(filter: &'static str, noun: &'static str, clusters: Src::Clusters) -> Self {
         Provider {
