@@ -353,9 +353,9 @@ proxy_wasm::main! {{
 #[cfg(test)]
 mod tests {
     use super::*;
+    use faas_core::config::{compile, PluginConfig};
     use faas_core::CalloutResponse;
     use std::time::Duration;
-    use faas_core::config::{compile, PluginConfig};
 
     fn compiled(json: &str) -> Result<PluginConfig<Global, Route>, ConfigError> {
         compile(
