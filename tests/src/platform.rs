@@ -95,12 +95,13 @@ pub fn azure_identity_bootstrap(
 
 /// The `gcp-functions` filter's default source clusters:
 /// `metadata_cluster`, `sts_cluster`, `iam_credentials_cluster`,
-/// `subject_token_cluster`.
-pub const GCP_SOURCE_CLUSTERS: [&str; 4] = [
+/// `subject_token_cluster`, `oauth2_cluster`.
+pub const GCP_SOURCE_CLUSTERS: [&str; 5] = [
     "gcp_metadata",
     "gcp_sts",
     "gcp_iam_credentials",
     "gcp_subject_token",
+    "gcp_oauth2",
 ];
 /// Its default `token_file_cluster`.
 pub const GCP_TOKEN_FILE_CLUSTER: &str = "gcp_token_files";

@@ -388,3 +388,44 @@ fn an_incomplete_external_account_is_refused_naming_the_field() {
         .expect("refused");
     assert!(log.contains("external_account.credential_source"), "{log}");
 }
+
+/// A service-account key file, served by the token-file listener (as a
+/// mounted Kubernetes secret would be): the filter signs an RS256
+/// assertion with it, and Google's token endpoint (the fake verifies the
+/// signature against the key, `iss`, `aud`, `exp`) answers the ID token.
+#[test]
+fn a_service_account_key_signs_the_assertion_for_the_id_token() {
+    let fakes = Fakes::start(3600).expect("fakes");
+    let key_file =
+        faas_emulator::google::service_account_key_file("https://oauth2.googleapis.com/token");
+    let dir = token_dir("gcp-sa-key", "key.json", &key_file);
+    let dir_path = dir.0.display().to_string();
+    let mut config = plugin(json!({}));
+    config["service_account_key_file"] = json!(format!("{dir_path}/key.json"));
+    let token_port = free_port();
+    let bootstrap = gcp_identity_bootstrap(
+        &config,
+        fakes.port,
+        Some((token_port, &[dir_path.as_str()])),
+    );
+    let mut envoy = Envoy::start(&bootstrap).unwrap_or_else(|log| panic!("{log}"));
+    let refreshes = credentials_stat(
+        "gcp-functions",
+        "service_account_key",
+        "envoy_faas_credentials_refreshes_total",
+    );
+    envoy
+        .wait_stat(&refreshes, 1)
+        .unwrap_or_else(|e| panic!("{e}: {}", envoy.log()));
+    let r = get(envoy.port, "/f");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(claims_seen(&r, "authorization")["aud"], SERVICE);
+    assert_eq!(
+        (
+            fakes.controls.calls("gcp_oauth2"),
+            fakes.controls.calls("refused")
+        ),
+        (1, 0)
+    );
+    assert!(!envoy.log().contains("PRIVATE KEY"), "no key in the log");
+}

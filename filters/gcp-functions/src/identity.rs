@@ -10,7 +10,11 @@
 //! credentials.
 
 use crate::federation::{self, ExternalAccount};
-use faas_core::credentials::{callout, Expiring, Next, SourceError, SourceRequest};
+use crate::service_account;
+use faas_core::credentials::{
+    callout, token_file_request, Expiring, Next, SourceError, SourceRequest, TOKEN_FILE_AUTHORITY,
+};
+use faas_core::host::unix_seconds;
 use serde_json::Value;
 
 /// An ID token. `Debug` never prints it.
@@ -53,6 +57,7 @@ pub struct Clusters {
     pub iam_credentials: String,
     pub token_files: String,
     pub subject_token: String,
+    pub oauth2: String,
 }
 
 /// Where a route's tokens come from.
@@ -65,6 +70,8 @@ pub enum Source {
         account: Box<ExternalAccount>,
         audience: String,
     },
+    /// A service-account key file ([`crate::service_account`]), for `audience`.
+    ServiceAccountKey { key_file: String, audience: String },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,6 +80,8 @@ pub enum Step {
     Subject,
     Sts,
     IdToken,
+    KeyFile,
+    OAuthToken,
 }
 
 pub type Context<'a> = faas_core::credentials::Context<'a, Clusters, IdToken>;
@@ -167,6 +176,7 @@ impl faas_core::credentials::Source for Source {
         match self {
             Source::MetadataServer { .. } => "metadata_server",
             Source::ExternalAccount { .. } => "external_account",
+            Source::ServiceAccountKey { .. } => "service_account_key",
         }
     }
 
@@ -177,6 +187,9 @@ impl faas_core::credentials::Source for Source {
                 "external|{}|{}|{}|{audience}",
                 account.audience, account.id_token.authority, account.id_token.path
             ),
+            Source::ServiceAccountKey { key_file, audience } => {
+                format!("key|{key_file}|{audience}")
+            }
         };
         format!(
             "envoy_faas.gcp_functions.id_token.{:016x}",
@@ -192,6 +205,14 @@ impl faas_core::credentials::Source for Source {
                     &ctx.clusters.metadata,
                     METADATA_AUTHORITY,
                     metadata_request(audience),
+                ),
+            ),
+            Source::ServiceAccountKey { key_file, .. } => Next::Call(
+                Step::KeyFile,
+                callout(
+                    &ctx.clusters.token_files,
+                    TOKEN_FILE_AUTHORITY,
+                    token_file_request(key_file),
                 ),
             ),
             Source::ExternalAccount { account, .. } => Next::Call(
@@ -244,8 +265,26 @@ impl faas_core::credentials::Source for Source {
                 Ok(token) => id_token(200, &token, "generateIdToken"),
                 Err(why) => Next::Done(Err(why)),
             },
+            (Step::KeyFile, Source::ServiceAccountKey { audience, .. }) => {
+                match service_account::parse(status, body) {
+                    Ok(key) => Next::Call(
+                        Step::OAuthToken,
+                        service_account::token_call(
+                            &key,
+                            &ctx.clusters.oauth2,
+                            audience,
+                            unix_seconds(ctx.now),
+                        ),
+                    ),
+                    Err(why) => Next::Done(Err(why)),
+                }
+            }
+            (Step::OAuthToken, _) => match service_account::id_token_of(status, body) {
+                Ok(token) => id_token(200, &token, "token endpoint"),
+                Err(why) => Next::Done(Err(why)),
+            },
             // An answer for a step this source does not take.
-            (_, Source::MetadataServer { .. }) => Next::Done(Err("unexpected answer".into())),
+            _ => Next::Done(Err("unexpected answer".into())),
         }
     }
 }

@@ -17,6 +17,7 @@
 
 pub mod federation;
 pub mod identity;
+pub mod service_account;
 
 use faas_core::config::read_function_uri;
 use faas_core::credentials::provider::CredentialWork;
@@ -39,6 +40,9 @@ pub struct Global {
     pub provider: RefCell<Provider>,
     /// `external_account`: the Workload Identity Federation configuration.
     pub external_account: Option<federation::ExternalAccount>,
+    /// `service_account_key_file`: a key file's path (read through the
+    /// token-file cluster).
+    pub key_file: Option<String>,
 }
 
 /// Google API Gateway's `x-google-backend` path translation.
@@ -121,6 +125,8 @@ fn read_identity(
     };
     let default = if global.external_account.is_some() {
         "external_account"
+    } else if global.key_file.is_some() {
+        "service_account_key"
     } else {
         "metadata_server"
     };
@@ -138,7 +144,22 @@ fn read_identity(
                 ))
             }
         },
-        _ => return Err(token.error("source", "must be one of metadata_server, external_account")),
+        "service_account_key" => match &global.key_file {
+            Some(key_file) => Source::ServiceAccountKey {
+                key_file: key_file.clone(),
+                audience,
+            },
+            None => return Err(token.error(
+                "source",
+                "is service_account_key, but the config has no top-level service_account_key_file",
+            )),
+        },
+        _ => {
+            return Err(token.error(
+                "source",
+                "must be one of metadata_server, external_account, service_account_key",
+            ))
+        }
     };
     token.finish()?;
     auth.finish()?;
@@ -179,8 +200,13 @@ pub fn read_global(fields: &mut Fields) -> Result<Global, ConfigError> {
         iam_credentials: cluster("iam_credentials_cluster", "gcp_iam_credentials")?,
         token_files: cluster("token_file_cluster", "gcp_token_files")?,
         subject_token: cluster("subject_token_cluster", "gcp_subject_token")?,
+        oauth2: cluster("oauth2_cluster", "gcp_oauth2")?,
     };
     let external_account = federation::read(fields)?;
+    let key_file = fields.non_empty_string("service_account_key_file")?;
+    if key_file.as_deref().is_some_and(|f| !f.starts_with('/')) {
+        return Err(fields.error("service_account_key_file", "must be an absolute path"));
+    }
     Ok(Global {
         provider: RefCell::new(Provider::new(
             GcpFunctions::NAME,
@@ -188,6 +214,7 @@ pub fn read_global(fields: &mut Fields) -> Result<Global, ConfigError> {
             clusters,
         )),
         external_account,
+        key_file,
     })
 }
 

@@ -90,6 +90,76 @@ pub fn id_token(audience: &str, issued_at: u64, expires_at: u64) -> String {
     format!("{input}.{}", b64url(&signature.to_bytes()))
 }
 
+const SERVICE_ACCOUNT_PEM: &str = include_str!("testdata/service-account-key.pem");
+/// The test service account's email and key id.
+pub const SERVICE_ACCOUNT_EMAIL: &str = "invoker@emulator-project.iam.gserviceaccount.com";
+pub const SERVICE_ACCOUNT_KEY_ID: &str = "emulator-sa-key-1";
+
+/// A key file as Google Cloud issues it for the test service account,
+/// its token endpoint at `token_uri`.
+pub fn service_account_key_file(token_uri: &str) -> String {
+    json!({
+        "type": "service_account", "project_id": "emulator-project",
+        "private_key_id": SERVICE_ACCOUNT_KEY_ID, "private_key": SERVICE_ACCOUNT_PEM,
+        "client_email": SERVICE_ACCOUNT_EMAIL, "client_id": "104857600000000000002",
+        "token_uri": token_uri,
+    })
+    .to_string()
+}
+
+/// Google's OAuth 2.0 token endpoint for a service account's JWT assertion
+/// (`grant_type` jwt-bearer): the assertion must be RS256-signed by the test
+/// service account's key, `iss` its email, `aud` the token endpoint, not
+/// expired, and name a `target_audience`; the answer's `id_token` is an ID
+/// token for it. `Err`: Google's `invalid_grant`.
+pub fn token_endpoint(
+    form: &std::collections::BTreeMap<String, String>,
+    token_url: &str,
+    now: u64,
+) -> Result<Response, Response> {
+    use rsa::pkcs8::DecodePrivateKey;
+    let refuse = || Response::new(400, "application/json", r#"{"error":"invalid_grant"}"#);
+    if form.get("grant_type").map(String::as_str)
+        != Some("urn:ietf:params:oauth:grant-type:jwt-bearer")
+    {
+        return Err(refuse());
+    }
+    let assertion = form.get("assertion").ok_or_else(refuse)?;
+    let (input, signature) = assertion.rsplit_once('.').ok_or_else(refuse)?;
+    let key = RsaPrivateKey::from_pkcs8_pem(SERVICE_ACCOUNT_PEM).map_err(|_| refuse())?;
+    let signature = b64url_decode(signature)
+        .and_then(|s| Signature::try_from(s.as_slice()).ok())
+        .ok_or_else(refuse)?;
+    VerifyingKey::<Sha256>::new(key.to_public_key())
+        .verify(input.as_bytes(), &signature)
+        .map_err(|_| refuse())?;
+    let (header, claims) = input.split_once('.').ok_or_else(refuse)?;
+    let decode =
+        |segment: &str| -> Option<Value> { serde_json::from_slice(&b64url_decode(segment)?).ok() };
+    let (header, claims) = (
+        decode(header).ok_or_else(refuse)?,
+        decode(claims).ok_or_else(refuse)?,
+    );
+    let audience = claims["target_audience"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let valid = header["alg"] == "RS256"
+        && header["kid"] == SERVICE_ACCOUNT_KEY_ID
+        && claims["iss"] == SERVICE_ACCOUNT_EMAIL
+        && claims["aud"] == token_url
+        && claims["exp"].as_u64().is_some_and(|e| e > now)
+        && !audience.is_empty();
+    if !valid {
+        return Err(refuse());
+    }
+    Ok(Response::new(
+        200,
+        "application/json",
+        json!({"id_token": id_token(&audience, now, now + 3600)}).to_string(),
+    ))
+}
+
 /// The key set (`https://www.googleapis.com/oauth2/v3/certs`' shape).
 pub fn jwks() -> Value {
     let public = key().to_public_key();

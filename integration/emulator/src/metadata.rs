@@ -103,7 +103,7 @@ impl Controls {
     /// Calls answered per kind: `imds_token`, `imds_role`,
     /// `imds_credentials`, `container`, `web_identity`, `assume_role`,
     /// `azure_imds`, `entra`, `app_service`, `gcp_identity`, `gcp_sts`,
-    /// `gcp_generate_id_token` (successes), `refused` (wrong
+    /// `gcp_generate_id_token`, `gcp_oauth2` (successes), `refused` (wrong
     /// token, signature, header or method), `failed`.
     pub fn calls(&self, kind: &str) -> u64 {
         self.calls
@@ -245,6 +245,19 @@ fn answer(state: &Controls, req: &Request) -> Response {
         ("POST", p) if p.ends_with("/oauth2/v2.0/token") => entra(state, req),
         ("GET", crate::google::IDENTITY_PATH) => gcp_identity(state, req),
         ("POST", "/v1/token") => gcp_sts(state, req),
+        ("POST", "/token") => {
+            let token_url = "https://oauth2.googleapis.com/token";
+            match crate::google::token_endpoint(&form(&req.body), token_url, now()) {
+                Ok(answer) => {
+                    state.count("gcp_oauth2");
+                    answer
+                }
+                Err(refused) => {
+                    state.count("refused");
+                    refused
+                }
+            }
+        }
         ("POST", p) if p.ends_with(":generateIdToken") => gcp_generate_id_token(state, req),
         ("GET", "/oauth2/v3/certs") => {
             Response::new(200, "application/json", crate::google::jwks().to_string())
