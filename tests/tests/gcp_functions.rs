@@ -429,3 +429,47 @@ fn a_service_account_key_signs_the_assertion_for_the_id_token() {
     );
     assert!(!envoy.log().contains("PRIVATE KEY"), "no key in the log");
 }
+
+/// `deploy/istio/wasmplugin-gcp-functions.yaml` as Istio up to 1.29
+/// delivers it (ECDS `extensions.istio.io/wasmplugin/<ns>.<name>`, the
+/// module from the agent's cache, no flag), with a buffer filter holding
+/// bodies after it and the clusters its ServiceEntries make: the metadata
+/// server's `outbound|80||metadata.google.internal` on the fakes, the
+/// service's on the emulator. A POST passes Google's front door.
+#[test]
+fn the_istio_recipe_as_istio_renders_it() {
+    let fakes = Fakes::start(3600).expect("fakes");
+    let scratch = ScratchDir::new("istio-gcp");
+    let plugin = manifest_kind("deploy/istio/wasmplugin-gcp-functions.yaml", "WasmPlugin");
+    let url = plugin["spec"]["url"].as_str().expect("url").to_string();
+    let module = istio_agent_copy(&scratch.0, "gcp-functions", &url);
+    let name = "extensions.istio.io/wasmplugin/istio-ingress.gcp-functions";
+    let resource = istio_wasm(
+        "istio-ingress.gcp-functions",
+        &module,
+        Some(&plugin["spec"]["pluginConfig"]),
+        &[],
+    );
+    write_ecds(&scratch.0, name, &resource);
+    let service = "outbound|443||orders-abc123xyz-uc.a.run.app";
+    let metadata = cluster("outbound|80||metadata.google.internal", fakes.port);
+    let config = bootstrap(
+        vec![route("orders", "/orders", service)],
+        vec![istio_ecds_filter(name, &scratch.0), buffer_filter(1048576)],
+        vec![cluster(service, emulator().port()), metadata],
+    );
+    let mut envoy = Envoy::start(&config).unwrap_or_else(|log| panic!("{log}"));
+    envoy
+        .wait_stat(&stat("envoy_faas_credentials_refreshes_total"), 1)
+        .unwrap();
+    // Past the front door the emulator has no function "api": its 404
+    // names the forwarded path (a 401 would be the front door's refusal).
+    let r = http1(envoy.port, "POST", "/orders/items", &[], &[b'x'; 4096]);
+    assert_eq!(
+        (r.status, r.json()["path"].as_str()),
+        (404, Some("/api/items")),
+        "{}",
+        r.text()
+    );
+    assert_eq!(fakes.controls.calls("gcp_identity"), 1);
+}
