@@ -28,10 +28,9 @@ pub mod stream_prelude;
 use config::{Mode, Route};
 use credentials::environment::Environment;
 use credentials::Credentials;
-use faas_core::credentials::provider::CredentialWork;
-use faas_core::host::unix_seconds;
+use faas_core::credentials::provider::{work, CredentialWork};
 use faas_core::request::forward;
-use faas_core::response::{passthrough, Failure};
+use faas_core::response::passthrough;
 use faas_core::rewrite::ResponseRewrite;
 use faas_core::{
     Callout, CalloutResponse, ClientRequest, CommonConfig, ConfigError, ErrorReply, Fields,
@@ -55,14 +54,8 @@ fn credentials_for<'a>(
         CredentialSource::Platform(i) => global
             .provider
             .borrow()
-            .credentials(*i, unix_seconds(now))
-            .map(Cow::Owned)
-            .ok_or_else(|| {
-                ErrorReply::new(
-                    Failure::CredentialsUnavailable,
-                    "no valid AWS credentials to sign with",
-                )
-            }),
+            .current(*i, now, "no valid AWS credentials to sign with")
+            .map(Cow::Owned),
     }
 }
 
@@ -102,9 +95,7 @@ impl Integration for AwsLambda {
     /// source load its shared credentials, and are refused (503) while
     /// there are no valid ones (`Integration::admit`'s default).
     fn credentials(global: &Global) -> Option<Ref<'_, dyn CredentialWork>> {
-        Some(Ref::map(global.provider.borrow(), |p| {
-            p as &dyn CredentialWork
-        }))
+        Some(work(&global.provider))
     }
 
     fn credentials_index(route: &Route) -> Option<usize> {

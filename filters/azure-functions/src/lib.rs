@@ -14,10 +14,8 @@
 pub mod identity;
 
 use faas_core::config::read_function_uri;
-use faas_core::credentials::provider::CredentialWork;
-use faas_core::host::unix_seconds;
+use faas_core::credentials::provider::{work, CredentialWork};
 use faas_core::request::forward;
-use faas_core::response::Failure;
 use faas_core::uri::FunctionUri;
 use faas_core::{
     Callout, ClientRequest, CommonConfig, ConfigError, ErrorReply, Fields, Integration,
@@ -246,16 +244,11 @@ fn send_token(
     let Some(index) = route.identity else {
         return Ok(());
     };
-    let token = global
-        .provider
-        .borrow()
-        .credentials(index, unix_seconds(now))
-        .ok_or_else(|| {
-            ErrorReply::new(
-                Failure::CredentialsUnavailable,
-                "no valid Entra ID token for the managed identity",
-            )
-        })?;
+    let token = global.provider.borrow().current(
+        index,
+        now,
+        "no valid Entra ID token for the managed identity",
+    )?;
     callout.set_header(&route.identity_header, format!("Bearer {}", token.0));
     Ok(())
 }
@@ -320,9 +313,7 @@ impl Integration for AzureFunctions {
     /// Routes with a managed identity load its shared token, and are
     /// refused (503) while there is no valid one.
     fn credentials(global: &Global) -> Option<Ref<'_, dyn CredentialWork>> {
-        Some(Ref::map(global.provider.borrow(), |p| {
-            p as &dyn CredentialWork
-        }))
+        Some(work(&global.provider))
     }
 
     fn credentials_index(route: &Route) -> Option<usize> {
@@ -354,6 +345,7 @@ proxy_wasm::main! {{
 mod tests {
     use super::*;
     use faas_core::config::{compile, PluginConfig};
+    use faas_core::response::Failure;
     use faas_core::CalloutResponse;
     use std::time::Duration;
 

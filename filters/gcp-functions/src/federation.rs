@@ -12,13 +12,12 @@
 //! as `external_account` (top level). Pure: `identity::Source` sends the
 //! calls.
 
-use crate::identity::query_encode;
+use crate::identity::{query_encode, token_in_json};
 use faas_core::credentials::{
     callout, token_file_content, token_file_request, SourceRequest, TOKEN_FILE_AUTHORITY,
 };
 use faas_core::uri::FunctionUri;
 use faas_core::{Callout, ConfigError, Fields};
-use serde_json::Value;
 
 /// How the subject token is read from its source's answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -230,20 +229,7 @@ pub fn subject_token(
         Format::Text => {
             token_file_content(status, body).map_err(|e| e.replace("token file", "subject token"))
         }
-        Format::Json(field) => {
-            if status != 200 {
-                return Err(format!("subject token: HTTP {status}"));
-            }
-            let doc: Value =
-                serde_json::from_slice(body).map_err(|_| "subject token: not JSON".to_string())?;
-            doc.get(field)
-                .and_then(Value::as_str)
-                .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()))
-                .map(str::to_string)
-                .ok_or_else(|| {
-                    "subject token: the named field is missing or not a token".to_string()
-                })
-        }
+        Format::Json(field) => token_in_json("subject token", field, status, body),
     }
 }
 
@@ -270,20 +256,6 @@ pub fn sts_call(account: &ExternalAccount, cluster: &str, subject_token: &str) -
     )
 }
 
-/// The federated access token in STS's answer.
-pub fn access_token(status: u16, body: &[u8]) -> Result<String, String> {
-    if status != 200 {
-        return Err(format!("STS token exchange: HTTP {status}"));
-    }
-    let doc: Value =
-        serde_json::from_slice(body).map_err(|_| "STS token exchange: not JSON".to_string())?;
-    doc.get("access_token")
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_string)
-        .ok_or_else(|| "STS token exchange: no access_token".to_string())
-}
-
 /// Call 3: `generateIdToken` for `audience`, as the service account.
 pub fn id_token_call(
     account: &ExternalAccount,
@@ -307,23 +279,11 @@ pub fn id_token_call(
     )
 }
 
-/// The ID token in `generateIdToken`'s answer (`{"token": JWT}`).
-pub fn id_token_of(status: u16, body: &[u8]) -> Result<Vec<u8>, String> {
-    if status != 200 {
-        return Err(format!("generateIdToken: HTTP {status}"));
-    }
-    let doc: Value =
-        serde_json::from_slice(body).map_err(|_| "generateIdToken: not JSON".to_string())?;
-    doc.get("token")
-        .and_then(Value::as_str)
-        .map(|t| t.as_bytes().to_vec())
-        .ok_or_else(|| "generateIdToken: no token".to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+    use serde_json::Value;
 
     fn account(source: Value) -> Result<Option<ExternalAccount>, ConfigError> {
         let doc = json!({"external_account": {
@@ -363,18 +323,31 @@ mod tests {
         let form = String::from_utf8(sts.body.clone()).unwrap();
         assert!(form.starts_with("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&audience=%2F%2Fiam.googleapis.com"), "{form}");
         assert!(form.contains("&subject_token=subject.jwt.value&"), "{form}");
-        let access = access_token(200, br#"{"access_token":"ya29.x","expires_in":3599}"#).unwrap();
+        let access = token_in_json(
+            "STS",
+            "access_token",
+            200,
+            br#"{"access_token":"ya29.x","expires_in":3599}"#,
+        )
+        .unwrap();
         let call = id_token_call(&a, "iam", &access, "https://svc.a.run.app");
         assert_eq!(call.header("authorization"), Some("Bearer ya29.x"));
         assert_eq!(
             serde_json::from_slice::<Value>(&call.body).unwrap(),
             json!({"audience": "https://svc.a.run.app", "includeEmail": true})
         );
-        assert_eq!(id_token_of(200, br#"{"token":"a.b.c"}"#).unwrap(), b"a.b.c");
-        for (status, body) in [(403, &b"{}"[..]), (200, b"nope"), (200, b"{}")] {
-            let e = access_token(status, body).unwrap_err();
-            assert!(!e.contains("ya29"), "{e}");
-            assert!(id_token_of(status, body).is_err());
+        assert_eq!(
+            token_in_json("g", "token", 200, br#"{"token":"a.b.c"}"#).unwrap(),
+            "a.b.c"
+        );
+        for (status, body) in [
+            (403, &b"{}"[..]),
+            (200, b"nope"),
+            (200, b"{}"),
+            (200, br#"{"access_token":"a b"}"#),
+        ] {
+            let e = token_in_json("STS", "access_token", status, body).unwrap_err();
+            assert!(!e.contains("ya29") && !e.contains("a b"), "{e}");
         }
     }
 

@@ -113,6 +113,21 @@ pub fn metadata_request(audience: &str) -> SourceRequest {
     }
 }
 
+/// The token in `field` of a JSON answer (STS's, `generateIdToken`'s, the
+/// token endpoint's, a subject token's URL): a 200, JSON, and a non-empty
+/// printable string. Errors name `what` and the field, never a value.
+pub fn token_in_json(what: &str, field: &str, status: u16, body: &[u8]) -> Result<String, String> {
+    if status != 200 {
+        return Err(format!("{what}: HTTP {status}"));
+    }
+    let doc: Value = serde_json::from_slice(body).map_err(|_| format!("{what}: not JSON"))?;
+    doc.get(field)
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .ok_or_else(|| format!("{what}: no {field}"))
+}
+
 /// base64url without padding (a JWT's segments).
 fn base64url_decode(segment: &str) -> Option<Vec<u8>> {
     let mut standard: String = segment
@@ -248,7 +263,7 @@ impl faas_core::credentials::Source for Source {
                 }
             }
             (Step::Sts, Source::ExternalAccount { account, audience }) => {
-                match federation::access_token(status, body) {
+                match token_in_json("STS token exchange", "access_token", status, body) {
                     Ok(token) => Next::Call(
                         Step::IdToken,
                         federation::id_token_call(
@@ -261,8 +276,8 @@ impl faas_core::credentials::Source for Source {
                     Err(why) => Next::Done(Err(why)),
                 }
             }
-            (Step::IdToken, _) => match federation::id_token_of(status, body) {
-                Ok(token) => id_token(200, &token, "generateIdToken"),
+            (Step::IdToken, _) => match token_in_json("generateIdToken", "token", status, body) {
+                Ok(token) => id_token(200, token.as_bytes(), "generateIdToken"),
                 Err(why) => Next::Done(Err(why)),
             },
             (Step::KeyFile, Source::ServiceAccountKey { audience, .. }) => {
@@ -279,10 +294,12 @@ impl faas_core::credentials::Source for Source {
                     Err(why) => Next::Done(Err(why)),
                 }
             }
-            (Step::OAuthToken, _) => match service_account::id_token_of(status, body) {
-                Ok(token) => id_token(200, &token, "token endpoint"),
-                Err(why) => Next::Done(Err(why)),
-            },
+            (Step::OAuthToken, _) => {
+                match token_in_json("token endpoint", "id_token", status, body) {
+                    Ok(token) => id_token(200, token.as_bytes(), "token endpoint"),
+                    Err(why) => Next::Done(Err(why)),
+                }
+            }
             // An answer for a step this source does not take.
             _ => Next::Done(Err("unexpected answer".into())),
         }

@@ -20,11 +20,9 @@ pub mod identity;
 pub mod service_account;
 
 use faas_core::config::read_function_uri;
-use faas_core::credentials::provider::CredentialWork;
-use faas_core::host::unix_seconds;
+use faas_core::credentials::provider::{work, CredentialWork};
 use faas_core::path::split_path_query;
 use faas_core::request::forward;
-use faas_core::response::Failure;
 use faas_core::uri::FunctionUri;
 use faas_core::{
     Callout, ClientRequest, CommonConfig, ConfigError, ErrorReply, Fields, Integration,
@@ -249,16 +247,11 @@ fn send_token(
     let Some(index) = route.identity else {
         return Ok(());
     };
-    let token = global
-        .provider
-        .borrow()
-        .credentials(index, unix_seconds(now))
-        .ok_or_else(|| {
-            ErrorReply::new(
-                Failure::CredentialsUnavailable,
-                "no valid Google ID token for the service",
-            )
-        })?;
+    let token =
+        global
+            .provider
+            .borrow()
+            .current(index, now, "no valid Google ID token for the service")?;
     callout.remove_header("x-serverless-authorization");
     let bearer = format!("Bearer {}", token.0);
     match route.header {
@@ -296,9 +289,7 @@ impl Integration for GcpFunctions {
     /// Routes with an ID token load the shared token, and are refused
     /// (503) while there is no valid one.
     fn credentials(global: &Global) -> Option<Ref<'_, dyn CredentialWork>> {
-        Some(Ref::map(global.provider.borrow(), |p| {
-            p as &dyn CredentialWork
-        }))
+        Some(work(&global.provider))
     }
 
     fn credentials_index(route: &Route) -> Option<usize> {
@@ -332,6 +323,7 @@ mod tests {
     use super::*;
     use faas_core::config::{compile, PluginConfig};
     use faas_core::host::fake::{FakeHost, Shared};
+    use faas_core::response::Failure;
     use faas_core::CalloutResponse;
     use std::rc::Rc;
     use std::time::Duration;

@@ -138,19 +138,6 @@ pub fn token_call(key: &KeyFile, cluster: &str, audience: &str, now: u64) -> Cal
     )
 }
 
-/// The ID token in the token endpoint's answer (`id_token`).
-pub fn id_token_of(status: u16, body: &[u8]) -> Result<Vec<u8>, String> {
-    if status != 200 {
-        return Err(format!("token endpoint: HTTP {status}"));
-    }
-    let doc: Value =
-        serde_json::from_slice(body).map_err(|_| "token endpoint: not JSON".to_string())?;
-    doc.get("id_token")
-        .and_then(Value::as_str)
-        .map(|t| t.as_bytes().to_vec())
-        .ok_or_else(|| "token endpoint: no id_token".to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,10 +204,19 @@ mod tests {
             assert!(!e.contains("AAAA"), "{e}");
         }
         assert!(parse(404, b"").unwrap_err().contains("HTTP 404"));
-        assert_eq!(
-            id_token_of(200, br#"{"id_token":"a.b.c"}"#).unwrap(),
-            b"a.b.c"
+        let answer = crate::identity::token_in_json(
+            "token endpoint",
+            "id_token",
+            200,
+            br#"{"id_token":"a.b.c"}"#,
         );
-        assert!(id_token_of(400, br#"{"error":"invalid_grant"}"#).is_err());
+        assert_eq!(answer.unwrap(), "a.b.c");
+        let refused = crate::identity::token_in_json(
+            "token endpoint",
+            "id_token",
+            400,
+            br#"{"error":"invalid_grant"}"#,
+        );
+        assert!(refused.is_err());
     }
 }

@@ -18,7 +18,8 @@ use crate::host::unix_seconds;
 use crate::response::{classify, CallResult, Failure};
 use crate::{metrics, CalloutResponse, ErrorReply, Host, MetricKind};
 use serde_json::{json, Value};
-use std::cell::RefCell;
+use std::cell::{Ref, RefCell};
+use std::time::SystemTime;
 
 /// How long a lease lasts: longer than a whole fetch (four calls).
 pub const LEASE_SECONDS: u64 = 15;
@@ -216,6 +217,12 @@ pub trait CredentialWork {
     fn on_response(&self, token: u32, response: &CalloutResponse, host: &dyn Host);
 }
 
+/// A filter's provider as the shell's [`CredentialWork`] (what
+/// `Integration::credentials` returns).
+pub fn work<Src: Source>(provider: &RefCell<Provider<Src>>) -> Ref<'_, dyn CredentialWork> {
+    Ref::map(provider.borrow(), |p| p as &dyn CredentialWork)
+}
+
 impl<Src: Source> CredentialWork for Provider<Src> {
     fn is_empty(&self) -> bool {
         Provider::is_empty(self)
@@ -297,6 +304,19 @@ impl<Src: Source> Provider<Src> {
         let chain = self.chains.get(index)?;
         let snapshot = chain.snapshot.borrow();
         snapshot.1.usable(now).cloned()
+    }
+
+    /// Source `index`'s credentials to send a call with at `now`, or the
+    /// client's 503 `credentials_unavailable` saying `missing` (never sent
+    /// without them).
+    pub fn current(
+        &self,
+        index: usize,
+        now: SystemTime,
+        missing: &'static str,
+    ) -> Result<Src::Secret, ErrorReply> {
+        self.credentials(index, unix_seconds(now))
+            .ok_or_else(|| ErrorReply::new(Failure::CredentialsUnavailable, missing))
     }
 
     /// Loads source `index`'s shared entry; a request may go ahead only
