@@ -17,32 +17,8 @@ use faas_core::credentials::{
 use faas_core::host::unix_seconds;
 use serde_json::Value;
 
-/// An ID token. `Debug` never prints it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct IdToken(pub String);
-
-impl std::fmt::Debug for IdToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("IdToken(<redacted>)")
-    }
-}
-
-impl faas_core::credentials::Secret for IdToken {
-    fn to_json(&self) -> Value {
-        serde_json::json!({ "t": self.0 })
-    }
-
-    fn from_json(doc: &Value) -> Option<Self> {
-        doc.get("t")
-            .and_then(Value::as_str)
-            .map(|t| IdToken(t.to_string()))
-    }
-
-    /// Nothing about a bearer token is safe to log.
-    fn log_id(&self) -> String {
-        String::new()
-    }
-}
+/// An ID token: a bearer token (`Debug` never prints it).
+pub type IdToken = faas_core::credentials::BearerToken;
 
 /// The metadata server's name: what it expects as `:authority` (the
 /// cluster decides where the call goes).
@@ -170,7 +146,7 @@ pub fn parse_id_token(status: u16, body: &[u8]) -> Result<Expiring<IdToken>, Sou
         .and_then(Value::as_u64)
         .ok_or_else(|| SourceError::Malformed("the token has no numeric exp".into()))?;
     Ok(Expiring {
-        credentials: IdToken(text.to_string()),
+        credentials: faas_core::credentials::BearerToken(text.to_string()),
         expires_at,
     })
 }

@@ -22,32 +22,8 @@ use faas_core::credentials::SourceError;
 use faas_core::{ConfigError, Fields};
 use serde_json::Value;
 
-/// An access token. `Debug` never prints it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct BearerToken(pub String);
-
-impl std::fmt::Debug for BearerToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("BearerToken(<redacted>)")
-    }
-}
-
-impl faas_core::credentials::Secret for BearerToken {
-    fn to_json(&self) -> Value {
-        serde_json::json!({ "a": self.0 })
-    }
-
-    fn from_json(doc: &Value) -> Option<Self> {
-        doc.get("a")
-            .and_then(Value::as_str)
-            .map(|t| BearerToken(t.to_string()))
-    }
-
-    /// Nothing about a bearer token is safe to log.
-    fn log_id(&self) -> String {
-        String::new()
-    }
-}
+/// An access token (the shared type: `Debug` never prints it).
+pub use faas_core::credentials::BearerToken;
 
 /// A token as a source hands it out, with its expiry.
 pub type Expiring = faas_core::credentials::Expiring<BearerToken>;

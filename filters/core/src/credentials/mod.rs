@@ -19,6 +19,34 @@ use crate::request::Callout;
 use serde_json::Value;
 use std::time::SystemTime;
 
+/// A bearer token (Entra ID's access tokens, Google's ID tokens): the
+/// whole value is the secret. `Debug` never prints it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BearerToken(pub String);
+
+impl std::fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BearerToken(<redacted>)")
+    }
+}
+
+impl Secret for BearerToken {
+    fn to_json(&self) -> Value {
+        serde_json::json!({ "a": self.0 })
+    }
+
+    fn from_json(doc: &Value) -> Option<Self> {
+        doc.get("a")
+            .and_then(Value::as_str)
+            .map(|t| BearerToken(t.to_string()))
+    }
+
+    /// Nothing about a bearer token is safe to log.
+    fn log_id(&self) -> String {
+        String::new()
+    }
+}
+
 /// What a source hands out. `Debug` must not print the secret itself.
 pub trait Secret: Clone + PartialEq + std::fmt::Debug {
     /// The secret's fields in the shared-data entry (an object).
