@@ -54,7 +54,10 @@ help:
 
 # cargo builds for size, then binaryen's wasm-opt -Oz (about 20% smaller),
 # repeated until it changes nothing more (--converge: a few hundred bytes),
-# with GUFA (whole-module flow analysis: about 0.4% more).
+# with GUFA (whole-module flow analysis: about 0.4% more), and told that
+# the lowest 1 KiB of memory is unused (it is: Rust puts the stack below
+# 1 MiB growing down and the data above it), which lets it fold constant
+# addresses into loads and stores (about 0.5%).
 # dist/faas-emulator is the function emulator docker-compose mounts;
 # dist/envoy-faas the command (envoy-faas check, envoy-faas import).
 build: $(WASM_OPT_STAMP) emulator
@@ -62,7 +65,7 @@ build: $(WASM_OPT_STAMP) emulator
 	$(CARGO) build --release --target $(WASM_TARGET) $(addprefix -p ,$(FILTERS))
 	@mkdir -p dist
 	@for f in $(FILTERS); do m=$${f//-/_}.wasm; \
-	  $(WASM_OPT_Z) --converge --gufa-optimizing --strip-debug --strip-producers target/$(WASM_TARGET)/release/$$m -o dist/$$m || exit 1; done
+	  $(WASM_OPT_Z) --low-memory-unused --converge --gufa-optimizing --strip-debug --strip-producers target/$(WASM_TARGET)/release/$$m -o dist/$$m || exit 1; done
 	@cp target/release/faas-emulator dist/faas-emulator
 	@cp target/release/envoy-faas dist/envoy-faas
 	@ls -l dist/*.wasm

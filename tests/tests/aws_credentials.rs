@@ -1,4 +1,5 @@
-//! Platform credentials (IMDSv2, ECS, EKS Pod Identity, IRSA, AssumeRole)
+//! Platform credentials (IMDSv2, ECS, EKS Pod Identity, IRSA, AssumeRole,
+//! the shared credentials and config files)
 //! in real Envoy 1.40: the filter fetches them through Envoy clusters from
 //! the emulator's metadata fakes, refreshes them, and signs calls that the
 //! emulator's front door verifies with the `aws-sigv4` crate (and refuses,
@@ -379,7 +380,7 @@ fn the_source_is_named_or_logged_and_half_a_pair_is_refused() {
         ),
         (
             "instance",
-            r#"field "credential_source": must be one of auto, environment, web_identity, container, imds"#,
+            r#"field "credential_source": must be one of auto, environment, profile, web_identity, container, imds"#,
         ),
     ] {
         let log = refused(&named(source), &[IMDS_ON]);
@@ -420,4 +421,202 @@ fn the_source_is_named_or_logged_and_half_a_pair_is_refused() {
 fn an_unreachable_metadata_service_is_named_and_refusals_do_not_flood_the_log() {
     let bootstrap = platform_bootstrap(&plugin(json!({})), &[IMDS_ON], dead_port(), None);
     assert_unreachable_and_logged_once(&bootstrap, "aws-lambda", "/f/platform");
+}
+
+/// The shared files in a directory the token-file listener serves, and the
+/// VM environment that names them with `profile`.
+struct SharedFiles {
+    dir: ScratchDir,
+    credentials: String,
+    config: String,
+}
+
+impl SharedFiles {
+    fn new(tag: &str, credentials: &str, config: &str) -> SharedFiles {
+        let dir = token_dir(tag, "credentials", credentials);
+        std::fs::write(dir.0.join("config"), config).expect("write the config file");
+        let path = |name: &str| dir.0.join(name).to_str().expect("utf-8").to_string();
+        SharedFiles {
+            credentials: path("credentials"),
+            config: path("config"),
+            dir,
+        }
+    }
+
+    /// Envoy with `plugin`, the files named in the VM's environment with
+    /// `profile`, and the token-file listener serving their directory.
+    fn start(&self, plugin: &Value, profile: &str, fakes: &Fakes) -> Envoy {
+        let env = [
+            ("AWS_SHARED_CREDENTIALS_FILE", self.credentials.as_str()),
+            ("AWS_CONFIG_FILE", self.config.as_str()),
+            ("AWS_PROFILE", profile),
+        ];
+        let dir = self.dir.0.to_str().expect("utf-8").to_string();
+        let bootstrap = platform_bootstrap(
+            plugin,
+            &env,
+            fakes.port,
+            Some((free_port(), &[dir.as_str()])),
+        );
+        Envoy::start(&bootstrap).unwrap_or_else(|log| panic!("{log}"))
+    }
+}
+
+/// The fixed keys the emulator's front door and STS accept.
+const FILE_KEYS: &str = "[default]\naws_access_key_id = AKIDEXAMPLE\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY\n";
+const FILE_SESSION_KEYS: &str = "[default]\n# rotated\naws_access_key_id=ASIAEXAMPLESESSION\naws_secret_access_key=sessionSecretEXAMPLEKEY0123456789abcdef\naws_session_token=IQoJb3JpZ2luX2VjEXAMPLE//session+token=\n";
+
+/// The key id the function saw in the SigV4 `Authorization` header.
+fn signing_key_id(envoy: &Envoy) -> String {
+    let r = get(envoy.port, "/f/echo");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let echo = r.json();
+    let headers = echo["headers"].as_array().expect("headers");
+    let authorization = headers
+        .iter()
+        .find(|h| h[0] == "authorization")
+        .and_then(|h| h[1].as_str())
+        .expect("signed");
+    let credential = authorization
+        .split("Credential=")
+        .nth(1)
+        .expect("credential");
+    credential.split('/').next().expect("key id").to_string()
+}
+
+/// `/f/...` to the Function URL's `/...`: `/f/echo` shows what arrived.
+fn url_plugin(top: Value) -> Value {
+    let mut p = json!({"cluster": "functions", "routes": {"f": {
+        "function_uri": format!("http://{URL_HOST}/"), "strip_prefix": "/f",
+        "authorization": {"iam": {}}
+    }}});
+    if let (Some(p), Some(top)) = (p.as_object_mut(), top.as_object()) {
+        p.extend(top.clone());
+    }
+    p
+}
+
+#[test]
+fn keys_from_the_shared_credentials_file_sign_and_a_rotated_key_is_picked_up() {
+    let fakes = Fakes::start(3600).expect("fakes");
+    let files = SharedFiles::new("shared-keys", FILE_KEYS, "");
+    let plugin = url_plugin(json!({"credentials_file_refresh_seconds": 10}));
+    let mut envoy = files.start(&plugin, "default", &fakes);
+    let refreshes = stat("profile", "envoy_faas_credentials_refreshes_total");
+    envoy.wait_stat(&refreshes, 1).unwrap();
+    assert_eq!(signing_key_id(&envoy), "AKIDEXAMPLE");
+    envoy
+        .wait_log(r#"route "f": credentials from profile (AWS_SHARED_CREDENTIALS_FILE or AWS_CONFIG_FILE is set)"#)
+        .unwrap();
+    // The secret store rotates the mounted file: the next read (10 s
+    // period) signs with the new keys and their session token, and not one
+    // request fails on the way.
+    rotate_token_file(&files.dir, "credentials", FILE_SESSION_KEYS);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while signing_key_id(&envoy) != "ASIAEXAMPLESESSION" {
+        assert!(Instant::now() < deadline, "the rotated key was never read");
+    }
+    envoy.wait_stat(&refreshes, 2).unwrap();
+    let log = envoy.log();
+    for secret in ["wJalrXUtnFEMI", "sessionSecretEXAMPLEKEY", "IQoJb3JpZ2lu"] {
+        assert!(!log.contains(secret), "{secret} in the log");
+    }
+}
+
+#[test]
+fn a_profile_chain_assumes_each_role_from_its_source_profile() {
+    let fakes = Fakes::start(3600).expect("fakes");
+    let config = "[profile app]\nrole_arn = arn:aws:iam::123456789012:role/app\nsource_profile = default\nexternal_id = ext-1\n\n\
+                  [profile cross]\nrole_arn = arn:aws:iam::210987654321:role/cross\nsource_profile = app\nrole_session_name = gw-cross\n";
+    let files = SharedFiles::new("shared-chain", FILE_KEYS, config);
+    let mut envoy = files.start(&url_plugin(json!({})), "cross", &fakes);
+    envoy
+        .wait_stat(
+            &stat("profile", "envoy_faas_credentials_refreshes_total"),
+            1,
+        )
+        .unwrap();
+    // The file's keys signed the first AssumeRole, its answer the second
+    // (STS verified both signatures); the last role's credentials sign.
+    assert_eq!(fakes.controls.calls("assume_role"), 2);
+    assert!(signing_key_id(&envoy).starts_with("ASIAFAKE"));
+}
+
+#[test]
+fn a_web_identity_profile_reads_its_token_file_then_chains() {
+    let fakes = Fakes::start(3600).expect("fakes");
+    *fakes.controls.web_identity_token.lock().unwrap() = Some("eyJ.profile-jwt.sig".into());
+    let files = SharedFiles::new("shared-irsa", "", "");
+    std::fs::write(files.dir.0.join("token"), "eyJ.profile-jwt.sig\n").expect("token");
+    let token = files.dir.0.join("token");
+    let config = format!(
+        "[profile irsa]\nrole_arn = arn:aws:iam::123456789012:role/irsa\nweb_identity_token_file = {}\n\
+         [profile next]\nrole_arn = arn:aws:iam::123456789012:role/next\nsource_profile = irsa\n",
+        token.display()
+    );
+    std::fs::write(&files.config, config).expect("config");
+    // No credentials file at all: a file that is not there is an empty one.
+    std::fs::remove_file(&files.credentials).expect("remove");
+    let mut envoy = files.start(
+        &url_plugin(json!({"credential_source": "profile"})),
+        "next",
+        &fakes,
+    );
+    envoy
+        .wait_stat(
+            &stat("profile", "envoy_faas_credentials_refreshes_total"),
+            1,
+        )
+        .unwrap();
+    assert_eq!(
+        (
+            fakes.controls.calls("web_identity"),
+            fakes.controls.calls("assume_role")
+        ),
+        (1, 1)
+    );
+    assert!(signing_key_id(&envoy).starts_with("ASIAFAKE"));
+    assert!(
+        !envoy.log().contains("profile-jwt"),
+        "the token is not logged"
+    );
+}
+
+#[test]
+fn a_profile_that_cannot_resolve_fails_closed_naming_the_key_and_no_value() {
+    let fakes = Fakes::start(3600).expect("fakes");
+    let config = "[profile sso]\nrole_arn = arn:aws:iam::1:role/x\nsource_profile = default\nmfa_serial = arn:aws:iam::1:mfa/me\n";
+    let files = SharedFiles::new("shared-bad", FILE_KEYS, config);
+    let mut envoy = files.start(&url_plugin(json!({})), "sso", &fakes);
+    envoy
+        .wait_stat(
+            &stat("profile", "envoy_faas_credentials_refresh_failures_total"),
+            1,
+        )
+        .unwrap();
+    let r = get(envoy.port, "/f/echo");
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["error"], "credentials_unavailable");
+    envoy
+        .wait_log(r#"profile "sso": mfa_serial is not supported in the VM"#)
+        .unwrap();
+    assert!(!envoy.log().contains("wJalrXUtnFEMI"));
+    assert_eq!(
+        fakes.controls.calls("assume_role"),
+        0,
+        "nothing signed with a half-read profile"
+    );
+    // A profile without files is refused at load, naming the variable.
+    let log = Envoy::start(&platform_bootstrap(
+        &url_plugin(json!({})),
+        &[("AWS_PROFILE", "x")],
+        fakes.port,
+        None,
+    ))
+    .err()
+    .expect("refused");
+    assert!(
+        log.contains(r#"field "AWS_SHARED_CREDENTIALS_FILE": (environment) (or AWS_CONFIG_FILE) is required with AWS_PROFILE"#),
+        "{log}"
+    );
 }

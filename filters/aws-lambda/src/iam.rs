@@ -18,6 +18,9 @@ pub struct Global {
     pub env: Environment,
     /// `credential_source`: which source signs routes without config keys.
     pub source: SourceChoice,
+    /// `credentials_file_refresh_seconds`: how often the shared files are
+    /// read again (keys from them are kept twice as long).
+    pub shared_files_reread: u64,
     /// Sources are registered while routes compile, then only read.
     pub provider: RefCell<Provider>,
 }
@@ -46,9 +49,13 @@ impl Global {
                 )
             })?,
         };
+        let shared_files_reread = fields
+            .integer("credentials_file_refresh_seconds", 10, 3_600)?
+            .unwrap_or(300);
         Ok(Global {
             env,
             source,
+            shared_files_reread,
             provider: RefCell::new(provider(clusters)),
         })
     }
@@ -189,6 +196,7 @@ pub fn resolve(
         })?;
         let label = match &chosen {
             Chosen::Keys(_) => "environment",
+            Chosen::Profile(_) => "profile",
             Chosen::WebIdentity(_) => "web_identity",
             Chosen::Container(_) => "container",
             Chosen::Imds => "imds",
@@ -198,20 +206,27 @@ pub fn resolve(
             "aws-lambda: route \"{}\": credentials from {label} ({why})",
             fields.route()
         );
+        let env_sts = || {
+            let region = env.region.as_deref().unwrap_or(region);
+            StsEndpoint {
+                authority: sts_authority(region),
+                region: region.to_string(),
+            }
+        };
         match chosen {
             Chosen::Keys(c) => Base::Static(c.clone()),
-            Chosen::WebIdentity(w) => {
-                let region = env.region.as_deref().unwrap_or(region);
-                Base::Chain(provider.register(Source::WebIdentity {
-                    token_file: w.token_file.clone(),
-                    role_arn: w.role_arn.clone(),
-                    session_name: w.session_name.clone(),
-                    sts: StsEndpoint {
-                        authority: sts_authority(region),
-                        region: region.to_string(),
-                    },
-                }))
-            }
+            Chosen::Profile(p) => Base::Chain(provider.register(Source::Profile {
+                files: p.files.clone(),
+                profile: p.profile.clone(),
+                sts: env_sts(),
+                reread_seconds: global.shared_files_reread,
+            })),
+            Chosen::WebIdentity(w) => Base::Chain(provider.register(Source::WebIdentity {
+                token_file: w.token_file.clone(),
+                role_arn: w.role_arn.clone(),
+                session_name: w.session_name.clone(),
+                sts: env_sts(),
+            })),
             Chosen::Container(c) => Base::Chain(provider.register(Source::Container {
                 endpoint: c.endpoint.clone(),
                 authorization: c.authorization.clone(),

@@ -70,20 +70,22 @@ pub fn credential_values(headers: &[(String, String)]) -> Vec<String> {
 /// Every secret in `sent` ([`credential_values`]): each value, and the
 /// token or signature inside it, longest first.
 pub fn expand(sent: &[String]) -> Vec<String> {
-    let mut out = Vec::new();
+    // Longest first, so a secret's part never leaves the rest of it
+    // behind; each once. A binary-search insert rather than a sort: a
+    // handful of values, and no second sort routine in the module.
+    let mut out: Vec<String> = Vec::new();
     for value in sent {
-        out.push(value.clone());
-        for part in value.split([' ', ',', '=']).map(str::trim) {
-            if part.len() >= MIN_SECRET {
-                out.push(part.to_string());
+        let parts = value.split([' ', ',', '=']).map(str::trim);
+        for part in std::iter::once(value.as_str()).chain(parts) {
+            if part.len() < MIN_SECRET {
+                continue;
+            }
+            let order = |s: &String| part.len().cmp(&s.len()).then_with(|| s.as_str().cmp(part));
+            if let Err(at) = out.binary_search_by(order) {
+                out.insert(at, part.to_string());
             }
         }
     }
-    out.retain(|s| s.len() >= MIN_SECRET);
-    // Longest first, so a secret's part never leaves the rest of it
-    // behind; equal ones side by side for `dedup`.
-    out.sort_unstable_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-    out.dedup();
     out
 }
 

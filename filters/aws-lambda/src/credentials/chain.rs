@@ -4,6 +4,7 @@
 
 use super::container::Endpoint;
 use super::environment::Authorization;
+use super::profile::{self, Hop, Start};
 use super::{container, imds, sts, Credentials, SourceRequest};
 use crate::signing::sign;
 use crate::sigv4::Signer;
@@ -60,6 +61,14 @@ pub enum Source {
         session_name: String,
         sts: StsEndpoint,
     },
+    /// A profile of the shared files, re-read every `reread_seconds`.
+    Profile {
+        /// The credentials file, then the config file ("" when not named).
+        files: [String; 2],
+        profile: String,
+        sts: StsEndpoint,
+        reread_seconds: u64,
+    },
     /// STS `AssumeRole` on top of a base (Kong's `aws_assume_role_arn`).
     AssumeRole {
         base: Base,
@@ -77,29 +86,83 @@ impl Source {
             Source::Imds { .. } => "imds",
             Source::Container { .. } => "container",
             Source::WebIdentity { .. } => "web_identity",
+            Source::Profile { .. } => "profile",
             Source::AssumeRole { .. } => "assume_role",
         }
     }
 
     /// Everything that makes two sources different, for the shared-data
-    /// key (hashed there: static keys are part of it).
+    /// key (hashed there: static keys are part of it). Written out rather
+    /// than `Debug`, which hides the secrets and costs the module the
+    /// string-escaping machinery.
     pub fn identity(&self) -> String {
-        format!("{self:?}|{}", self.base_secret())
-    }
-
-    /// The secrets `Debug` hides but that still tell sources apart.
-    fn base_secret(&self) -> &str {
-        match self {
-            Source::AssumeRole {
-                base: Base::Static(c),
-                ..
-            } => &c.secret_access_key,
+        let mut parts: Vec<&str> = vec![self.label()];
+        let number;
+        let sts = match self {
+            Source::Imds { allow_v1 } => {
+                parts.push(if *allow_v1 { "v1" } else { "v2" });
+                None
+            }
             Source::Container {
-                authorization: Authorization::Token(t),
-                ..
-            } => t,
-            _ => "",
+                endpoint,
+                authorization,
+            } => {
+                parts.extend([endpoint.authority.as_str(), &endpoint.path]);
+                match authorization {
+                    Authorization::None => parts.push("none"),
+                    Authorization::Token(t) => parts.extend(["token", t]),
+                    Authorization::TokenFile(f) => parts.extend(["file", f]),
+                }
+                None
+            }
+            Source::WebIdentity {
+                token_file,
+                role_arn,
+                session_name,
+                sts,
+            } => {
+                parts.extend([token_file.as_str(), role_arn, session_name]);
+                Some(sts)
+            }
+            Source::Profile {
+                files,
+                profile,
+                sts,
+                reread_seconds,
+            } => {
+                number = reread_seconds.to_string();
+                parts.extend(files.iter().map(String::as_str));
+                parts.extend([profile.as_str(), &number]);
+                Some(sts)
+            }
+            Source::AssumeRole {
+                base,
+                role_arn,
+                session_name,
+                external_id,
+                sts,
+            } => {
+                match base {
+                    Base::Static(c) => {
+                        parts.extend([c.access_key_id.as_str(), &c.secret_access_key])
+                    }
+                    Base::Chain(i) => {
+                        number = i.to_string();
+                        parts.push(&number);
+                    }
+                }
+                parts.extend([
+                    role_arn.as_str(),
+                    session_name,
+                    external_id.as_deref().unwrap_or("-"),
+                ]);
+                Some(sts)
+            }
+        };
+        if let Some(sts) = sts {
+            parts.extend([sts.authority.as_str(), &sts.region]);
         }
+        parts.join("\u{1f}")
     }
 }
 
@@ -141,12 +204,38 @@ impl faas_core::credentials::Source for Source {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
     ImdsToken,
-    ImdsRole { token: Option<String> },
+    ImdsRole {
+        token: Option<String>,
+    },
     ImdsCredentials,
     TokenFile,
     Container,
     WebIdentity,
     AssumeRole,
+    /// Reading the shared file `index`; the text of those read before.
+    ProfileFile {
+        index: usize,
+        read: FileText,
+    },
+    /// Reading a profile's web identity token file.
+    ProfileToken {
+        role: Hop,
+        hops: Vec<Hop>,
+    },
+    /// An STS answer on a profile's role chain; `hops` are still to go.
+    ProfileRole {
+        hops: Vec<Hop>,
+    },
+}
+
+/// Shared-file text held between reads: it holds keys, so `Debug` hides it.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct FileText([String; 2]);
+
+impl std::fmt::Debug for FileText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<file text>")
+    }
 }
 
 /// The first call of a fetch.
@@ -171,7 +260,66 @@ pub fn start(source: &Source, ctx: &Context<'_>) -> Next {
             container_call(ctx, endpoint, token)
         }
         Source::AssumeRole { .. } => assume_role_call(source, ctx),
+        Source::Profile { .. } => profile_file(source, ctx, 0, FileText::default()),
     }
+}
+
+/// Reads shared file `index` onwards (skipping those not named), then
+/// resolves the profile from all their text.
+fn profile_file(source: &Source, ctx: &Context<'_>, index: usize, read: FileText) -> Next {
+    let Source::Profile {
+        files,
+        profile: name,
+        sts,
+        reread_seconds,
+    } = source
+    else {
+        return Next::Done(Err("profile: not this source".into()));
+    };
+    if let Some(index) = (index..files.len()).find(|&i| files.get(i).is_some_and(|f| !f.is_empty()))
+    {
+        let path = files.get(index).map_or("", String::as_str);
+        return call(
+            &ctx.clusters.token_files,
+            TOKEN_FILE_AUTHORITY,
+            Step::ProfileFile { index, read },
+            token_file_request(path),
+        );
+    }
+    let [credentials, config] = &read.0;
+    match profile::resolve(credentials, config, name).map_err(|e| format!("shared files: {e}")) {
+        Err(e) => Next::Done(Err(e)),
+        Ok(plan) => match plan.start {
+            Start::Keys(keys) if plan.hops.is_empty() => Next::Done(Ok(super::Expiring {
+                credentials: keys,
+                expires_at: faas_core::host::unix_seconds(ctx.now) + 2 * reread_seconds,
+            })),
+            Start::Keys(keys) => profile_role(sts, ctx, &keys, plan.hops),
+            Start::WebIdentity { token_file, role } => call(
+                &ctx.clusters.token_files,
+                TOKEN_FILE_AUTHORITY,
+                Step::ProfileToken {
+                    role,
+                    hops: plan.hops,
+                },
+                token_file_request(&token_file),
+            ),
+        },
+    }
+}
+
+/// The first of `hops`, signed with `base`; the rest ride in the step.
+fn profile_role(
+    endpoint: &StsEndpoint,
+    ctx: &Context<'_>,
+    base: &Credentials,
+    mut hops: Vec<Hop>,
+) -> Next {
+    if hops.is_empty() {
+        return Next::Done(Err("profile: no role to assume".into()));
+    }
+    let hop = hops.remove(0);
+    signed_assume_role(endpoint, ctx, base, &hop, Step::ProfileRole { hops })
 }
 
 /// The next move after `step`'s answer.
@@ -237,10 +385,50 @@ pub fn advance(source: &Source, step: Step, status: u16, body: &[u8], ctx: &Cont
         (Step::WebIdentity, _) => Next::Done(
             sts::parse(status32, body).map_err(|e| format!("STS AssumeRoleWithWebIdentity: {e}")),
         ),
+        (Step::ProfileFile { index, mut read }, _) => {
+            let text = match status {
+                200 => String::from_utf8_lossy(body).into_owned(),
+                // Absent: the SDKs read a missing file as an empty one.
+                404 => String::new(),
+                s => {
+                    return Next::Done(Err(format!(
+                        "shared file {index}: the token-file cluster answered HTTP {s}"
+                    )))
+                }
+            };
+            if let Some(slot) = read.0.get_mut(index) {
+                *slot = text;
+            }
+            profile_file(source, ctx, index + 1, read)
+        }
+        (Step::ProfileToken { role, hops }, Source::Profile { sts: endpoint, .. }) => {
+            let token = match token_file_content(status, body) {
+                Ok(t) => t,
+                Err(why) => return Next::Done(Err(why)),
+            };
+            call(
+                &ctx.clusters.sts,
+                &endpoint.authority,
+                Step::ProfileRole { hops },
+                sts::assume_role_with_web_identity(
+                    &role.role_arn,
+                    &role.session_name,
+                    &token,
+                    role.duration_seconds,
+                ),
+            )
+        }
+        (Step::ProfileRole { hops }, Source::Profile { sts: endpoint, .. }) => {
+            match sts::parse(status32, body) {
+                Err(e) => failed("STS (profile role)", e),
+                Ok(done) if hops.is_empty() => Next::Done(Ok(done)),
+                Ok(done) => profile_role(endpoint, ctx, &done.credentials, hops),
+            }
+        }
         (Step::AssumeRole, _) => {
             Next::Done(sts::parse(status32, body).map_err(|e| format!("STS AssumeRole: {e}")))
         }
-        (step, _) => Next::Done(Err(format!("unexpected answer at {step:?}"))),
+        _ => Next::Done(Err("an answer this source did not ask for".into())),
     }
 }
 
@@ -285,16 +473,33 @@ fn assume_role_call(source: &Source, ctx: &Context<'_>) -> Next {
     else {
         return Next::Done(Err("STS AssumeRole: no base credentials".into()));
     };
-    let request = sts::assume_role(&sts::AssumeRole {
-        role_arn,
-        session_name,
-        external_id: external_id.as_deref(),
+    let hop = Hop {
+        role_arn: role_arn.clone(),
+        session_name: session_name.clone(),
+        external_id: external_id.clone(),
         duration_seconds: sts::DEFAULT_DURATION_SECONDS,
+    };
+    signed_assume_role(endpoint, ctx, base, &hop, Step::AssumeRole)
+}
+
+/// An AssumeRole call for `hop`, signed (service `sts`) with `base`.
+fn signed_assume_role(
+    endpoint: &StsEndpoint,
+    ctx: &Context<'_>,
+    base: &Credentials,
+    hop: &Hop,
+    step: Step,
+) -> Next {
+    let request = sts::assume_role(&sts::AssumeRole {
+        role_arn: &hop.role_arn,
+        session_name: &hop.session_name,
+        external_id: hop.external_id.as_deref(),
+        duration_seconds: hop.duration_seconds,
     });
     let mut call = callout(&ctx.clusters.sts, &endpoint.authority, request);
     let signer = Signer::new(&endpoint.region, "sts");
     sign(&signer, base, false, &mut call, ctx.now);
-    Next::Call(Step::AssumeRole, call)
+    Next::Call(step, call)
 }
 
 #[cfg(test)]
@@ -416,6 +621,87 @@ pub(crate) mod tests {
         );
         assert!(call.header("authorization").is_none());
         assert!(String::from_utf8_lossy(&call.body).contains("WebIdentityToken=eyJjwt"));
+    }
+
+    fn profile_source(files: [&str; 2], profile: &str) -> Source {
+        Source::Profile {
+            files: files.map(str::to_string),
+            profile: profile.into(),
+            sts: StsEndpoint {
+                authority: "sts.us-east-1.amazonaws.com".into(),
+                region: "us-east-1".into(),
+            },
+            reread_seconds: 300,
+        }
+    }
+
+    #[test]
+    fn a_profile_reads_both_files_then_signs_each_hop_with_the_last() {
+        let c = clusters();
+        let source = profile_source(["/aws/credentials", "/aws/config"], "cross");
+        let (step, call) = expect_call(start(&source, &ctx(&c, None)));
+        assert_eq!(
+            (call.cluster.as_str(), call.header(":path")),
+            ("files", Some("/aws/credentials"))
+        );
+        assert!(!format!("{step:?}").contains("secret"));
+        let credentials =
+            b"[base]\naws_access_key_id = AKIDBASE\naws_secret_access_key = base/secret\n";
+        let (step, call) = expect_call(advance(&source, step, 200, credentials, &ctx(&c, None)));
+        assert_eq!(call.header(":path"), Some("/aws/config"));
+        assert!(!format!("{step:?}").contains("base/secret"), "{step:?}");
+        let config = b"[profile app]\nrole_arn = arn:aws:iam::1:role/app\nsource_profile = base\n\
+                       [profile cross]\nrole_arn = arn:aws:iam::2:role/cross\nsource_profile = app\n";
+        let (step, call) = expect_call(advance(&source, step, 200, config, &ctx(&c, None)));
+        assert_eq!(call.cluster, "sts");
+        assert!(call
+            .header("authorization")
+            .is_some_and(|a| a.contains("Credential=AKIDBASE/")));
+        assert!(String::from_utf8_lossy(&call.body).contains("role%2Fapp"));
+        let answer = b"<R><Credentials><AccessKeyId>ASIAHOP1</AccessKeyId><SecretAccessKey>s1</SecretAccessKey>\
+                       <SessionToken>t1</SessionToken><Expiration>2026-11-21T18:00:00Z</Expiration></Credentials></R>";
+        let (step, call) = expect_call(advance(&source, step, 200, answer, &ctx(&c, None)));
+        assert!(call
+            .header("authorization")
+            .is_some_and(|a| a.contains("Credential=ASIAHOP1/")));
+        assert!(String::from_utf8_lossy(&call.body).contains("role%2Fcross"));
+        let Next::Done(Ok(done)) = advance(
+            &source,
+            step,
+            200,
+            String::from_utf8_lossy(answer)
+                .replace("HOP1", "HOP2")
+                .as_bytes(),
+            &ctx(&c, None),
+        ) else {
+            panic!("the last hop's credentials")
+        };
+        assert_eq!(done.credentials.access_key_id, "ASIAHOP2");
+    }
+
+    #[test]
+    fn profile_keys_live_two_reread_periods_and_an_absent_file_is_empty() {
+        let c = clusters();
+        let source = profile_source(["", "/aws/config"], "default");
+        let (step, call) = expect_call(start(&source, &ctx(&c, None)));
+        assert_eq!(
+            call.header(":path"),
+            Some("/aws/config"),
+            "the unnamed file is skipped"
+        );
+        let keys = b"[default]\naws_access_key_id=A\naws_secret_access_key=S\n";
+        let Next::Done(Ok(done)) = advance(&source, step.clone(), 200, keys, &ctx(&c, None)) else {
+            panic!("keys")
+        };
+        assert_eq!(done.expires_at, 1_795_000_000 + 600);
+        let Next::Done(Err(why)) = advance(&source, step.clone(), 404, b"", &ctx(&c, None)) else {
+            panic!("no profile")
+        };
+        assert_eq!(why, "shared files: profile \"default\" is in neither file");
+        let Next::Done(Err(why)) = advance(&source, step, 403, b"", &ctx(&c, None)) else {
+            panic!("refused")
+        };
+        assert!(why.contains("HTTP 403"), "{why}");
     }
 
     #[test]

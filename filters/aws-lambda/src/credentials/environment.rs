@@ -36,6 +36,18 @@ pub struct WebIdentity {
     pub session_name: String,
 }
 
+/// The shared files and the profile in them: `AWS_SHARED_CREDENTIALS_FILE`,
+/// `AWS_CONFIG_FILE` (named: the VM has no home directory to find
+/// `~/.aws` in), `AWS_PROFILE` (else `default`). Read through the
+/// token-file cluster on every refresh; a file that is not there counts as
+/// empty, as in the SDKs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SharedFiles {
+    /// The credentials file, then the config file ("" when not named).
+    pub files: [String; 2],
+    pub profile: String,
+}
+
 /// `AWS_CONTAINER_CREDENTIALS_*` (ECS task role, EKS Pod Identity).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Container {
@@ -51,6 +63,8 @@ pub struct Environment {
     pub region: Option<String>,
     pub web_identity: Option<WebIdentity>,
     pub container: Option<Container>,
+    /// Set when a shared-file variable is.
+    pub shared_files: Option<SharedFiles>,
     /// `AWS_EC2_METADATA_DISABLED=true`.
     pub imds_disabled: bool,
 }
@@ -130,8 +144,32 @@ impl Environment {
                 },
             }),
         };
+        let named_file = |variable: &'static str| match non_empty(variable) {
+            Some(path) => token_file(variable, path),
+            None => Ok(String::new()),
+        };
+        let files = [
+            named_file("AWS_SHARED_CREDENTIALS_FILE")?,
+            named_file("AWS_CONFIG_FILE")?,
+        ];
+        let profile = non_empty("AWS_PROFILE");
+        let shared_files = if files.iter().all(String::is_empty) {
+            if profile.is_some() {
+                return Err(EnvError {
+                    variable: "AWS_SHARED_CREDENTIALS_FILE",
+                    message: "(or AWS_CONFIG_FILE) is required with AWS_PROFILE: the VM has no home directory".into(),
+                });
+            }
+            None
+        } else {
+            Some(SharedFiles {
+                files,
+                profile: profile.unwrap_or_else(|| "default".into()),
+            })
+        };
         Ok(Environment {
             credentials,
+            shared_files,
             region: non_empty("AWS_REGION").or_else(|| non_empty("AWS_DEFAULT_REGION")),
             web_identity,
             container,
@@ -151,10 +189,11 @@ pub enum SourceChoice {
     WebIdentity,
     Container,
     Imds,
+    Profile,
 }
 
 impl SourceChoice {
-    pub const NAMES: &'static str = "auto, environment, web_identity, container, imds";
+    pub const NAMES: &'static str = "auto, environment, profile, web_identity, container, imds";
 
     pub fn parse(name: &str) -> Option<SourceChoice> {
         Some(match name {
@@ -163,6 +202,7 @@ impl SourceChoice {
             "web_identity" => SourceChoice::WebIdentity,
             "container" => SourceChoice::Container,
             "imds" => SourceChoice::Imds,
+            "profile" => SourceChoice::Profile,
             _ => return None,
         })
     }
@@ -172,6 +212,7 @@ impl SourceChoice {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Chosen<'a> {
     Keys(&'a Credentials),
+    Profile(&'a SharedFiles),
     WebIdentity(&'a WebIdentity),
     Container(&'a Container),
     Imds,
@@ -188,6 +229,8 @@ impl Environment {
         match choice {
             SourceChoice::Auto => Ok(if let Some(c) = &self.credentials {
                 (Chosen::Keys(c), "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are set")
+            } else if let Some(p) = &self.shared_files {
+                (Chosen::Profile(p), "AWS_SHARED_CREDENTIALS_FILE or AWS_CONFIG_FILE is set")
             } else if let Some(w) = &self.web_identity {
                 (Chosen::WebIdentity(w), "AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN are set")
             } else if let Some(c) = &self.container {
@@ -209,6 +252,16 @@ impl Environment {
                 .as_ref()
                 .map(|c| (Chosen::Keys(c), "credential_source is environment"))
                 .ok_or_else(|| lacks("AWS_ACCESS_KEY_ID", "is required: credential_source is environment")),
+            SourceChoice::Profile => self
+                .shared_files
+                .as_ref()
+                .map(|p| (Chosen::Profile(p), "credential_source is profile"))
+                .ok_or_else(|| {
+                    lacks(
+                        "AWS_SHARED_CREDENTIALS_FILE",
+                        "(or AWS_CONFIG_FILE) is required: credential_source is profile",
+                    )
+                }),
             SourceChoice::WebIdentity => self
                 .web_identity
                 .as_ref()
@@ -355,6 +408,50 @@ mod tests {
         assert_eq!(keys.choose(SourceChoice::Imds).unwrap().0, Chosen::Imds);
         assert_eq!(SourceChoice::parse("imds"), Some(SourceChoice::Imds));
         assert_eq!(SourceChoice::parse("IMDS"), None);
+    }
+
+    #[test]
+    fn shared_files_are_named_files_with_a_profile_and_come_after_env_keys() {
+        let e = env(&[("AWS_CONFIG_FILE", "/aws/config"), ("AWS_PROFILE", "app")]).unwrap();
+        let files = e.shared_files.clone().unwrap();
+        assert_eq!(files.files, [String::new(), "/aws/config".to_string()]);
+        assert_eq!(files.profile, "app");
+        assert!(matches!(
+            e.choose(SourceChoice::Auto).unwrap().0,
+            Chosen::Profile(_)
+        ));
+        let d = env(&[("AWS_SHARED_CREDENTIALS_FILE", "/aws/credentials")]).unwrap();
+        assert_eq!(d.shared_files.unwrap().profile, "default");
+        let both = env(&[
+            ("AWS_ACCESS_KEY_ID", "AK"),
+            ("AWS_SECRET_ACCESS_KEY", "SK"),
+            ("AWS_CONFIG_FILE", "/aws/config"),
+        ])
+        .unwrap();
+        assert!(matches!(
+            both.choose(SourceChoice::Auto).unwrap().0,
+            Chosen::Keys(_)
+        ));
+        assert!(matches!(
+            both.choose(SourceChoice::Profile).unwrap().0,
+            Chosen::Profile(_)
+        ));
+        let alone = env(&[("AWS_PROFILE", "app")]).unwrap_err();
+        assert_eq!(alone.variable, "AWS_SHARED_CREDENTIALS_FILE");
+        assert_eq!(
+            env(&[("AWS_CONFIG_FILE", "aws/config")])
+                .unwrap_err()
+                .variable,
+            "AWS_CONFIG_FILE"
+        );
+        assert_eq!(
+            env(&[])
+                .unwrap()
+                .choose(SourceChoice::Profile)
+                .unwrap_err()
+                .variable,
+            "AWS_SHARED_CREDENTIALS_FILE"
+        );
     }
 
     #[test]

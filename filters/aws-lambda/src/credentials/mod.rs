@@ -13,6 +13,7 @@ pub mod chain;
 pub mod container;
 pub mod environment;
 pub mod imds;
+pub mod profile;
 pub mod provider;
 pub mod sts;
 

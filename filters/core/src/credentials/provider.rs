@@ -59,15 +59,15 @@ impl<S: Secret> Entry<S> {
             }
             doc
         });
-        json!({
+        let entry = json!({
             "c": credentials,
             "r": self.refresh_at,
             "f": self.failures,
             "l": self.lease_until,
             "x": self.last_error,
-        })
-        .to_string()
-        .into_bytes()
+        });
+        // to_vec, as the error bodies are written: one serializer compiled in.
+        serde_json::to_vec(&entry).unwrap_or_default()
     }
 
     /// A missing or unreadable value is an empty entry: fetch now.
