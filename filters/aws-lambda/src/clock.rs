@@ -1,7 +1,7 @@
 //! Calendar formatting of Unix times (UTC), without a date crate.
 
 use crate::decimal::Decimal;
-pub use faas_core::calendar::civil;
+pub use faas_core::calendar::{amz_date, civil};
 
 /// Unix seconds of an RFC 3339 time as AWS sources write expirations:
 /// `2026-11-21T18:00:00Z`, optionally with fractional seconds and a numeric
@@ -67,22 +67,6 @@ pub fn parse_rfc3339(text: &str) -> Option<u64> {
     let days = era * 146_097 + doe - 719_468;
     let unix = days * 86_400 + hour * 3_600 + minute * 60 + second - offset;
     u64::try_from(unix).ok()
-}
-
-/// SigV4's `YYYYMMDDTHHMMSSZ`.
-pub fn amz_date(unix_seconds: u64) -> String {
-    let (y, mo, d, h, mi, s) = civil(unix_seconds);
-    let mut out = String::with_capacity(16);
-    push_padded(&mut out, y, 4);
-    for v in [mo, d] {
-        push_padded(&mut out, v, 2);
-    }
-    out.push('T');
-    for v in [h, mi, s] {
-        push_padded(&mut out, v, 2);
-    }
-    out.push('Z');
-    out
 }
 
 /// A date field zero-padded to `width` digits, by hand (`format!` is slow

@@ -10,10 +10,12 @@
 //! `faas-core`: [`config`] compiles the route, [`signing`] adds
 //! `x-api-key` and/or SigV4 to the callout, [`sigv4`] is the signer.
 
+/// SigV4 and the digits it writes live in `faas-core`, shared with
+/// `gcp-functions` (AWS subject tokens for Workload Identity Federation).
+pub use faas_core::{decimal, sigv4};
 pub mod clock;
 pub mod config;
 pub mod credentials;
-pub mod decimal;
 pub mod events;
 pub mod eventstream;
 pub mod iam;
@@ -22,7 +24,6 @@ pub mod invoke_response;
 pub mod json_writer;
 pub mod response_stream;
 pub mod signing;
-pub mod sigv4;
 pub mod stream_prelude;
 
 use config::{Mode, Route};

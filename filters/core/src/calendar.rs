@@ -32,6 +32,29 @@ pub fn civil(unix_seconds: u64) -> (i64, i64, i64, u64, u64, u64) {
     )
 }
 
+/// SigV4's `YYYYMMDDTHHMMSSZ`.
+pub fn amz_date(unix_seconds: u64) -> String {
+    let (y, mo, d, h, mi, s) = civil(unix_seconds);
+    let mut out = String::with_capacity(16);
+    push_padded(&mut out, y, 4);
+    for v in [mo, d] {
+        push_padded(&mut out, v, 2);
+    }
+    out.push('T');
+    for v in [h, mi, s] {
+        push_padded(&mut out, v, 2);
+    }
+    out.push('Z');
+    out
+}
+
+/// A date field zero-padded to `width` digits, by hand (`format!` is slow
+/// in V8, and a date is written for every signature). Fields are never
+/// negative; a negative one would print as 0.
+fn push_padded<T: TryInto<u64>>(out: &mut String, field: T, width: usize) {
+    crate::decimal::Decimal::padded(field.try_into().unwrap_or(0), width).push_to(out);
+}
+
 /// The IMF-fixdate of RFC 9110 (`Sun, 06 Nov 1994 08:49:37 GMT`), for the
 /// `date` header an upstream-placed filter adds when the function's answer
 /// has none: Envoy's cache filter does not store an answer without one.

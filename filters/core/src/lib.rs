@@ -13,6 +13,7 @@ pub mod base64;
 pub mod calendar;
 pub mod config;
 pub mod credentials;
+pub mod decimal;
 pub mod fields;
 pub mod headers;
 pub mod host;
@@ -27,6 +28,7 @@ pub mod request;
 pub mod response;
 pub mod rewrite;
 pub mod shell;
+pub mod sigv4;
 pub mod stream;
 pub mod uri;
 

@@ -21,55 +21,11 @@ pub mod sts;
 /// shared with the other filters' platform sources.
 pub use faas_core::credentials::{refresh, short_code, SourceError, SourceRequest};
 
-/// AWS credentials. The signer takes them per call; where they come from
-/// (config, environment, a platform source) is this module's business.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Credentials {
-    pub access_key_id: String,
-    pub secret_access_key: String,
-    pub session_token: Option<String>,
-}
-
-impl std::fmt::Debug for Credentials {
-    // Never print secrets, even in debug output.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &"<redacted>")
-            .field(
-                "session_token",
-                &self.session_token.as_ref().map(|_| "<redacted>"),
-            )
-            .finish()
-    }
-}
+/// AWS credentials (the type lives with the signer in `faas-core`).
+pub use faas_core::sigv4::Credentials;
 
 /// Credentials as a source hands them out, with their expiry.
 pub type Expiring = faas_core::credentials::Expiring<Credentials>;
-
-impl faas_core::credentials::Secret for Credentials {
-    fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "k": self.access_key_id,
-            "s": self.secret_access_key,
-            "t": self.session_token,
-        })
-    }
-
-    fn from_json(doc: &serde_json::Value) -> Option<Self> {
-        let text = |k: &str| doc.get(k).and_then(|v| v.as_str()).map(str::to_string);
-        Some(Credentials {
-            access_key_id: text("k")?,
-            secret_access_key: text("s")?,
-            session_token: text("t"),
-        })
-    }
-
-    /// The key id identifies credentials without revealing them.
-    fn log_id(&self) -> String {
-        format!(" (key {})", self.access_key_id)
-    }
-}
 
 /// The JSON document IMDS and the container endpoints share:
 /// `AccessKeyId`, `SecretAccessKey`, `Token`, `Expiration` (RFC 3339).

@@ -12,14 +12,60 @@
 //! - Headers: lower-case names, values trimmed with runs of spaces
 //!   collapsed, repeats joined with `,`, sorted by name.
 
-pub use crate::credentials::Credentials;
-use faas_core::headers::grouped;
-use faas_core::path::form_decode;
+use crate::headers::grouped;
+use crate::path::form_decode;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// AWS credentials. The signer takes them per call; where they come from
+/// (config, environment, a platform source) is each filter's business.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    // Never print secrets, even in debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+impl crate::credentials::Secret for Credentials {
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "k": self.access_key_id,
+            "s": self.secret_access_key,
+            "t": self.session_token,
+        })
+    }
+
+    fn from_json(doc: &serde_json::Value) -> Option<Self> {
+        let text = |k: &str| doc.get(k).and_then(|v| v.as_str()).map(str::to_string);
+        Some(Credentials {
+            access_key_id: text("k")?,
+            secret_access_key: text("s")?,
+            session_token: text("t"),
+        })
+    }
+
+    /// The key id identifies credentials without revealing them.
+    fn log_id(&self) -> String {
+        format!(" (key {})", self.access_key_id)
+    }
+}
 
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 
@@ -250,7 +296,7 @@ pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8
     hmac(&k_service, b"aws4_request")
 }
 
-pub use crate::clock::amz_date;
+pub use crate::calendar::amz_date;
 
 /// What signing adds to a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
