@@ -298,6 +298,32 @@ pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8
 
 pub use crate::calendar::amz_date;
 
+/// The `Authorization` header for a canonical request the caller wrote
+/// itself (the AWS subject tokens of `gcp-functions`, whose one request is
+/// canonical as configured): the spec's string to sign and key derivation,
+/// without [`Signer`]'s canonicalisation and key cache, which a module that
+/// signs one fixed request per refresh does not need to carry.
+pub fn authorization_for(
+    credentials: &Credentials,
+    (region, service): (&str, &str),
+    amz_date: &str,
+    canonical_request: &str,
+    signed_headers: &str,
+) -> String {
+    let date = amz_date.get(..8).unwrap_or(amz_date);
+    let scope = format!("{date}/{region}/{service}/aws4_request");
+    let key = signing_key(&credentials.secret_access_key, date, region, service);
+    let signature = hmac(
+        &key,
+        string_to_sign(amz_date, &scope, canonical_request).as_bytes(),
+    );
+    format!(
+        "{ALGORITHM} Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={}",
+        credentials.access_key_id,
+        hex::encode(signature)
+    )
+}
+
 /// What signing adds to a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signature {

@@ -12,6 +12,7 @@
 //! as `external_account` (top level). Pure: `identity::Source` sends the
 //! calls.
 
+use crate::aws_subject::{self, AwsSource};
 use crate::identity::{query_encode, token_in_json};
 use faas_core::credentials::{
     callout, token_file_content, token_file_request, SourceRequest, TOKEN_FILE_AUTHORITY,
@@ -41,6 +42,8 @@ pub enum Subject {
         headers: Vec<(String, String)>,
         format: Format,
     },
+    /// AWS (`environment_id: aws1`): a signed `GetCallerIdentity`.
+    Aws(Box<AwsSource>),
 }
 
 /// An endpoint's `:authority` and path (with query).
@@ -142,6 +145,30 @@ pub fn read(fields: &mut Fields) -> Result<Option<ExternalAccount>, ConfigError>
     let Some(mut source) = account.object("credential_source")? else {
         return Err(account.error("credential_source", "is required"));
     };
+    if let Some(id) = source.string("environment_id")? {
+        if id != "aws1" {
+            return Err(source.error(
+                "environment_id",
+                "must be aws1 (the one version Google defines)",
+            ));
+        }
+        let aws = aws_subject::read(
+            source.non_empty_string("url")?,
+            source.non_empty_string("region_url")?,
+            source.non_empty_string("regional_cred_verification_url")?,
+            source.non_empty_string("imdsv2_session_token_url")?,
+        )
+        .map_err(|(field, why)| source.error(field, why))?;
+        source.finish()?;
+        account.finish()?;
+        return Ok(Some(ExternalAccount {
+            audience,
+            subject_token_type,
+            sts,
+            id_token,
+            subject: Subject::Aws(Box::new(aws)),
+        }));
+    }
     let format = read_format(&mut source)?;
     let subject =
         match (
@@ -174,7 +201,7 @@ pub fn read(fields: &mut Fields) -> Result<Option<ExternalAccount>, ConfigError>
             (Some(_), Some(_)) => return Err(source.error("url", "cannot be combined with file")),
             (None, None) => return Err(source.error(
                 "file",
-                "or url is required (executable, AWS and certificate sources are not supported)",
+                "or url (or environment_id aws1) is required (executable and certificate sources are not supported)",
             )),
         };
     source.finish()?;
@@ -188,9 +215,15 @@ pub fn read(fields: &mut Fields) -> Result<Option<ExternalAccount>, ConfigError>
     }))
 }
 
-/// Call 1: the subject token, from the token-file cluster or the URL's.
-pub fn subject_call(account: &ExternalAccount, token_files: &str, url_cluster: &str) -> Callout {
-    match &account.subject {
+/// Call 1: the subject token, from the token-file cluster or the URL's;
+/// `None` for AWS sources, which [`aws_subject`] builds instead.
+pub fn subject_call(
+    account: &ExternalAccount,
+    token_files: &str,
+    url_cluster: &str,
+) -> Option<Callout> {
+    Some(match &account.subject {
+        Subject::Aws(_) => return None,
         Subject::File { path, .. } => {
             callout(token_files, TOKEN_FILE_AUTHORITY, token_file_request(path))
         }
@@ -213,7 +246,7 @@ pub fn subject_call(account: &ExternalAccount, token_files: &str, url_cluster: &
             call.headers.extend(headers.iter().cloned());
             call
         }
-    }
+    })
 }
 
 /// The subject token in its source's answer.
@@ -224,6 +257,7 @@ pub fn subject_token(
 ) -> Result<String, String> {
     let format = match &account.subject {
         Subject::File { format, .. } | Subject::Url { format, .. } => format,
+        Subject::Aws(_) => return Err("subject token: AWS sources are signed, not read".into()),
     };
     match format {
         Format::Text => {
@@ -313,7 +347,7 @@ mod tests {
             a.id_token.path,
             "/v1/projects/-/serviceAccounts/sa@p.iam.gserviceaccount.com:generateIdToken"
         );
-        let first = subject_call(&a, "files", "url");
+        let first = subject_call(&a, "files", "url").unwrap();
         assert_eq!(
             (first.cluster.as_str(), first.header(":path")),
             ("files", Some("/var/run/token"))
@@ -359,7 +393,7 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        let call = subject_call(&a, "files", "subject");
+        let call = subject_call(&a, "files", "subject").unwrap();
         assert_eq!(call.cluster, "subject");
         assert_eq!(call.header(":path"), Some("/token?r=1"));
         assert_eq!(call.header("metadata"), Some("true"));

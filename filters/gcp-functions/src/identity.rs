@@ -9,7 +9,8 @@
 //! admission are `faas_core::credentials`, as for the AWS and Azure
 //! credentials.
 
-use crate::federation::{self, ExternalAccount};
+use crate::aws_subject;
+use crate::federation::{self, ExternalAccount, Subject};
 use crate::service_account;
 use faas_core::credentials::{
     callout, token_file_request, Expiring, Next, SourceError, SourceRequest, TOKEN_FILE_AUTHORITY,
@@ -54,6 +55,8 @@ pub enum Source {
 pub enum Step {
     Metadata,
     Subject,
+    /// An AWS subject's instance-metadata call.
+    Aws(aws_subject::Stage, aws_subject::Progress),
     Sts,
     IdToken,
     KeyFile,
@@ -206,14 +209,18 @@ impl faas_core::credentials::Source for Source {
                     token_file_request(key_file),
                 ),
             ),
-            Source::ExternalAccount { account, .. } => Next::Call(
-                Step::Subject,
-                federation::subject_call(
+            Source::ExternalAccount { account, .. } => {
+                match federation::subject_call(
                     account,
                     &ctx.clusters.token_files,
                     &ctx.clusters.subject_token,
-                ),
-            ),
+                ) {
+                    Some(call) => Next::Call(Step::Subject, call),
+                    None => aws_next(account, ctx, |aws| {
+                        aws_subject::start(aws, &ctx.clusters.subject_token)
+                    }),
+                }
+            }
         }
     }
 
@@ -237,6 +244,16 @@ impl faas_core::credentials::Source for Source {
                     ),
                     Err(why) => Next::Done(Err(why)),
                 }
+            }
+            (Step::Aws(stage, progress), Source::ExternalAccount { account, .. }) => {
+                let call = (
+                    ctx.clusters.subject_token.as_str(),
+                    account.audience.as_str(),
+                    ctx.now,
+                );
+                aws_next(account, ctx, |aws| {
+                    aws_subject::advance(aws, (stage, progress), status, body, call)
+                })
             }
             (Step::Sts, Source::ExternalAccount { account, audience }) => {
                 match token_in_json("STS token exchange", "access_token", status, body) {
@@ -279,6 +296,28 @@ impl faas_core::credentials::Source for Source {
             // An answer for a step this source does not take.
             _ => Next::Done(Err("unexpected answer".into())),
         }
+    }
+}
+
+/// An AWS subject's next move (`step` runs it): a metadata call, or the
+/// signed subject token straight on to Google STS.
+fn aws_next(
+    account: &ExternalAccount,
+    ctx: &Context<'_>,
+    step: impl FnOnce(&aws_subject::AwsSource) -> Result<aws_subject::Next, String>,
+) -> Next<Step, IdToken> {
+    let Subject::Aws(aws) = &account.subject else {
+        return Next::Done(Err("not an AWS subject".into()));
+    };
+    match step(aws) {
+        Ok(aws_subject::Next::Call(stage, progress, call)) => {
+            Next::Call(Step::Aws(stage, progress), call)
+        }
+        Ok(aws_subject::Next::Subject(token)) => Next::Call(
+            Step::Sts,
+            federation::sts_call(account, &ctx.clusters.sts, &token),
+        ),
+        Err(why) => Next::Done(Err(why)),
     }
 }
 

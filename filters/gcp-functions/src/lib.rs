@@ -15,8 +15,10 @@
 //!   `X-Serverless-Authorization`, leaving the client's `Authorization` to
 //!   the application). Fail closed: no valid token, no call (503).
 
+pub mod aws_subject;
 pub mod federation;
 pub mod identity;
+pub mod pkcs8;
 pub mod service_account;
 
 use faas_core::config::read_function_uri;

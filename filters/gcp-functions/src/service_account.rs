@@ -13,7 +13,6 @@ use faas_core::credentials::{callout, SourceRequest};
 use faas_core::uri::FunctionUri;
 use faas_core::Callout;
 use rsa::pkcs1v15::SigningKey;
-use rsa::pkcs8::DecodePrivateKey;
 use rsa::signature::{SignatureEncoding, Signer};
 use rsa::RsaPrivateKey;
 use serde_json::Value;
@@ -85,7 +84,7 @@ pub fn parse(status: u16, body: &[u8]) -> Result<KeyFile, String> {
     let key_id = text("private_key_id").unwrap_or_default();
     let key = text("private_key")
         .and_then(pem_body)
-        .and_then(|der| RsaPrivateKey::from_pkcs8_der(&der).ok())
+        .and_then(|der| crate::pkcs8::rsa_private_key(&der))
         .ok_or("service account key file: private_key is not a PKCS#8 RSA key")?;
     let token_uri = FunctionUri::parse(text("token_uri").unwrap_or(DEFAULT_TOKEN_URI))
         .map_err(|_| "service account key file: token_uri is not a URL".to_string())?;
