@@ -364,6 +364,62 @@ fn workload_identity_federation_from_a_url_with_a_json_subject_token() {
     assert_eq!(fakes.controls.calls("gcp_generate_id_token"), 1);
 }
 
+/// A gateway on EC2: the credential configuration gcloud writes for an
+/// AWS provider. The filter walks IMDSv2 (session token, zone, role,
+/// keys) through the subject-token cluster, signs `GetCallerIdentity` with
+/// the instance role, and Google's STS (the fake verifies the SigV4
+/// signature as AWS would, and the target resource) trades it.
+#[test]
+fn workload_identity_federation_from_aws_signs_get_caller_identity() {
+    let fakes = Fakes::start(3600).expect("fakes");
+    let mut account = external_account(json!({
+        "environment_id": "aws1",
+        "region_url": "http://169.254.169.254/latest/meta-data/placement/availability-zone",
+        "url": "http://169.254.169.254/latest/meta-data/iam/security-credentials",
+        "regional_cred_verification_url": "https://sts.{region}.amazonaws.com?Action=GetCallerIdentity&Version=2011-06-15",
+        "imdsv2_session_token_url": "http://169.254.169.254/latest/api/token",
+    }));
+    account["subject_token_type"] = json!("urn:ietf:params:aws:token-type:aws4_request");
+    let mut config = plugin(json!({}));
+    config["external_account"] = account;
+    let envoy = federated(&gcp_identity_bootstrap(&config, fakes.port, None));
+    let r = get(envoy.port, "/f");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(claims_seen(&r, "authorization")["aud"], SERVICE);
+    let c = &fakes.controls;
+    assert_eq!(
+        (
+            c.calls("imds_token"),
+            c.calls("imds_region"),
+            c.calls("imds_role"),
+            c.calls("imds_credentials"),
+            c.calls("gcp_sts_aws"),
+            c.calls("gcp_generate_id_token"),
+        ),
+        (1, 1, 1, 1, 1, 1)
+    );
+    assert_eq!(c.calls("refused"), 0, "the signature verified");
+    let log = envoy.log();
+    assert!(
+        !log.contains("fakeSecret") && !log.contains("fakeToken"),
+        "no AWS secret in the log"
+    );
+    // A configuration without the zone URL is refused, naming it.
+    let mut config = plugin(json!({}));
+    config["external_account"] = external_account(json!({
+        "environment_id": "aws1",
+        "url": "http://169.254.169.254/latest/meta-data/iam/security-credentials",
+        "regional_cred_verification_url": "https://sts.{region}.amazonaws.com?Action=GetCallerIdentity&Version=2011-06-15",
+    }));
+    let log = Envoy::start(&gcp_identity_bootstrap(&config, fakes.port, None))
+        .err()
+        .expect("refused");
+    assert!(
+        log.contains(r#"field "external_account.credential_source.region_url": is required with environment_id aws1"#),
+        "{log}"
+    );
+}
+
 #[test]
 fn an_incomplete_external_account_is_refused_naming_the_field() {
     let fakes = Fakes::start(3600).expect("fakes");

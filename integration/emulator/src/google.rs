@@ -305,6 +305,56 @@ pub fn admit(req: &Request) -> Result<Request, Response> {
     Ok(seen)
 }
 
+/// Google STS's check of an AWS subject token (`gcp-identity.md` §3): the
+/// percent-encoded JSON of a `POST` `GetCallerIdentity` request to a
+/// regional STS, its `x-goog-cloud-target-resource` the pool provider
+/// being exchanged for, and a SigV4 signature (service `sts`, the URL's
+/// region) that verifies with credentials the emulator knows, as AWS
+/// would when Google replays the request.
+pub fn verify_aws_subject(subject: &str, audience: &str) -> Result<(), &'static str> {
+    let doc: Value =
+        serde_json::from_str(&crate::percent_decode(subject, false)).map_err(|_| "not JSON")?;
+    let url = doc["url"].as_str().ok_or("no url")?;
+    let rest = url
+        .strip_prefix("https://sts.")
+        .ok_or("not a regional STS URL")?;
+    let (host_rest, query) = rest.split_once('?').ok_or("no query")?;
+    let region = host_rest
+        .strip_suffix(".amazonaws.com")
+        .ok_or("not a regional STS URL")?;
+    if query != "Action=GetCallerIdentity&Version=2011-06-15" || doc["method"] != "POST" {
+        return Err("not a GetCallerIdentity POST");
+    }
+    let headers: Vec<(String, Vec<u8>)> = doc["headers"]
+        .as_array()
+        .ok_or("no headers")?
+        .iter()
+        .filter_map(|h| {
+            Some((
+                h["key"].as_str()?.to_string(),
+                h["value"].as_str()?.as_bytes().to_vec(),
+            ))
+        })
+        .collect();
+    let request = Request {
+        method: "POST".into(),
+        target: format!("/?{query}"),
+        headers,
+        body: Vec::new(),
+    };
+    if request.header("host").as_deref() != Some(format!("sts.{region}.amazonaws.com").as_str()) {
+        return Err("the host header is not the URL's");
+    }
+    if request.header("x-goog-cloud-target-resource").as_deref() != Some(audience) {
+        return Err("x-goog-cloud-target-resource is not the audience");
+    }
+    let endpoint = crate::aws::Endpoint::Lambda {
+        region: region.to_string(),
+    };
+    crate::aws::verify_sigv4(&request, &endpoint, region, "sts")
+        .map_err(|_| "the signature does not verify")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,7 @@
 
 use crate::http::{Handler, Reply, Request, Response};
 use crate::percent_decode;
+use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -206,7 +207,7 @@ fn answer(state: &Controls, req: &Request) -> Response {
             state.count("imds_token");
             Response::new(200, "text/plain", token)
         }
-        ("GET", p) if p.starts_with(ROLE_PATH) => {
+        ("GET", "/latest/meta-data/placement/availability-zone") => {
             let valid = req
                 .header("x-aws-ec2-metadata-token")
                 .is_some_and(|t| state.imds_tokens.lock().is_ok_and(|s| s.contains(&t)));
@@ -214,7 +215,20 @@ fn answer(state: &Controls, req: &Request) -> Response {
                 state.count("refused");
                 return Response::new(401, "text/plain", "");
             }
-            match &p[ROLE_PATH.len()..] {
+            state.count("imds_region");
+            Response::new(200, "text/plain", "us-east-1a")
+        }
+        // The role listing answers with or without the trailing slash (the
+        // SDKs ask with it, Google's AWS source without), as IMDS does.
+        ("GET", p) if p.starts_with(ROLE_PATH.trim_end_matches('/')) => {
+            let valid = req
+                .header("x-aws-ec2-metadata-token")
+                .is_some_and(|t| state.imds_tokens.lock().is_ok_and(|s| s.contains(&t)));
+            if !valid {
+                state.count("refused");
+                return Response::new(401, "text/plain", "");
+            }
+            match p.get(ROLE_PATH.len()..).unwrap_or_default() {
                 "" => {
                     state.count("imds_role");
                     Response::new(200, "text/plain", ROLE)
@@ -286,6 +300,20 @@ fn gcp_identity(state: &Controls, req: &Request) -> Response {
 fn gcp_sts(state: &Controls, req: &Request) -> Response {
     let f = form(&req.body);
     let expected = state.gcp_subject_token.lock().ok().and_then(|t| t.clone());
+    // An AWS subject is a signed GetCallerIdentity that Google replays to
+    // AWS: here the emulator's own SigV4 check stands in for AWS.
+    let aws = f.get("subject_token_type").map(String::as_str)
+        == Some("urn:ietf:params:aws:token-type:aws4_request");
+    if aws {
+        let subject = f.get("subject_token").cloned().unwrap_or_default();
+        let audience = f.get("audience").cloned().unwrap_or_default();
+        if let Err(why) = crate::google::verify_aws_subject(&subject, &audience) {
+            state.count("refused");
+            let body = json!({"error": "invalid_grant", "error_description": why});
+            return Response::new(400, "application/json", body.to_string());
+        }
+        state.count("gcp_sts_aws");
+    }
     let ok = f.get("grant_type").map(String::as_str)
         == Some("urn:ietf:params:oauth:grant-type:token-exchange")
         && f.get("requested_token_type").map(String::as_str)
@@ -293,7 +321,7 @@ fn gcp_sts(state: &Controls, req: &Request) -> Response {
         && f.get("audience")
             .is_some_and(|a| a.starts_with("//iam.googleapis.com/"))
         && f.get("subject_token")
-            .is_some_and(|t| !t.is_empty() && expected.as_ref().is_none_or(|e| e == t));
+            .is_some_and(|t| !t.is_empty() && (aws || expected.as_ref().is_none_or(|e| e == t)));
     if !ok {
         state.count("refused");
         return Response::new(400, "application/json", r#"{"error":"invalid_grant"}"#);
