@@ -1204,6 +1204,44 @@ pub fn istio_wasm(
     }})
 }
 
+/// What Envoy Gateway renders for the `index`-th `wasm` entry `spec` of
+/// EnvoyExtensionPolicy `namespace/policy` (the module from its cache at
+/// `module`): the HCM filter, inline and disabled, named
+/// `envoy.filters.http.wasm/envoyextensionpolicy/<ns>/<policy>/wasm/<i>`
+/// with that as `vm_id` (minus the prefix) and the entry's name as plugin
+/// name, its `config` as a StringValue, no flag; and the route's
+/// `typed_per_filter_config` entry (an empty `FilterConfig`) enabling it.
+pub fn envoy_gateway_wasm(
+    (namespace, policy, index): (&str, &str, usize),
+    spec: &Value,
+    module: &std::path::Path,
+) -> (Value, (String, Value)) {
+    let vm_id = format!("envoyextensionpolicy/{namespace}/{policy}/wasm/{index}");
+    let name = format!("envoy.filters.http.wasm/{vm_id}");
+    let filter = json!({
+        "name": name,
+        "disabled": true,
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": spec["name"],
+                "configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": spec["config"].to_string()
+                },
+                "vm_config": {
+                    "vm_id": vm_id,
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": {"local": {"filename": module.display().to_string()}}
+                }
+            }
+        }
+    });
+    let enable =
+        json!({"@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "config": {}});
+    (filter, (name, enable))
+}
+
 /// The HCM entry Istio generates for a WasmPlugin: no config, only a
 /// discovery reference (Wasm, or the agent's RBAC fallback); here from a
 /// watched file instead of ADS. Write the resource with [`write_ecds`].

@@ -280,29 +280,12 @@ fn envoy_gateway_policy_with_the_shipped_request_buffer_after_wasm() {
     );
     let limit = 8 * 1024 * 1024;
 
-    let filter_name = "envoy.filters.http.wasm/envoyextensionpolicy/default/openfunction/wasm/0";
+    let mut spec = wasm_spec.clone();
     let mut plugin = plugin_config("holding_filter")["routes"][FUNCTION_ROUTE].clone();
     plugin["body_layout"] = json!("holding_filter");
-    let module = wasm("openfunction");
-    let wasm_filter = json!({
-        "name": filter_name,
-        "disabled": true,
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-            "config": {
-                "name": wasm_spec["name"],
-                "configuration": {
-                    "@type": "type.googleapis.com/google.protobuf.StringValue",
-                    "value": plugin.to_string()
-                },
-                "vm_config": {
-                    "vm_id": "envoyextensionpolicy/default/openfunction/wasm/0",
-                    "runtime": "envoy.wasm.runtime.v8",
-                    "code": {"local": {"filename": module.display().to_string()}}
-                }
-            }
-        }
-    });
+    spec["config"] = plugin;
+    let (wasm_filter, (filter_name, enable)) =
+        envoy_gateway_wasm(("default", "openfunction", 0), &spec, &wasm("openfunction"));
     let buffer = json!({
         "name": "envoy.filters.http.buffer",
         "disabled": true,
@@ -312,7 +295,7 @@ fn envoy_gateway_policy_with_the_shipped_request_buffer_after_wasm() {
         }
     });
     let per_route = json!({
-        filter_name: {"@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "config": {}},
+        filter_name: enable,
         "envoy.filters.http.buffer": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute",
             "buffer": {"max_request_bytes": limit}

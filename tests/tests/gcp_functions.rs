@@ -529,3 +529,81 @@ fn the_istio_recipe_as_istio_renders_it() {
     );
     assert_eq!(fakes.controls.calls("gcp_identity"), 1);
 }
+
+/// `deploy/envoy-gateway/envoyextensionpolicy-gcp-functions.yaml` as
+/// Envoy Gateway 1.9 renders it (the filter inline and disabled, enabled
+/// on the HTTPRoute's route, no flag), with `holding-filter.yaml`'s buffer
+/// filter after it and the EnvoyPatchPolicy's two clusters as patched in:
+/// the service's (here on the emulator, without the TLS the recipe sets
+/// towards Google) and `gcp_metadata` (on the fakes). A POST passes
+/// Google's front door with the metadata server's token.
+#[test]
+fn the_envoy_gateway_recipe_as_envoy_gateway_renders_it() {
+    let fakes = Fakes::start(3600).expect("fakes");
+    let path = "deploy/envoy-gateway/envoyextensionpolicy-gcp-functions.yaml";
+    let policy = manifest_kind(path, "EnvoyExtensionPolicy");
+    let spec = &policy["spec"]["wasm"][0];
+    assert_eq!(spec["config"]["body_layout"], "holding_filter");
+    let (wasm_filter, (filter_name, enable)) = envoy_gateway_wasm(
+        ("default", "gcp-functions", 0),
+        spec,
+        &wasm("gcp_functions"),
+    );
+    let patch = manifest_kind(path, "EnvoyPatchPolicy");
+    let mut clusters = Vec::new();
+    for p in patch["spec"]["jsonPatches"].as_array().expect("patches") {
+        let mut c = p["operation"]["value"].clone();
+        let port = match c["name"].as_str() {
+            Some("gcp_metadata") => fakes.port,
+            Some(name) => {
+                assert_eq!(
+                    Some(name),
+                    spec["config"]["cluster"].as_str(),
+                    "the plugin's cluster is patched in"
+                );
+                emulator().port()
+            }
+            None => panic!("a cluster without a name"),
+        };
+        let endpoint = &mut c["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"];
+        endpoint["address"]["socket_address"] = json!({"address": "127.0.0.1", "port_value": port});
+        if let Some(c) = c.as_object_mut() {
+            c.remove("transport_socket");
+            c.remove("typed_extension_protocol_options");
+            c.insert("type".into(), json!("STATIC"));
+        }
+        clusters.push(c);
+    }
+    assert_eq!(clusters.len(), 2);
+    let limit = 8 * 1024 * 1024;
+    let mut buffer = buffer_filter(limit);
+    buffer["disabled"] = json!(true);
+    let mut orders = route(
+        "orders",
+        "/orders",
+        spec["config"]["cluster"].as_str().expect("cluster"),
+    );
+    orders["typed_per_filter_config"] = json!({
+        filter_name: enable,
+        "envoy.filters.http.buffer": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute",
+            "buffer": {"max_request_bytes": limit}
+        }
+    });
+    let config = bootstrap(vec![orders], vec![wasm_filter, buffer], clusters);
+    let mut envoy = Envoy::start(&config).unwrap_or_else(|log| panic!("{log}"));
+    envoy
+        .wait_stat(&stat("envoy_faas_credentials_refreshes_total"), 1)
+        .unwrap();
+    // Past the front door the emulator has no function "api": its 404
+    // names the forwarded path, the recipe's function path as it stands
+    // (no strip_prefix; a 401 would be the front door's refusal).
+    let r = http1(envoy.port, "POST", "/orders/items", &[], &[b'x'; 4096]);
+    assert_eq!(
+        (r.status, r.json()["path"].as_str()),
+        (404, Some("/api")),
+        "{}",
+        r.text()
+    );
+    assert_eq!(fakes.controls.calls("gcp_identity"), 1);
+}
