@@ -13,7 +13,6 @@ use crate::layout::{BodyLayout, Forwarding, Placement};
 use crate::observe::Observability;
 use crate::uri::FunctionUri;
 use serde_json::{Map, Value};
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -184,8 +183,10 @@ impl CommonConfig {
 pub enum RouteTable<R> {
     /// One config for every request.
     All(Rc<R>),
-    /// Per Envoy route name; other routes pass through.
-    ByName(HashMap<String, Rc<R>>),
+    /// Per Envoy route name, sorted by it (looked up by binary search: a
+    /// handful of routes, and no hash map code in the module for them);
+    /// other routes pass through.
+    ByName(Vec<(String, Rc<R>)>),
 }
 
 impl<R> RouteTable<R> {
@@ -203,7 +204,7 @@ impl<R> RouteTable<R> {
     pub fn names(&self) -> Box<dyn Iterator<Item = &str> + '_> {
         match self {
             RouteTable::All(_) => Box::new(std::iter::empty()),
-            RouteTable::ByName(map) => Box::new(map.keys().map(String::as_str)),
+            RouteTable::ByName(routes) => Box::new(routes.iter().map(|(name, _)| name.as_str())),
         }
     }
 
@@ -211,14 +212,20 @@ impl<R> RouteTable<R> {
     pub fn iter(&self) -> Box<dyn Iterator<Item = &Rc<R>> + '_> {
         match self {
             RouteTable::All(r) => Box::new(std::iter::once(r)),
-            RouteTable::ByName(map) => Box::new(map.values()),
+            RouteTable::ByName(routes) => Box::new(routes.iter().map(|(_, route)| route)),
         }
     }
 
     pub fn lookup(&self, route_name: Option<&str>) -> Option<Rc<R>> {
         match self {
             RouteTable::All(r) => Some(Rc::clone(r)),
-            RouteTable::ByName(map) => route_name.and_then(|n| map.get(n)).cloned(),
+            RouteTable::ByName(routes) => {
+                let name = route_name?;
+                let at = routes
+                    .binary_search_by(|(n, _)| n.as_str().cmp(name))
+                    .ok()?;
+                routes.get(at).map(|(_, route)| Rc::clone(route))
+            }
         }
     }
 }
@@ -317,7 +324,7 @@ pub fn compile_report<G, R>(
         let mut none = Fields::new(ALL_ROUTES, Map::new());
         return Ok(PluginConfig {
             global: read_global(&mut none)?,
-            routes: RouteTable::ByName(HashMap::new()),
+            routes: RouteTable::ByName(Vec::new()),
             observability: Observability::default(),
         });
     }
@@ -354,7 +361,7 @@ pub fn compile_report<G, R>(
                 return Err(top.error("routes", "must name at least one route").into());
             }
             let defaults = top.into_map();
-            let mut table = HashMap::with_capacity(entries.len());
+            let mut table: Vec<(String, Rc<R>)> = Vec::with_capacity(entries.len());
             let mut errors = Vec::new();
             for (name, entry) in entries {
                 let Value::Object(entry) = entry else {
@@ -370,7 +377,11 @@ pub fn compile_report<G, R>(
                 let mut fields = Fields::new(&name, merged);
                 match read_route(&mut fields, &global).and_then(|r| fields.finish().map(|()| r)) {
                     Ok(route) => {
-                        table.insert(name, Rc::new(route));
+                        // Kept sorted by a binary-search insert (JSON
+                        // object keys are unique).
+                        if let Err(at) = table.binary_search_by(|(n, _)| n.as_str().cmp(&name)) {
+                            table.insert(at, (name, Rc::new(route)));
+                        }
                     }
                     Err(e) => errors.push(e),
                 }
