@@ -1,10 +1,12 @@
-//! The API Gateway (1.0, 2.0) and Kong events built from a client request:
+//! The API Gateway (1.0, 2.0), Kong and Envoy-native events built from a client request:
 //! always a JSON object, whatever the path, query, headers and body; and
 //! the written 1.0 and 2.0 events are byte for byte the serde_json
 //! rendering they replaced (`events::reference`).
 #![no_main]
 
-use aws_lambda::events::{apigw_v1, apigw_v2, kong_forward, reference, EventContext, Forward};
+use aws_lambda::events::{
+    apigw_v1, apigw_v2, envoy_native, kong_forward, reference, EventContext, Forward,
+};
 use envoy_faas_fuzz::client_request;
 use libfuzzer_sys::fuzz_target;
 
@@ -35,4 +37,10 @@ fuzz_target!(|data: &[u8]| {
         body: true,
     };
     assert!(kong_forward(&request, all, true).is_object());
+    // Envoy's native format, with protobuf's escapes: valid JSON whose
+    // strings decode to the request's.
+    let native: serde_json::Value =
+        serde_json::from_slice(&envoy_native(&request)).expect("valid JSON");
+    assert_eq!(native["method"].as_str(), Some(request.method()));
+    assert_eq!(native["raw_path"].as_str(), Some(request.target()));
 });

@@ -14,6 +14,7 @@ fuzz_target!(|data: &[u8]| {
         ResultFormat::Raw,
         ResultFormat::Proxy { v2: false },
         ResultFormat::Proxy { v2: true },
+        ResultFormat::Envoy,
     ] {
         for invocation_type in [InvocationType::RequestResponse, InvocationType::Event] {
             let settings = ResponseSettings {

@@ -21,6 +21,8 @@ pub enum Payload {
     ApiGatewayV2,
     /// Kong's `forward_request_*` object.
     KongForward(Forward),
+    /// Envoy's native `aws_lambda` JSON (`payload_passthrough: false`).
+    EnvoyNative,
 }
 
 impl Payload {
@@ -147,7 +149,7 @@ fn read_payload(fields: &mut Fields) -> Result<(Payload, bool), ConfigError> {
     let format = choice(
         fields,
         "payload_format",
-        &["raw", "apigateway_v1", "apigateway_v2"],
+        &["raw", "apigateway_v1", "apigateway_v2", "envoy"],
     )?;
     let compatible = fields.bool("awsgateway_compatible")?;
     let version = choice(
@@ -178,6 +180,7 @@ fn read_payload(fields: &mut Fields) -> Result<(Payload, bool), ConfigError> {
         )),
         (Some("apigateway_v1"), None) => Ok((Payload::ApiGatewayV1, false)),
         (Some("apigateway_v2"), None) => Ok((Payload::ApiGatewayV2, false)),
+        (Some("envoy"), None) => Ok((Payload::EnvoyNative, false)),
         (_, Some(p)) => Ok((p, true)),
         _ => Ok((Payload::Raw, false)),
     }
@@ -354,11 +357,18 @@ pub fn read(
             "does not apply to invoke_mode RESPONSE_STREAM: a streamed answer is the function's bytes; it sets status and headers with awslambda.HttpResponseStream.from, which the filter applies",
         ));
     }
-    let result = match proxy_integration.unwrap_or(is_apigateway && !from_kong && !streaming) {
-        true => ResultFormat::Proxy {
-            v2: payload == Payload::ApiGatewayV2,
+    let result = match (payload, proxy_integration) {
+        (Payload::EnvoyNative, Some(_)) => return Err(fields.error(
+            "is_proxy_integration",
+            "does not apply to payload_format envoy: the result is read in Envoy's native format",
+        )),
+        (Payload::EnvoyNative, None) if !streaming => ResultFormat::Envoy,
+        _ => match proxy_integration.unwrap_or(is_apigateway && !from_kong && !streaming) {
+            true => ResultFormat::Proxy {
+                v2: payload == Payload::ApiGatewayV2,
+            },
+            false => ResultFormat::Raw,
         },
-        false => ResultFormat::Raw,
     };
     let response = ResponseSettings {
         invocation_type,
@@ -426,6 +436,7 @@ pub fn callout(
         // Written straight to bytes (events::apigw_*): no Value tree.
         Payload::ApiGatewayV1 => events::apigw_v1(request, &ctx),
         Payload::ApiGatewayV2 => events::apigw_v2(request, &ctx),
+        Payload::EnvoyNative => events::envoy_native(request),
         Payload::KongForward(f) => {
             let event = events::kong_forward(request, f, invoke.base64_encode_body);
             serde_json::to_vec(&event).unwrap_or_default()
@@ -529,6 +540,11 @@ mod tests {
     fn kong_fields_choose_payload_and_result_formats() {
         let cases = [
             (r#""function_name": "f""#, Payload::Raw, ResultFormat::Raw),
+            (
+                r#""function_name": "f", "payload_format": "envoy""#,
+                Payload::EnvoyNative,
+                ResultFormat::Envoy,
+            ),
             (
                 r#""function_name": "f", "payload_format": "apigateway_v2""#,
                 Payload::ApiGatewayV2,
@@ -657,6 +673,16 @@ mod tests {
                 r#""function_name": "f", "awsgateway_compatible_payload_version": "3.0""#,
                 "awsgateway_compatible_payload_version",
                 "must be one of 1.0, 2.0",
+            ),
+            (
+                r#""function_name": "f", "payload_format": "envoy", "is_proxy_integration": true"#,
+                "is_proxy_integration",
+                "does not apply to payload_format envoy",
+            ),
+            (
+                r#""function_name": "f", "payload_format": "alb""#,
+                "payload_format",
+                "must be one of raw, apigateway_v1, apigateway_v2, envoy",
             ),
             (
                 r#""function_name": "f", "skip_large_bodies": "yes""#,

@@ -44,6 +44,8 @@ pub enum ResultFormat {
     /// API Gateway proxy integration; `v2` allows a bare result without
     /// `statusCode` (payload format 2.0 semantics).
     Proxy { v2: bool },
+    /// Envoy's native `aws_lambda` response ([`envoy_result`]).
+    Envoy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -226,8 +228,20 @@ fn status_of(value: &Value) -> Option<u16> {
     u16::try_from(n).ok().filter(|s| (200..=599).contains(s))
 }
 
-/// Maps an API Gateway proxy result (v1, or v2 with `v2`).
-pub fn proxy_result(payload: &[u8], v2: bool) -> Result<LocalReply, ErrorReply> {
+/// Maps a function's result: an API Gateway proxy result (`Proxy`, v1 or
+/// v2), or Envoy's native `aws_lambda` response (`Envoy`), as Envoy 1.40
+/// reads it: `status_code` or `statusCode` (0 or none keeps 200), string
+/// `headers` (pseudo-headers skipped), `cookies`, `body` and
+/// `is_base64_encoded` or `isBase64Encoded`, anything else (API Gateway's
+/// `multiValueHeaders` too) ignored, `content-type` `application/json`
+/// unless set. Where native answers a malformed result with an empty 500,
+/// a 200 without the bad base64 body, or an invalid status line, this is
+/// the 502 `invalid_function_response`.
+pub fn proxy_result(payload: &[u8], format: ResultFormat) -> Result<LocalReply, ErrorReply> {
+    let (v2, envoy) = match format {
+        ResultFormat::Proxy { v2 } => (v2, false),
+        _ => (false, true),
+    };
     let value: Value = serde_json::from_slice(payload)
         .map_err(|e| invalid(format!("the function's result is not valid JSON: {e}")))?;
     let object: &Map<String, Value> = match &value {
@@ -247,7 +261,15 @@ pub fn proxy_result(payload: &[u8], v2: bool) -> Result<LocalReply, ErrorReply> 
             ))
         }
     };
-    let status = match object.get("statusCode") {
+    let field = |camel: &str, snake: &str| {
+        object
+            .get(camel)
+            .or_else(|| object.get(snake).filter(|_| envoy))
+            .filter(|v| !v.is_null())
+    };
+    let status = match field("statusCode", "status_code") {
+        None if envoy => 200,
+        Some(v) if envoy && (v.as_u64() == Some(0) || v.as_str() == Some("0")) => 200,
         None => return Err(invalid("statusCode is missing")),
         Some(v) => status_of(v).ok_or_else(|| {
             invalid("statusCode must be a number or numeric string from 200 to 599")
@@ -258,12 +280,18 @@ pub fn proxy_result(payload: &[u8], v2: bool) -> Result<LocalReply, ErrorReply> 
         None | Some(Value::Null) => {}
         Some(Value::Object(h)) => {
             for (name, value) in h {
+                if envoy && name.starts_with(':') {
+                    continue; // native skips them
+                }
+                if envoy && !value.is_string() {
+                    return Err(invalid("a value in headers is not a string"));
+                }
                 headers.push(checked_header("headers", name, value)?);
             }
         }
         Some(_) => return Err(invalid("headers must be an object")),
     }
-    match object.get("multiValueHeaders") {
+    match object.get("multiValueHeaders").filter(|_| !envoy) {
         None | Some(Value::Null) => {}
         Some(Value::Object(h)) => {
             for (name, values) in h {
@@ -288,9 +316,10 @@ pub fn proxy_result(payload: &[u8], v2: bool) -> Result<LocalReply, ErrorReply> 
         }
         Some(_) => return Err(invalid("cookies must be an array of strings")),
     }
-    let is_base64 = match object.get("isBase64Encoded") {
-        None | Some(Value::Null) => false,
+    let is_base64 = match field("isBase64Encoded", "is_base64_encoded") {
+        None => false,
         Some(Value::Bool(b)) => *b,
+        Some(_) if envoy => false,
         Some(_) => return Err(invalid("isBase64Encoded must be a boolean")),
     };
     let body = match object.get("body") {
@@ -303,7 +332,7 @@ pub fn proxy_result(payload: &[u8], v2: bool) -> Result<LocalReply, ErrorReply> 
     // content-length stays: the shell's framing drops it, or restores it
     // for a HEAD (see faas_core::response::frame).
     let mut headers = headers::end_to_end(&headers, |_| false);
-    if headers::get(&headers, "content-type").is_none() && !body.is_empty() {
+    if headers::get(&headers, "content-type").is_none() && (envoy || !body.is_empty()) {
         headers.push(("content-type".into(), "application/json".into()));
     }
     Ok(LocalReply {
@@ -355,7 +384,7 @@ pub fn map(r: CalloutResponse, settings: &ResponseSettings) -> Result<LocalReply
                 body: r.body,
             }
         }
-        (InvocationType::RequestResponse, ResultFormat::Proxy { v2 }) => proxy_result(&r.body, v2)?,
+        (InvocationType::RequestResponse, format) => proxy_result(&r.body, format)?,
     };
     reply.headers.extend(extra);
     Ok(reply)

@@ -25,11 +25,37 @@ use crate::decimal::Decimal;
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// The code points protobuf's JSON printer (Envoy's native `aws_lambda`
+/// payloads) writes as `\uXXXX` besides serde_json's: `<`, `>`, DEL and
+/// the C1 controls, and the invisible format characters, as measured on
+/// Envoy 1.40 over every code point of the BMP and these planes' ranges.
+const PROTOBUF_ESCAPED: &[(u32, u32)] = &[
+    (0x3c, 0x3c),
+    (0x3e, 0x3e),
+    (0x7f, 0x9f),
+    (0xad, 0xad),
+    (0x600, 0x603),
+    (0x6dd, 0x6dd),
+    (0x70f, 0x70f),
+    (0x17b4, 0x17b5),
+    (0x200b, 0x200f),
+    (0x2028, 0x202e),
+    (0x2060, 0x2064),
+    (0x206a, 0x206f),
+    (0xfeff, 0xfeff),
+    (0xfff9, 0xfffb),
+    (0x1d173, 0x1d17a),
+    (0xe0001, 0xe0001),
+    (0xe0020, 0xe007f),
+];
+
 pub struct JsonWriter {
     out: Vec<u8>,
     /// The next value or key opens its container (or follows a key): no
     /// comma before it.
     first: bool,
+    /// Escape as protobuf's JSON printer does ([`PROTOBUF_ESCAPED`]).
+    protobuf: bool,
 }
 
 impl JsonWriter {
@@ -37,6 +63,16 @@ impl JsonWriter {
         JsonWriter {
             out: Vec::with_capacity(bytes),
             first: true,
+            protobuf: false,
+        }
+    }
+
+    /// A writer whose strings are escaped as protobuf's JSON printer
+    /// escapes them (Envoy's native payloads).
+    pub fn protobuf(bytes: usize) -> JsonWriter {
+        JsonWriter {
+            protobuf: true,
+            ..JsonWriter::with_capacity(bytes)
         }
     }
 
@@ -135,6 +171,9 @@ impl JsonWriter {
         let mut run_start = 0;
         for (i, &b) in bytes.iter().enumerate() {
             let Some(escape) = escape_of(b) else {
+                if self.protobuf && (b == b'<' || b == b'>' || b >= 0x7f) {
+                    self.protobuf_char(value, i, &mut run_start);
+                }
                 continue;
             };
             self.out
@@ -151,6 +190,35 @@ impl JsonWriter {
         self.out
             .extend_from_slice(bytes.get(run_start..).unwrap_or_default());
         self.out.push(b'"');
+    }
+
+    /// The character starting at byte `at` of `value`, if protobuf escapes
+    /// it: the run before it written, then `\uXXXX` (a surrogate pair
+    /// above the BMP), and the run restarted after it. Continuation bytes
+    /// are never a character's start and pass.
+    fn protobuf_char(&mut self, value: &str, at: usize, run_start: &mut usize) {
+        let Some(c) = value.get(at..).and_then(|rest| rest.chars().next()) else {
+            return;
+        };
+        let code = u32::from(c);
+        if !PROTOBUF_ESCAPED
+            .iter()
+            .any(|&(low, high)| (low..=high).contains(&code))
+        {
+            return;
+        }
+        let bytes = value.as_bytes();
+        self.out
+            .extend_from_slice(bytes.get(*run_start..at).unwrap_or_default());
+        *run_start = at + c.len_utf8();
+        let mut units = [0u16; 2];
+        for unit in c.encode_utf16(&mut units) {
+            self.out.extend_from_slice(b"\\u");
+            for shift in [12, 8, 4, 0] {
+                let nibble = usize::from((*unit >> shift) & 0xf);
+                self.out.push(HEX.get(nibble).copied().unwrap_or(b'0'));
+            }
+        }
     }
 }
 
@@ -192,7 +260,26 @@ mod tests {
         assert_eq!(out, serde_json::to_string(&expected).unwrap());
     }
 
+    #[test]
+    fn protobuf_mode_escapes_as_envoys_protobuf_printer() {
+        let mut w = JsonWriter::protobuf(0);
+        w.string("<a>&'\u{7f}\u{85}\u{ad}\u{2028}\u{feff}\u{1d173}\u{e0041}é😀\t\u{1}");
+        let out = String::from_utf8(w.into_bytes()).unwrap();
+        assert_eq!(
+            out,
+            r#""\u003ca\u003e&'\u007f\u0085\u00ad\u2028\ufeff\ud834\udd73\udb40\udc41é😀\t\u0001""#
+        );
+    }
+
     proptest! {
+        #[test]
+        fn protobuf_strings_decode_to_themselves(s in any::<String>()) {
+            let mut w = JsonWriter::protobuf(0);
+            w.string(&s);
+            let decoded: String = serde_json::from_slice(&w.into_bytes()).unwrap();
+            prop_assert_eq!(decoded, s);
+        }
+
         #[test]
         fn strings_escape_exactly_as_serde_json(s in any::<String>(), n in any::<u64>()) {
             let out = rendered(|w| {

@@ -7,6 +7,8 @@
 //! | `echo-event` | the payload it received, as is |
 //! | `proxy-echo` | a proxy result: 200, `x-invoked: <name>:<qualifier>`, two cookies, the payload as `body` |
 //! | `v2-echo` | the payload as a bare JSON result (no `statusCode`) |
+//! | `envoy-echo` | a result in Envoy's native format whose body is the payload it received, byte for byte (base64) |
+//! | `envoy-result` | the `body` of the native-format event it received, as its result (the client says what the function answers) |
 //! | `binary` | a proxy result with a base64 PNG-ish body |
 //! | `big-number` | raw JSON with a 23-digit number and unsorted keys |
 //! | `bad-json`, `no-status`, `bad-base64` | malformed proxy results |
@@ -119,6 +121,16 @@ pub async fn invoke(req: &Request) -> Response {
             .to_string(),
         ),
         "v2-echo" => ok(&qualifier, req.body.clone()),
+        "envoy-echo" => ok(
+            &qualifier,
+            json!({"status_code": 200, "headers": {"content-type": "application/octet-stream"},
+                   "body": crate::b64(&req.body), "is_base64_encoded": true})
+            .to_string(),
+        ),
+        "envoy-result" => {
+            let event: Value = serde_json::from_slice(&req.body).unwrap_or_default();
+            ok(&qualifier, event["body"].as_str().unwrap_or_default().to_string())
+        }
         "binary" => ok(
             &qualifier,
             json!({"statusCode": 200, "headers": {"content-type": "image/png"}, "body": "iVBORw0KGgr/AP8=", "isBase64Encoded": true}).to_string(),

@@ -69,7 +69,7 @@ fn query_param(req: &Request, name: &str) -> Option<String> {
     })
 }
 
-fn b64(input: &[u8]) -> String {
+pub fn b64(input: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for c in input.chunks(3) {

@@ -3,6 +3,7 @@
 //! - [`apigw_v1`]: API Gateway REST proxy event (payload format 1.0).
 //! - [`apigw_v2`]: API Gateway HTTP API event (payload format 2.0).
 //! - [`kong_forward`]: Kong's `forward_request_*` object.
+//! - [`envoy_native`]: Envoy's native `aws_lambda` request JSON.
 //!
 //! Bodies: sent as text when the content type is textual (any `charset`
 //! parameter is ignored, unlike Envoy's native filter) and the bytes are
@@ -446,6 +447,66 @@ impl Forward {
     }
 }
 
+/// Envoy's native `aws_lambda` filter's request (`payload_passthrough:
+/// false`, its `request_response.proto`), as Envoy 1.40 writes it: fields
+/// in proto order; `raw_path` the path and query as sent; every non-pseudo
+/// header, repeats joined with `,` (no `host`: it is `:authority`);
+/// `query_string_parameters` not decoded, the first of a repeated name,
+/// `""` for a name without `=` (and for an empty segment); the body as text only for `text/*`,
+/// `application/json`, `application/javascript` and `application/xml`
+/// exactly (so `application/json; charset=utf-8` goes as base64, as in
+/// native), else base64; strings escaped as protobuf escapes them. One
+/// difference, deliberate: a text body that is not UTF-8 goes as base64
+/// (native replaces each invalid byte with a space).
+pub fn envoy_native(request: &ClientRequest) -> Vec<u8> {
+    let mut w = JsonWriter::protobuf(capacity(request));
+    w.begin_object();
+    w.key("raw_path");
+    w.string(request.target());
+    w.key("method");
+    w.string(request.method());
+    w.key("headers");
+    let headers: Vec<(&str, &str)> = request
+        .headers
+        .iter()
+        .filter(|(n, _)| !n.starts_with(':'))
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    write_joined(&mut w, &grouped(headers));
+    w.key("query_string_parameters");
+    w.begin_object();
+    let (_, query) = split_path_query(request.target());
+    let mut seen: Vec<&str> = Vec::new();
+    // Native keeps empty segments (`a=1&&` has a `""` name), not an empty query.
+    for pair in query.split('&').filter(|_| !query.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if !seen.contains(&name) {
+            seen.push(name);
+            w.key(name);
+            w.string(value);
+        }
+    }
+    w.end_object();
+    let textual = request.header("content-type").is_some_and(|t| {
+        let t = t.to_ascii_lowercase();
+        t.starts_with("text/")
+            || matches!(
+                t.as_str(),
+                "application/json" | "application/javascript" | "application/xml"
+            )
+    });
+    let text = std::str::from_utf8(&request.body).ok().filter(|_| textual);
+    w.key("body");
+    match text {
+        Some(text) => w.string(text),
+        None => w.plain_string(&base64::encode(&request.body)),
+    }
+    w.key("is_base64_encoded");
+    w.bool(text.is_none() && !request.body.is_empty());
+    w.end_object();
+    w.into_bytes()
+}
+
 /// Kong-style args: a valueless key is `true`, repeats become arrays.
 fn kong_args(pairs: Vec<(String, Option<String>)>) -> Map<String, Value> {
     let mut args: Map<String, Value> = Map::new();
@@ -585,6 +646,74 @@ mod tests {
             written_v1(&request, &ctx);
             written_v2(&request, &ctx);
         }
+    }
+
+    #[test]
+    fn the_envoy_native_event_is_natives_shape_and_rules() {
+        let r = request(
+            &[
+                (":method", "POST"),
+                (":path", "/o/1?a=1&a=2&b=x%20y&flag&&"),
+                (":authority", "gw.example"),
+                ("content-type", "application/json; charset=utf-8"),
+                ("x-rep", "one"),
+                ("x-rep", "two"),
+            ],
+            br#"{"x":1}"#,
+            "HTTP/1.1",
+        );
+        let text = String::from_utf8(envoy_native(&r)).unwrap();
+        assert!(
+            text.starts_with(
+                r#"{"raw_path":"/o/1?a=1&a=2&b=x%20y&flag&&","method":"POST","headers":{"#
+            ),
+            "{text}"
+        );
+        let event: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            event["headers"],
+            json!({"content-type": "application/json; charset=utf-8", "x-rep": "one,two"}),
+            "no host: native skips :authority"
+        );
+        assert_eq!(
+            event["query_string_parameters"],
+            json!({"a": "1", "b": "x%20y", "flag": "", "": ""}),
+            "first value, not decoded, empty segments kept"
+        );
+        assert_eq!(
+            (event["body"].as_str(), event["is_base64_encoded"].as_bool()),
+            (Some("eyJ4IjoxfQ=="), Some(true)),
+            "a charset parameter makes JSON base64, as in native"
+        );
+        let get = request(&[(":method", "GET"), (":path", "/")], b"", "HTTP/1.1");
+        assert_eq!(
+            String::from_utf8(envoy_native(&get)).unwrap(),
+            r#"{"raw_path":"/","method":"GET","headers":{},"query_string_parameters":{},"body":"","is_base64_encoded":false}"#
+        );
+        let text = request(
+            &[
+                (":method", "PUT"),
+                (":path", "/t"),
+                ("content-type", "Text/Plain"),
+            ],
+            b"<hi>",
+            "HTTP/1.1",
+        );
+        assert!(String::from_utf8(envoy_native(&text))
+            .unwrap()
+            .ends_with(r#""body":"\u003chi\u003e","is_base64_encoded":false}"#));
+        let not_utf8 = request(
+            &[
+                (":method", "PUT"),
+                (":path", "/t"),
+                ("content-type", "text/plain"),
+            ],
+            b"\xff",
+            "HTTP/1.1",
+        );
+        assert!(String::from_utf8(envoy_native(&not_utf8))
+            .unwrap()
+            .ends_with(r#""body":"/w==","is_base64_encoded":true}"#));
     }
 
     fn request(pairs: &[(&str, &str)], body: &[u8], protocol: &str) -> ClientRequest {
