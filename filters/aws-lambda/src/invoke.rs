@@ -23,6 +23,11 @@ pub enum Payload {
     KongForward(Forward),
     /// Envoy's native `aws_lambda` JSON (`payload_passthrough: false`).
     EnvoyNative,
+    /// An Application Load Balancer target group's event; `multi_value`
+    /// is the group's multi-value headers setting.
+    Alb {
+        multi_value: bool,
+    },
 }
 
 impl Payload {
@@ -37,6 +42,8 @@ pub struct Invoke {
     pub path: String,
     pub iam: Iam,
     pub payload: Payload,
+    /// The ALB event's `requestContext.elb.targetGroupArn`.
+    pub target_group_arn: String,
     pub base64_encode_body: bool,
     pub response: ResponseSettings,
     /// `invoke_mode: RESPONSE_STREAM`: InvokeWithResponseStream, whose
@@ -149,7 +156,14 @@ fn read_payload(fields: &mut Fields) -> Result<(Payload, bool), ConfigError> {
     let format = choice(
         fields,
         "payload_format",
-        &["raw", "apigateway_v1", "apigateway_v2", "envoy"],
+        &[
+            "raw",
+            "apigateway_v1",
+            "apigateway_v2",
+            "envoy",
+            "alb",
+            "alb_multi_value",
+        ],
     )?;
     let compatible = fields.bool("awsgateway_compatible")?;
     let version = choice(
@@ -181,6 +195,8 @@ fn read_payload(fields: &mut Fields) -> Result<(Payload, bool), ConfigError> {
         (Some("apigateway_v1"), None) => Ok((Payload::ApiGatewayV1, false)),
         (Some("apigateway_v2"), None) => Ok((Payload::ApiGatewayV2, false)),
         (Some("envoy"), None) => Ok((Payload::EnvoyNative, false)),
+        (Some("alb"), None) => Ok((Payload::Alb { multi_value: false }, false)),
+        (Some("alb_multi_value"), None) => Ok((Payload::Alb { multi_value: true }, false)),
         (_, Some(p)) => Ok((p, true)),
         _ => Ok((Payload::Raw, false)),
     }
@@ -347,9 +363,26 @@ pub fn read(
         .and_then(|s| u16::try_from(s).ok());
     let (payload, from_kong) = read_payload(fields)?;
     let base64_encode_body = fields.bool("base64_encode_body")?.unwrap_or(true);
+    let target_group_arn = match fields.header_value("target_group_arn")? {
+        Some(_) if !matches!(payload, Payload::Alb { .. }) => {
+            return Err(fields.error(
+                "target_group_arn",
+                "applies to payload_format alb and alb_multi_value only",
+            ))
+        }
+        Some(arn) => arn,
+        None => format!(
+            "arn:aws:elasticloadbalancing:{region}:000000000000:targetgroup/envoy-faas/0000000000000000"
+        ),
+    };
     // Our payload_format implies a proxy result, as API Gateway does; Kong's
     // awsgateway_compatible shapes only the request.
-    let is_apigateway = matches!(payload, Payload::ApiGatewayV1 | Payload::ApiGatewayV2);
+    // An ALB target group reads the same result as API Gateway 1.0
+    // (`statusCode`, `headers` / `multiValueHeaders`, `isBase64Encoded`).
+    let is_apigateway = matches!(
+        payload,
+        Payload::ApiGatewayV1 | Payload::ApiGatewayV2 | Payload::Alb { .. }
+    );
     let proxy_integration = fields.bool("is_proxy_integration")?;
     if streaming && proxy_integration == Some(true) {
         return Err(fields.error(
@@ -407,6 +440,7 @@ pub fn read(
             path,
             iam,
             payload,
+            target_group_arn,
             base64_encode_body,
             response,
             streaming,
@@ -437,6 +471,7 @@ pub fn callout(
         Payload::ApiGatewayV1 => events::apigw_v1(request, &ctx),
         Payload::ApiGatewayV2 => events::apigw_v2(request, &ctx),
         Payload::EnvoyNative => events::envoy_native(request),
+        Payload::Alb { multi_value } => events::alb(request, &invoke.target_group_arn, multi_value),
         Payload::KongForward(f) => {
             let event = events::kong_forward(request, f, invoke.base64_encode_body);
             serde_json::to_vec(&event).unwrap_or_default()
@@ -544,6 +579,16 @@ mod tests {
                 r#""function_name": "f", "payload_format": "envoy""#,
                 Payload::EnvoyNative,
                 ResultFormat::Envoy,
+            ),
+            (
+                r#""function_name": "f", "payload_format": "alb""#,
+                Payload::Alb { multi_value: false },
+                ResultFormat::Proxy { v2: false },
+            ),
+            (
+                r#""function_name": "f", "payload_format": "alb_multi_value""#,
+                Payload::Alb { multi_value: true },
+                ResultFormat::Proxy { v2: false },
             ),
             (
                 r#""function_name": "f", "payload_format": "apigateway_v2""#,
@@ -680,9 +725,14 @@ mod tests {
                 "does not apply to payload_format envoy",
             ),
             (
-                r#""function_name": "f", "payload_format": "alb""#,
+                r#""function_name": "f", "payload_format": "elb""#,
                 "payload_format",
-                "must be one of raw, apigateway_v1, apigateway_v2, envoy",
+                "must be one of raw, apigateway_v1, apigateway_v2, envoy, alb, alb_multi_value",
+            ),
+            (
+                r#""function_name": "f", "target_group_arn": "arn:x""#,
+                "target_group_arn",
+                "applies to payload_format alb and alb_multi_value only",
             ),
             (
                 r#""function_name": "f", "skip_large_bodies": "yes""#,

@@ -4,6 +4,7 @@
 //! - [`apigw_v2`]: API Gateway HTTP API event (payload format 2.0).
 //! - [`kong_forward`]: Kong's `forward_request_*` object.
 //! - [`envoy_native`]: Envoy's native `aws_lambda` request JSON.
+//! - [`alb`]: an Application Load Balancer target group's event.
 //!
 //! Bodies: sent as text when the content type is textual (any `charset`
 //! parameter is ignored, unlike Envoy's native filter) and the bytes are
@@ -447,6 +448,70 @@ impl Forward {
     }
 }
 
+/// An Application Load Balancer target group's event (AWS's "Lambda
+/// functions as targets"): `requestContext.elb.targetGroupArn`,
+/// `httpMethod`, `path` and the query as received (ALB decodes neither,
+/// and a name without `=` has `""`), headers (names lower-case) with `host`; with `multi_value` (the
+/// target group's multi-value headers setting) every value in
+/// `multiValueQueryStringParameters` and `multiValueHeaders`, else the last
+/// one in `queryStringParameters` and `headers`; the body as text for
+/// `text/*`, `application/json`, `application/javascript` and
+/// `application/xml` without a `content-encoding`, else base64.
+pub fn alb(request: &ClientRequest, target_group_arn: &str, multi_value: bool) -> Vec<u8> {
+    let (path, raw_query) = split_path_query(request.target());
+    let mut w = JsonWriter::with_capacity(capacity(request));
+    w.begin_object();
+    w.key("requestContext");
+    w.begin_object();
+    w.key("elb");
+    w.begin_object();
+    w.key("targetGroupArn");
+    w.string(target_group_arn);
+    w.end_object();
+    w.end_object();
+    w.key("httpMethod");
+    w.string(request.method());
+    w.key("path");
+    w.string(path);
+    let query = grouped(
+        raw_query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| p.split_once('=').unwrap_or((p, ""))),
+    );
+    let (query_key, headers_key) = if multi_value {
+        ("multiValueQueryStringParameters", "multiValueHeaders")
+    } else {
+        ("queryStringParameters", "headers")
+    };
+    w.key(query_key);
+    write_single_and_multi(&mut w, &query, multi_value);
+    w.key(headers_key);
+    // Envoy's header names are lower-case already, as ALB writes them.
+    write_single_and_multi(&mut w, &grouped(event_headers(request)), multi_value);
+    let media = request
+        .header("content-type")
+        .and_then(|t| t.split(';').next())
+        .map(|t| t.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let textual = request.header("content-encoding").is_none()
+        && (media.starts_with("text/")
+            || matches!(
+                media.as_str(),
+                "application/json" | "application/javascript" | "application/xml"
+            ));
+    let text = std::str::from_utf8(&request.body).ok().filter(|_| textual);
+    w.key("isBase64Encoded");
+    w.bool(text.is_none() && !request.body.is_empty());
+    w.key("body");
+    match text {
+        Some(text) => w.string(text),
+        None => w.plain_string(&base64::encode(&request.body)),
+    }
+    w.end_object();
+    w.into_bytes()
+}
+
 /// Envoy's native `aws_lambda` filter's request (`payload_passthrough:
 /// false`, its `request_response.proto`), as Envoy 1.40 writes it: fields
 /// in proto order; `raw_path` the path and query as sent; every non-pseudo
@@ -646,6 +711,109 @@ mod tests {
             written_v1(&request, &ctx);
             written_v2(&request, &ctx);
         }
+    }
+
+    /// The example event of AWS's "Lambda functions as targets of an
+    /// Application Load Balancer" (Elastic Load Balancing User Guide), from
+    /// the request it describes, and its multi-value examples.
+    #[test]
+    fn alb_events_are_the_documented_ones() {
+        let arn = "arn:aws:elasticloadbalancing:region:123456789012:targetgroup/my-target-group/6d0ecf831eec9f09";
+        let r = request(
+            &[
+                (":method", "GET"),
+                (":path", "/"),
+                (":authority", "lambda-846800462-us-east-2.elb.amazonaws.com"),
+                ("accept", "text/html,application/xhtml+xml"),
+                ("accept-language", "en-US,en;q=0.8"),
+                ("content-type", "text/plain"),
+                ("cookie", "cookies"),
+                (
+                    "user-agent",
+                    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_11_6)",
+                ),
+                (
+                    "x-amzn-trace-id",
+                    "Root=1-5bdb40ca-556d8b0c50dc66f0511bf520",
+                ),
+                ("x-forwarded-for", "72.21.198.66"),
+                ("x-forwarded-port", "443"),
+                ("x-forwarded-proto", "https"),
+            ],
+            b"request_body",
+            "HTTP/1.1",
+        );
+        let event: Value = serde_json::from_slice(&alb(&r, arn, false)).unwrap();
+        assert_eq!(
+            event,
+            json!({
+                "requestContext": {"elb": {"targetGroupArn": arn}},
+                "httpMethod": "GET",
+                "path": "/",
+                "queryStringParameters": {},
+                "headers": {
+                    "accept": "text/html,application/xhtml+xml",
+                    "accept-language": "en-US,en;q=0.8",
+                    "content-type": "text/plain",
+                    "cookie": "cookies",
+                    "host": "lambda-846800462-us-east-2.elb.amazonaws.com",
+                    "user-agent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_11_6)",
+                    "x-amzn-trace-id": "Root=1-5bdb40ca-556d8b0c50dc66f0511bf520",
+                    "x-forwarded-for": "72.21.198.66",
+                    "x-forwarded-port": "443",
+                    "x-forwarded-proto": "https"
+                },
+                "isBase64Encoded": false,
+                "body": "request_body"
+            })
+        );
+        let twice = request(
+            &[
+                (":method", "GET"),
+                (":path", "/?&myKey=val1&myKey=val2&enc=a%20b"),
+                (":authority", "www.example.com"),
+                ("cookie", "name1=value1"),
+                ("cookie", "name2=value2"),
+            ],
+            b"",
+            "HTTP/1.1",
+        );
+        let single: Value = serde_json::from_slice(&alb(&twice, arn, false)).unwrap();
+        assert_eq!(
+            single["queryStringParameters"],
+            json!({"myKey": "val2", "enc": "a%20b"})
+        );
+        assert_eq!(single["headers"]["cookie"], "name2=value2");
+        assert!(single.get("multiValueHeaders").is_none());
+        let multi: Value = serde_json::from_slice(&alb(&twice, arn, true)).unwrap();
+        assert_eq!(
+            multi["multiValueQueryStringParameters"],
+            json!({"myKey": ["val1", "val2"], "enc": ["a%20b"]})
+        );
+        assert_eq!(
+            multi["multiValueHeaders"]["cookie"],
+            json!(["name1=value1", "name2=value2"])
+        );
+        assert!(multi.get("headers").is_none() && multi.get("queryStringParameters").is_none());
+        assert_eq!(
+            (multi["body"].as_str(), multi["isBase64Encoded"].as_bool()),
+            (Some(""), Some(false))
+        );
+        let gzipped = request(
+            &[
+                (":method", "POST"),
+                (":path", "/"),
+                ("content-type", "application/json"),
+                ("content-encoding", "gzip"),
+            ],
+            b"{}",
+            "HTTP/1.1",
+        );
+        let event: Value = serde_json::from_slice(&alb(&gzipped, arn, false)).unwrap();
+        assert_eq!(
+            (event["body"].as_str(), event["isBase64Encoded"].as_bool()),
+            (Some("e30="), Some(true))
+        );
     }
 
     #[test]
