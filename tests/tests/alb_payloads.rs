@@ -55,7 +55,10 @@ fn the_function_receives_albs_event_in_both_header_modes() {
         json!({"k": "2", "enc": "a%20b"})
     );
     assert_eq!(e["headers"]["cookie"], "b=2", "the last value, as ALB");
-    assert_eq!(e["headers"]["host"], "gateway.test", "the host the client asked for");
+    assert_eq!(
+        e["headers"]["host"], "gateway.test",
+        "the host the client asked for"
+    );
     assert_eq!(
         (e["body"].as_str(), e["isBase64Encoded"].as_bool()),
         (Some(r#"{"n":1}"#), Some(false))

@@ -22,6 +22,10 @@ const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
 /// up: the cluster marked as a Lambda egress gateway, the host rewritten
 /// to the Invoke API's, inline credentials.
 fn native(function: &str) -> Envoy {
+    Envoy::start(&native_bootstrap(function)).unwrap_or_else(|log| panic!("{log}"))
+}
+
+fn native_bootstrap(function: &str) -> Value {
     let filter = json!({
         "name": "envoy.filters.http.aws_lambda",
         "typed_config": {
@@ -35,12 +39,11 @@ fn native(function: &str) -> Envoy {
     let mut lambda = cluster("lambda", emulator().port());
     lambda["metadata"] =
         json!({"filter_metadata": {"com.amazonaws.lambda": {"egress_gateway": true}}});
-    let config = bootstrap(
+    bootstrap(
         vec![route("all", "/", "lambda")],
         vec![filter],
         vec![lambda],
-    );
-    Envoy::start(&config).unwrap_or_else(|log| panic!("{log}"))
+    )
 }
 
 /// Envoy with `aws_lambda.wasm` invoking `function` in native's format.
@@ -176,6 +179,11 @@ fn top_level_keys(text: &str) -> Vec<String> {
 #[test]
 fn the_function_receives_what_native_sends() {
     let (native, ours) = (native("envoy-echo"), ours("envoy-echo"));
+    assert_same_events(&native, &ours);
+}
+
+/// Every generated request reaches the function the same through both.
+fn assert_same_events(native: &Envoy, ours: &Envoy) {
     for request in requests() {
         let (method, target, headers, body) = &request;
         let theirs = event_text(&http1(native.port, method, target, headers, body));
@@ -296,4 +304,84 @@ fn malformed_results_are_502_where_native_answers_500_or_drops_the_body() {
         br#"{"status_code":99,"body":"no such status"}"#,
     );
     assert_eq!(mine.status, 502, "native writes an unreadable status line");
+}
+
+/// `envoy-faas import envoy` on a native config: a listener-wide
+/// `aws_lambda` for the egress-gateway cluster, a route with its own
+/// `invoke_config` (no name: the import names it), and a plain route the
+/// native filter leaves alone. The output runs in Envoy: the same events
+/// reach the function as through native, the per-route function answers,
+/// the plain route still passes, and the report says what it carried over.
+#[test]
+fn import_envoy_turns_a_native_config_into_ours() {
+    let scratch = ScratchDir::new("import-native");
+    let mut config = native_bootstrap("envoy-echo");
+    let routes = &mut config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+        ["typed_config"]["route_config"]["virtual_hosts"][0]["routes"];
+    let per_route = json!({"match": {"prefix": "/other"}, "route": {"cluster": "lambda"},
+    "typed_per_filter_config": {"envoy.filters.http.aws_lambda": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.aws_lambda.v3.PerRouteConfig",
+        "invoke_config": {
+            "arn": "arn:aws:lambda:us-east-1:123456789012:function:envoy-result",
+            "host_rewrite": LAMBDA_HOST,
+            "credentials": {"access_key_id": AKID, "secret_access_key": SECRET}
+        }}}});
+    let plain =
+        json!({"name": "plain", "match": {"prefix": "/hello"}, "route": {"cluster": "plain"}});
+    let all = routes.as_array().expect("routes")[0].clone();
+    *routes = json!([plain, per_route, all]);
+    config["static_resources"]["clusters"]
+        .as_array_mut()
+        .expect("clusters")
+        .push(cluster("plain", emulator().port()));
+    // Native itself serves this config (the per-route function included).
+    let native_envoy = Envoy::start(&config).unwrap_or_else(|log| panic!("{log}"));
+    let input = scratch.0.join("native.json");
+    std::fs::write(&input, config.to_string()).expect("write");
+    let output = scratch.0.join("ours.yaml");
+    let report = scratch.0.join("report.txt");
+    let dist = repo_root().join("dist");
+    let status = std::process::Command::new(envoy_faas_bin())
+        .args(["import", "envoy"])
+        .arg(&input)
+        .args(["--wasm-dir", dist.to_str().expect("utf-8"), "-o"])
+        .arg(&output)
+        .arg("--report")
+        .arg(&report)
+        .status()
+        .expect("run envoy-faas");
+    assert!(status.success());
+    let report = std::fs::read_to_string(&report).expect("report");
+    assert!(
+        report.contains("2 function route(s) translated, 0 item(s) not translated"),
+        "{report}"
+    );
+    assert!(
+        report.contains("inline credentials carried over"),
+        "{report}"
+    );
+    assert!(!report.contains(SECRET), "no secret in the report");
+    let text = std::fs::read_to_string(&output).expect("output");
+    assert!(!text.contains("aws_lambda.v3.Config"), "{text}");
+    let imported: Value = serde_yaml::from_str(&text).expect("YAML");
+    let ours = Envoy::start(&imported).unwrap_or_else(|log| panic!("{log}"));
+    assert_same_events(&native_envoy, &ours);
+    // The per-route function (envoy-result) answers what the client says,
+    // through both.
+    for envoy in [&native_envoy, &ours] {
+        let r = http1(
+            envoy.port,
+            "POST",
+            "/other",
+            &[("content-type", "application/json")],
+            br#"{"status_code":201,"body":"per route"}"#,
+        );
+        assert_eq!((r.status, r.text().as_str()), (201, "per route"));
+        let r = get(envoy.port, "/hello/world");
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (200, "Hello, world!"),
+            "the plain route passes"
+        );
+    }
 }

@@ -372,7 +372,8 @@ pub fn virtual_hosts(plan: &Plan) -> Vec<Value> {
     hosts
 }
 
-fn wasm_filter(filter: Filter, config: &serde_json::Value, options: &Options) -> Value {
+/// The wasm filter entry for `filter` with its plugin `config`.
+pub fn wasm_filter(filter: Filter, config: &serde_json::Value, options: &Options) -> Value {
     let json = serde_json::to_string_pretty(config).unwrap_or_default();
     map([
         ("name", s("envoy.filters.http.wasm")),

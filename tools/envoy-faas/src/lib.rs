@@ -10,6 +10,8 @@
 //!   function host from the compiled config.
 //! - [`envoy`], [`istio`]: write the plan as an Envoy bootstrap, or as the
 //!   Istio manifests of `deploy/istio/` filled in.
+//! - [`native`]: an Envoy config using Envoy's native `aws_lambda` and
+//!   `aws_request_signing`, rewritten in place with `aws_lambda.wasm`.
 
 pub mod apisix;
 pub mod envoy;
@@ -17,6 +19,7 @@ pub mod filters;
 pub mod istio;
 pub mod kong;
 pub mod model;
+pub mod native;
 pub mod plan;
 pub mod report;
 pub mod yaml;

@@ -2,7 +2,7 @@
 //! configs. `envoy-faas --help` for usage.
 
 use envoy_faas::filters::{self, Filter};
-use envoy_faas::{envoy, import, istio, Source, Target};
+use envoy_faas::{envoy, import, istio, native, report, Source, Target};
 use std::io::Read;
 use std::process::ExitCode;
 
@@ -39,6 +39,13 @@ envoy-faas import <apisix|kong> <file> [options]
     --gateway NS/NAME            (default istio-ingress/ingressgateway)
     --selector KEY=VALUE         gateway workload label (default istio=ingressgateway)
     --version V                  WasmPlugin image tag (default: this command's version)
+
+envoy-faas import envoy <bootstrap.yaml|.json> [-o FILE] [--report FILE] [--strict] [--wasm-dir DIR]
+    Rewrites an Envoy config that uses Envoy's native aws_lambda and
+    aws_request_signing filters with aws_lambda.wasm in their place: the
+    same listeners, routes and clusters; each route they acted on named and
+    configured in native's payload format (payload_format envoy), so its
+    function works unchanged. Routes stay callouts (--forwarding callout).
 ";
 
 fn usage_error(message: &str) -> ExitCode {
@@ -157,15 +164,114 @@ fn address(value: &str) -> Option<(String, u16)> {
     Some((host.to_string(), port.parse().ok()?))
 }
 
+/// `import envoy FILE`: the native filters replaced in the config itself.
+fn import_native_command(args: &[String]) -> ExitCode {
+    let mut it = args.iter();
+    let (mut input, mut output, mut report_file, mut strict) = (None, None, None, false);
+    let mut options = native::Options {
+        wasm_dir: "dist".into(),
+    };
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().cloned().ok_or(format!("{name} needs a value"));
+        let result: Result<(), String> = match arg.as_str() {
+            "-o" | "--output" => value(arg).map(|v| output = Some(v)),
+            "--report" => value(arg).map(|v| report_file = Some(v)),
+            "--wasm-dir" => value(arg).map(|v| options.wasm_dir = v),
+            "--strict" => {
+                strict = true;
+                Ok(())
+            }
+            "--forwarding" => value(arg).and_then(|v| match v.as_str() {
+                "callout" => Ok(()),
+                "route" => Err("--forwarding route: Invoke-mode routes forward in place only when they stream (invoke_mode RESPONSE_STREAM); native's routes are buffered Invoke calls and stay callouts".into()),
+                other => Err(format!("--forwarding {other}: callout or route")),
+            }),
+            other if other.starts_with('-') && other != "-" => Err(format!("unknown option {other}")),
+            file if input.is_none() => {
+                input = Some(file.to_string());
+                Ok(())
+            }
+            extra => Err(format!("unexpected argument \"{extra}\"")),
+        };
+        if let Err(e) = result {
+            return usage_error(&e);
+        }
+    }
+    let Some(input) = input else {
+        return usage_error("import envoy needs the Envoy config file (or - for stdin)");
+    };
+    let imported = match read_input(&input).and_then(|text| native::import(&text, &input, &options))
+    {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("envoy-faas: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    finish_import(
+        "envoy",
+        &input,
+        (imported.output, imported.routes, &imported.report),
+        output.as_deref(),
+        report_file.as_deref(),
+        strict,
+    )
+}
+
+/// Writes an import's output and report; with `strict`, anything not
+/// translated fails the command.
+fn finish_import(
+    source: &str,
+    input: &str,
+    (text, routes, report): (String, usize, &report::Report),
+    output: Option<&str>,
+    report_file: Option<&str>,
+    strict: bool,
+) -> ExitCode {
+    let written = match output {
+        Some(path) => std::fs::write(path, &text).map_err(|e| format!("{path}: {e}")),
+        None => {
+            print!("{text}");
+            Ok(())
+        }
+    };
+    if let Err(e) = written {
+        eprintln!("envoy-faas: {e}");
+        return ExitCode::from(1);
+    }
+    let summary = format!(
+        "envoy-faas import {source} {input}: {routes} function route(s) translated, {} item(s) not translated.\n{report}",
+        report.untranslated(),
+    );
+    match report_file {
+        Some(path) => {
+            if let Err(e) = std::fs::write(path, &summary) {
+                eprintln!("envoy-faas: {path}: {e}");
+                return ExitCode::from(1);
+            }
+        }
+        None => eprint!("{summary}"),
+    }
+    if strict && report.untranslated() > 0 {
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
+
 fn import_command(args: &[String]) -> ExitCode {
+    if args.first().map(String::as_str) == Some("envoy") {
+        return import_native_command(args.get(1..).unwrap_or_default());
+    }
     let mut it = args.iter();
     let source = match it.next().map(String::as_str) {
         Some("apisix") => Source::Apisix,
         Some("kong") => Source::Kong,
         Some(other) => {
-            return usage_error(&format!("import reads apisix or kong, not \"{other}\""))
+            return usage_error(&format!(
+                "import reads apisix, kong or envoy, not \"{other}\""
+            ))
         }
-        None => return usage_error("import needs apisix or kong"),
+        None => return usage_error("import needs apisix, kong or envoy"),
     };
     let mut input = None;
     let mut output = None;
@@ -267,37 +373,14 @@ fn import_command(args: &[String]) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let written = match &output {
-        Some(path) => std::fs::write(path, &imported.output).map_err(|e| format!("{path}: {e}")),
-        None => {
-            print!("{}", imported.output);
-            Ok(())
-        }
-    };
-    if let Err(e) = written {
-        eprintln!("envoy-faas: {e}");
-        return ExitCode::from(1);
-    }
-    let report = format!(
-        "envoy-faas import {} {input}: {} function route(s) translated, {} item(s) not translated.\n{}",
+    finish_import(
         source.name(),
-        imported.routes,
-        imported.report.untranslated(),
-        imported.report
-    );
-    match &report_file {
-        Some(path) => {
-            if let Err(e) = std::fs::write(path, &report) {
-                eprintln!("envoy-faas: {path}: {e}");
-                return ExitCode::from(1);
-            }
-        }
-        None => eprint!("{report}"),
-    }
-    if strict && imported.report.untranslated() > 0 {
-        return ExitCode::from(1);
-    }
-    ExitCode::SUCCESS
+        &input,
+        (imported.output, imported.routes, &imported.report),
+        output.as_deref(),
+        report_file.as_deref(),
+        strict,
+    )
 }
 
 fn main() -> ExitCode {
