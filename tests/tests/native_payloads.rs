@@ -385,3 +385,77 @@ fn import_envoy_turns_a_native_config_into_ours() {
         );
     }
 }
+
+/// Envoy with the native `aws_request_signing` in front of a Function URL
+/// (the emulator's, which verifies SigV4 for `lambda`).
+fn native_signing_bootstrap() -> Value {
+    let filter = json!({
+        "name": "envoy.filters.http.aws_request_signing",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.aws_request_signing.v3.AwsRequestSigning",
+            "service_name": "lambda",
+            "region": "us-east-1",
+            "host_rewrite": "fn1.lambda-url.us-east-1.on.aws",
+            "credential_provider": {"inline_credential": {"access_key_id": AKID, "secret_access_key": SECRET}}
+        }
+    });
+    bootstrap(
+        vec![route("url", "/", "url")],
+        vec![filter],
+        vec![cluster("url", emulator().port())],
+    )
+}
+
+/// The import of a signed Function URL config works on both request
+/// paths: the front door accepts the signature and the function sees the
+/// client's path and body, as behind native.
+#[test]
+fn import_envoy_signs_function_urls_on_both_request_paths() {
+    let scratch = ScratchDir::new("import-signing");
+    let config = native_signing_bootstrap();
+    let native_envoy = Envoy::start(&config).unwrap_or_else(|log| panic!("{log}"));
+    let input = scratch.0.join("native.json");
+    std::fs::write(&input, config.to_string()).expect("write");
+    let dist = repo_root().join("dist");
+    for forwarding in ["callout", "route"] {
+        let output = scratch.0.join(format!("{forwarding}.yaml"));
+        let status = std::process::Command::new(envoy_faas_bin())
+            .args(["import", "envoy"])
+            .arg(&input)
+            .args([
+                "--wasm-dir",
+                dist.to_str().expect("utf-8"),
+                "--forwarding",
+                forwarding,
+                "-o",
+            ])
+            .arg(&output)
+            .status()
+            .expect("run envoy-faas");
+        assert!(status.success());
+        let imported: Value =
+            serde_yaml::from_str(&std::fs::read_to_string(&output).expect("output")).expect("YAML");
+        let ours = Envoy::start(&imported).unwrap_or_else(|log| panic!("{log}"));
+        for envoy in [&native_envoy, &ours] {
+            let r = get(envoy.port, "/hello/world");
+            assert_eq!(
+                (r.status, r.text().as_str()),
+                (200, "Hello, world!"),
+                "{forwarding}"
+            );
+            let r = http1(
+                envoy.port,
+                "POST",
+                "/echo/x?q=1",
+                &[("content-type", "text/plain")],
+                b"signed body",
+            );
+            assert_eq!(r.status, 200, "{forwarding}: {}", r.text());
+            let echo = r.echo();
+            assert_eq!(
+                (echo.path.as_str(), echo.body.as_slice()),
+                ("/echo/x", &b"signed body"[..])
+            );
+        }
+    }
+}

@@ -41,11 +41,14 @@ envoy-faas import <apisix|kong> <file> [options]
     --version V                  WasmPlugin image tag (default: this command's version)
 
 envoy-faas import envoy <bootstrap.yaml|.json> [-o FILE] [--report FILE] [--strict] [--wasm-dir DIR]
+                 [--forwarding callout|route]
     Rewrites an Envoy config that uses Envoy's native aws_lambda and
     aws_request_signing filters with aws_lambda.wasm in their place: the
     same listeners, routes and clusters; each route they acted on named and
     configured in native's payload format (payload_format envoy), so its
-    function works unchanged. Routes stay callouts (--forwarding callout).
+    function works unchanged. --forwarding route: Function URL routes
+    (aws_request_signing) forward in place, each with its twin route;
+    Invoke routes stay callouts.
 ";
 
 fn usage_error(message: &str) -> ExitCode {
@@ -170,6 +173,7 @@ fn import_native_command(args: &[String]) -> ExitCode {
     let (mut input, mut output, mut report_file, mut strict) = (None, None, None, false);
     let mut options = native::Options {
         wasm_dir: "dist".into(),
+        in_place: false,
     };
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().cloned().ok_or(format!("{name} needs a value"));
@@ -182,11 +186,15 @@ fn import_native_command(args: &[String]) -> ExitCode {
                 Ok(())
             }
             "--forwarding" => value(arg).and_then(|v| match v.as_str() {
-                "callout" => Ok(()),
-                "route" => Err("--forwarding route: Invoke-mode routes forward in place only when they stream (invoke_mode RESPONSE_STREAM); native's routes are buffered Invoke calls and stay callouts".into()),
+                "callout" | "route" => {
+                    options.in_place = v == "route";
+                    Ok(())
+                }
                 other => Err(format!("--forwarding {other}: callout or route")),
             }),
-            other if other.starts_with('-') && other != "-" => Err(format!("unknown option {other}")),
+            other if other.starts_with('-') && other != "-" => {
+                Err(format!("unknown option {other}"))
+            }
             file if input.is_none() => {
                 input = Some(file.to_string());
                 Ok(())

@@ -28,6 +28,9 @@ const SIGNING_TYPE: &str =
 pub struct Options {
     /// Where the `.wasm` modules are.
     pub wasm_dir: String,
+    /// `--forwarding route`: Function URL routes forward in place (each
+    /// gets its twin route); Invoke routes stay callouts.
+    pub in_place: bool,
 }
 
 /// What an import of a native config made.
@@ -222,6 +225,7 @@ fn rewrite_hcm(
     filters.retain(|f| kind(f).is_none());
     let mut routes = Map::new();
     let mut anonymous = 0;
+    let (mut twins, mut authorities) = (Vec::new(), Vec::new());
     if get(hcm, "rds").is_some() {
         report.not_translated(where_, "routes from RDS: the wasm filter's per-route config needs the route names; add a routes entry per Lambda route by hand");
     }
@@ -277,9 +281,23 @@ fn rewrite_hcm(
                     p.remove(SIGNING);
                 }
             }
+            let mut entry = entry;
+            if options.in_place && entry.get("function_uri").is_some() {
+                entry["forwarding"] = json!("route");
+                twins.push(twin_route(&name, &cluster));
+                if let Some(host) = text(config_host(&signing), "host_rewrite") {
+                    authorities.push(host.to_string());
+                }
+            } else if options.in_place {
+                report.changed(
+                    &source,
+                    "stays a callout: Invoke mode forwards in place only when it streams",
+                );
+            }
             routes.insert(name, entry);
         }
     }
+    add_twins(hcm, twins, authorities);
     let made = routes.len();
     if made == 0 {
         // Nothing translated here: the native filters stay, as they were.
@@ -315,6 +333,55 @@ fn rewrite_hcm(
         );
     }
     made
+}
+
+fn config_host(signing: &Option<Value>) -> &Value {
+    signing.as_ref().unwrap_or(&Value::Null)
+}
+
+/// The in-place twin of route `name` (README "Forwarding in place"): it
+/// catches the rewritten request by the header the filter adds and sends
+/// it to the function's cluster.
+fn twin_route(name: &str, cluster: &str) -> Value {
+    let yaml = format!(
+        "{{name: {name}, match: {{prefix: /, headers: [{{name: x-envoy-faas-route, string_match: {{exact: {name}}}}}]}}, \
+         route: {{cluster: {cluster}}}, request_headers_to_remove: [x-envoy-faas-route]}}"
+    );
+    serde_yaml::from_str(&yaml).unwrap_or(Value::Null)
+}
+
+/// Puts the twins first in every virtual host; when none answers every
+/// domain, a virtual host of the functions' authorities carries them (the
+/// rewritten request is routed again by the function's authority).
+fn add_twins(hcm: &mut Value, twins: Vec<Value>, authorities: Vec<String>) {
+    if twins.is_empty() {
+        return;
+    }
+    let Some(vhosts) = get_mut(hcm, "route_config")
+        .and_then(|rc| get_mut(rc, "virtual_hosts"))
+        .and_then(Value::as_sequence_mut)
+    else {
+        return;
+    };
+    let mut wildcard = false;
+    for vhost in vhosts.iter_mut() {
+        wildcard |= get(vhost, "domains")
+            .and_then(Value::as_sequence)
+            .is_some_and(|d| d.iter().any(|d| d.as_str() == Some("*")));
+        if let Some(list) = get_mut(vhost, "routes").and_then(Value::as_sequence_mut) {
+            for (i, twin) in twins.iter().enumerate() {
+                list.insert(i, twin.clone());
+            }
+        }
+    }
+    if !wildcard {
+        let domains: Vec<Value> = authorities.into_iter().map(s).collect();
+        let mut vhost = serde_yaml::Mapping::new();
+        vhost.insert(s("name"), s("envoy-faas-in-place"));
+        vhost.insert(s("domains"), Value::Sequence(domains));
+        vhost.insert(s("routes"), Value::Sequence(twins));
+        vhosts.push(Value::Mapping(vhost));
+    }
 }
 
 /// Reads a native config (YAML or JSON) and writes it with our filter.
@@ -410,6 +477,7 @@ static_resources:
     fn options() -> Options {
         Options {
             wasm_dir: "/opt/wasm".into(),
+            in_place: false,
         }
     }
 
