@@ -145,7 +145,7 @@ impl Integration for AwsLambda {
         Ok(match &route.mode {
             Mode::Url(mode) => {
                 let mut callout = forward(&route.common, request);
-                signing::authorize(mode, credentials.as_deref(), &mut callout, now);
+                mode.authorize(credentials.as_deref(), &mut callout, now);
                 callout
             }
             Mode::Invoke(invoke) => {

@@ -10,7 +10,6 @@
 
 use crate::fields::{ConfigError, Fields};
 use crate::layout::{BodyLayout, Forwarding, Placement};
-use crate::observe::Observability;
 use crate::uri::FunctionUri;
 use serde_json::{Map, Value};
 use std::rc::Rc;
@@ -175,6 +174,29 @@ impl CommonConfig {
             placement,
             forwarding,
         })
+    }
+}
+
+/// What the plugin config turns on (top-level `metrics` and
+/// `access_log_fields`, both on by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Observability {
+    pub metrics: bool,
+    pub access_log_fields: bool,
+}
+
+impl Default for Observability {
+    fn default() -> Self {
+        Observability {
+            metrics: true,
+            access_log_fields: true,
+        }
+    }
+}
+
+impl Observability {
+    pub fn any(self) -> bool {
+        self.metrics || self.access_log_fields
     }
 }
 

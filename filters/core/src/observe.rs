@@ -35,28 +35,8 @@ pub mod fact {
     ];
 }
 
-/// What the plugin config turns on (top-level `metrics` and
-/// `access_log_fields`, both on by default).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Observability {
-    pub metrics: bool,
-    pub access_log_fields: bool,
-}
-
-impl Default for Observability {
-    fn default() -> Self {
-        Observability {
-            metrics: true,
-            access_log_fields: true,
-        }
-    }
-}
-
-impl Observability {
-    pub fn any(self) -> bool {
-        self.metrics || self.access_log_fields
-    }
-}
+/// The switches live with the rest of the compiled config.
+pub use crate::config::Observability;
 
 /// One request's observation, shared by the stream and (while the stream
 /// waits for a withheld body) the root context that may answer it.

@@ -11,8 +11,7 @@
 //! environment would cost the module the bytes it does not have. Pure:
 //! `identity::Source` sends the calls, through the subject-token cluster.
 
-use crate::federation::Endpoint;
-use crate::identity::query_encode;
+use crate::wire::{query_encode, Endpoint};
 use faas_core::credentials::{callout, SourceRequest};
 use faas_core::sigv4::{amz_date_at, authorization_for, Credentials, EMPTY_SHA256};
 use faas_core::uri::FunctionUri;

@@ -13,7 +13,8 @@
 //! calls.
 
 use crate::aws_subject::{self, AwsSource};
-use crate::identity::{query_encode, token_in_json};
+pub use crate::wire::Endpoint;
+use crate::wire::{query_encode, token_in_json};
 use faas_core::credentials::{
     callout, token_file_content, token_file_request, SourceRequest, TOKEN_FILE_AUTHORITY,
 };
@@ -44,13 +45,6 @@ pub enum Subject {
     },
     /// AWS (`environment_id: aws1`): a signed `GetCallerIdentity`.
     Aws(Box<AwsSource>),
-}
-
-/// An endpoint's `:authority` and path (with query).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Endpoint {
-    pub authority: String,
-    pub path: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -12,6 +12,7 @@
 use crate::aws_subject;
 use crate::federation::{self, ExternalAccount, Subject};
 use crate::service_account;
+pub use crate::wire::{query_encode, token_in_json};
 use faas_core::credentials::{
     callout, token_file_request, Expiring, Next, SourceError, SourceRequest, TOKEN_FILE_AUTHORITY,
 };
@@ -65,19 +66,6 @@ pub enum Step {
 
 pub type Context<'a> = faas_core::credentials::Context<'a, Clusters, IdToken>;
 
-/// Percent-encodes a query component (RFC 3986 unreserved kept).
-pub fn query_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 16);
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// The metadata server's ID token request for `audience` (`format=full`,
 /// as Google's client libraries ask).
 pub fn metadata_request(audience: &str) -> SourceRequest {
@@ -90,21 +78,6 @@ pub fn metadata_request(audience: &str) -> SourceRequest {
         headers: vec![("metadata-flavor", "Google".into())],
         body: Vec::new(),
     }
-}
-
-/// The token in `field` of a JSON answer (STS's, `generateIdToken`'s, the
-/// token endpoint's, a subject token's URL): a 200, JSON, and a non-empty
-/// printable string. Errors name `what` and the field, never a value.
-pub fn token_in_json(what: &str, field: &str, status: u16, body: &[u8]) -> Result<String, String> {
-    if status != 200 {
-        return Err(format!("{what}: HTTP {status}"));
-    }
-    let doc: Value = serde_json::from_slice(body).map_err(|_| format!("{what}: not JSON"))?;
-    doc.get(field)
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_string)
-        .ok_or_else(|| format!("{what}: no {field}"))
 }
 
 /// base64url without padding (a JWT's segments).

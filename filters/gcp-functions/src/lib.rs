@@ -20,6 +20,7 @@ pub mod federation;
 pub mod identity;
 pub mod pkcs8;
 pub mod service_account;
+pub mod wire;
 
 use faas_core::config::read_function_uri;
 use faas_core::credentials::provider::{work, CredentialWork};

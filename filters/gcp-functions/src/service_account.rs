@@ -8,7 +8,7 @@
 //! The key never leaves this module's memory: not in the config (a file
 //! path only), not in logs, errors or metrics.
 
-use crate::identity::query_encode;
+use crate::wire::query_encode;
 use faas_core::credentials::{callout, SourceRequest};
 use faas_core::uri::FunctionUri;
 use faas_core::Callout;
@@ -203,14 +203,14 @@ mod tests {
             assert!(!e.contains("AAAA"), "{e}");
         }
         assert!(parse(404, b"").unwrap_err().contains("HTTP 404"));
-        let answer = crate::identity::token_in_json(
+        let answer = crate::wire::token_in_json(
             "token endpoint",
             "id_token",
             200,
             br#"{"id_token":"a.b.c"}"#,
         );
         assert_eq!(answer.unwrap(), "a.b.c");
-        let refused = crate::identity::token_in_json(
+        let refused = crate::wire::token_in_json(
             "token endpoint",
             "id_token",
             400,
