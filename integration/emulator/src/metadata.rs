@@ -188,6 +188,19 @@ impl Fakes {
 const ROLE: &str = "gateway-role";
 const ROLE_PATH: &str = "/latest/meta-data/iam/security-credentials/";
 
+/// IMDSv2: a request for metadata must carry a session token the fakes
+/// issued, else 401.
+fn imds_session(state: &Controls, req: &Request) -> Result<(), Response> {
+    let valid = req
+        .header("x-aws-ec2-metadata-token")
+        .is_some_and(|t| state.imds_tokens.lock().is_ok_and(|s| s.contains(&t)));
+    if valid {
+        return Ok(());
+    }
+    state.count("refused");
+    Err(Response::new(401, "text/plain", ""))
+}
+
 fn answer(state: &Controls, req: &Request) -> Response {
     if state.failing.load(Ordering::SeqCst) {
         state.count("failed");
@@ -208,12 +221,8 @@ fn answer(state: &Controls, req: &Request) -> Response {
             Response::new(200, "text/plain", token)
         }
         ("GET", "/latest/meta-data/placement/availability-zone") => {
-            let valid = req
-                .header("x-aws-ec2-metadata-token")
-                .is_some_and(|t| state.imds_tokens.lock().is_ok_and(|s| s.contains(&t)));
-            if !valid {
-                state.count("refused");
-                return Response::new(401, "text/plain", "");
+            if let Err(refused) = imds_session(state, req) {
+                return refused;
             }
             state.count("imds_region");
             Response::new(200, "text/plain", "us-east-1a")
@@ -221,12 +230,8 @@ fn answer(state: &Controls, req: &Request) -> Response {
         // The role listing answers with or without the trailing slash (the
         // SDKs ask with it, Google's AWS source without), as IMDS does.
         ("GET", p) if p.starts_with(ROLE_PATH.trim_end_matches('/')) => {
-            let valid = req
-                .header("x-aws-ec2-metadata-token")
-                .is_some_and(|t| state.imds_tokens.lock().is_ok_and(|s| s.contains(&t)));
-            if !valid {
-                state.count("refused");
-                return Response::new(401, "text/plain", "");
+            if let Err(refused) = imds_session(state, req) {
+                return refused;
             }
             match p.get(ROLE_PATH.len()..).unwrap_or_default() {
                 "" => {

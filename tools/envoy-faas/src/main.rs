@@ -167,44 +167,77 @@ fn address(value: &str) -> Option<(String, u16)> {
     Some((host.to_string(), port.parse().ok()?))
 }
 
+/// The options every import takes: the input, where the output and the
+/// report go, `--strict`, `--forwarding`.
+#[derive(Default)]
+struct ImportArgs {
+    input: Option<String>,
+    output: Option<String>,
+    report_file: Option<String>,
+    strict: bool,
+    in_place: bool,
+}
+
+impl ImportArgs {
+    /// Takes `arg` if it is one of the shared options (`value` yields the
+    /// option's value), or a positional or unknown argument; `None` leaves
+    /// it to the import's own options.
+    fn take(
+        &mut self,
+        arg: &str,
+        value: &mut dyn FnMut(&str) -> Result<String, String>,
+    ) -> Option<Result<(), String>> {
+        Some(match arg {
+            "-o" | "--output" => value(arg).map(|v| self.output = Some(v)),
+            "--report" => value(arg).map(|v| self.report_file = Some(v)),
+            "--strict" => {
+                self.strict = true;
+                Ok(())
+            }
+            "--forwarding" => value(arg).and_then(|v| match v.as_str() {
+                "callout" | "route" => {
+                    self.in_place = v == "route";
+                    Ok(())
+                }
+                other => Err(format!("--forwarding {other}: callout or route")),
+            }),
+            other if other.starts_with('-') && other != "-" => return None,
+            file if self.input.is_none() => {
+                self.input = Some(file.to_string());
+                Ok(())
+            }
+            extra => Err(format!("unexpected argument \"{extra}\"")),
+        })
+    }
+}
+
 /// `import envoy FILE`: the native filters replaced in the config itself.
 fn import_native_command(args: &[String]) -> ExitCode {
     let mut it = args.iter();
-    let (mut input, mut output, mut report_file, mut strict) = (None, None, None, false);
+    let mut shared = ImportArgs::default();
     let mut options = native::Options {
         wasm_dir: "dist".into(),
         in_place: false,
     };
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().cloned().ok_or(format!("{name} needs a value"));
-        let result: Result<(), String> = match arg.as_str() {
-            "-o" | "--output" => value(arg).map(|v| output = Some(v)),
-            "--report" => value(arg).map(|v| report_file = Some(v)),
-            "--wasm-dir" => value(arg).map(|v| options.wasm_dir = v),
-            "--strict" => {
-                strict = true;
-                Ok(())
-            }
-            "--forwarding" => value(arg).and_then(|v| match v.as_str() {
-                "callout" | "route" => {
-                    options.in_place = v == "route";
-                    Ok(())
-                }
-                other => Err(format!("--forwarding {other}: callout or route")),
-            }),
-            other if other.starts_with('-') && other != "-" => {
-                Err(format!("unknown option {other}"))
-            }
-            file if input.is_none() => {
-                input = Some(file.to_string());
-                Ok(())
-            }
-            extra => Err(format!("unexpected argument \"{extra}\"")),
+        let result = match shared.take(arg, &mut value) {
+            Some(done) => done,
+            None if arg == "--wasm-dir" => value(arg).map(|v| options.wasm_dir = v),
+            None => Err(format!("unknown option {arg}")),
         };
         if let Err(e) = result {
             return usage_error(&e);
         }
     }
+    options.in_place = shared.in_place;
+    let ImportArgs {
+        input,
+        output,
+        report_file,
+        strict,
+        ..
+    } = shared;
     let Some(input) = input else {
         return usage_error("import envoy needs the Envoy config file (or - for stdin)");
     };
@@ -281,10 +314,7 @@ fn import_command(args: &[String]) -> ExitCode {
         }
         None => return usage_error("import needs apisix, kong or envoy"),
     };
-    let mut input = None;
-    let mut output = None;
-    let mut report_file = None;
-    let mut strict = false;
+    let mut shared = ImportArgs::default();
     let mut istio_target = false;
     let mut envoy = envoy::Options {
         listen: ("0.0.0.0".into(), 8080),
@@ -303,13 +333,13 @@ fn import_command(args: &[String]) -> ExitCode {
     };
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().cloned().ok_or(format!("{name} needs a value"));
-        let result: Result<(), String> = match arg.as_str() {
-            "-o" | "--output" => value(arg).map(|v| output = Some(v)),
-            "--report" => value(arg).map(|v| report_file = Some(v)),
-            "--strict" => {
-                strict = true;
-                Ok(())
+        if let Some(result) = shared.take(arg, &mut value) {
+            if let Err(e) = result {
+                return usage_error(&e);
             }
+            continue;
+        }
+        let result: Result<(), String> = match arg.as_str() {
             "--target" => value(arg).and_then(|v| match v.as_str() {
                 "envoy" | "istio" => {
                     istio_target = v == "istio";
@@ -332,13 +362,6 @@ fn import_command(args: &[String]) -> ExitCode {
                     .map(|a| envoy.upstream_override = Some(a))
                     .ok_or(format!("--upstream-override {v}: not ADDR:PORT"))
             }),
-            "--forwarding" => value(arg).and_then(|v| match v.as_str() {
-                "callout" | "route" => {
-                    envoy.in_place = v == "route";
-                    Ok(())
-                }
-                other => Err(format!("--forwarding {other}: callout or route")),
-            }),
             "--wasm-dir" => value(arg).map(|v| envoy.wasm_dir = v),
             "--trusted-ca" => value(arg).map(|v| envoy.trusted_ca = v),
             "--namespace" => value(arg).map(|v| istio.namespace = v),
@@ -351,19 +374,20 @@ fn import_command(args: &[String]) -> ExitCode {
                 }
                 None => Err(format!("--selector {v}: not KEY=VALUE")),
             }),
-            other if other.starts_with('-') && other != "-" => {
-                Err(format!("unknown option {other}"))
-            }
-            file if input.is_none() => {
-                input = Some(file.to_string());
-                Ok(())
-            }
-            extra => Err(format!("unexpected argument \"{extra}\"")),
+            other => Err(format!("unknown option {other}")),
         };
         if let Err(e) = result {
             return usage_error(&e);
         }
     }
+    envoy.in_place = shared.in_place;
+    let ImportArgs {
+        input,
+        output,
+        report_file,
+        strict,
+        ..
+    } = shared;
     let Some(input) = input else {
         return usage_error("import needs the config file (or - for stdin)");
     };

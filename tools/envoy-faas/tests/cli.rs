@@ -141,7 +141,18 @@ fn usage_errors_exit_2_and_say_what_is_wrong() {
             vec!["check", "--filter", "lambda", "-"],
             "unknown filter \"lambda\"",
         ),
-        (vec!["import", "nginx", "x"], "import reads apisix or kong"),
+        (
+            vec!["import", "nginx", "x"],
+            "import reads apisix, kong or envoy",
+        ),
+        (
+            vec!["import", "envoy", "x", "--listen", "0:1"],
+            "unknown option --listen",
+        ),
+        (
+            vec!["import", "envoy"],
+            "import envoy needs the Envoy config file",
+        ),
         (
             vec!["import", "kong", "x", "--listen", "nowhere"],
             "not ADDR:PORT",
