@@ -231,14 +231,7 @@ fn import_native_command(args: &[String]) -> ExitCode {
         }
     }
     options.in_place = shared.in_place;
-    let ImportArgs {
-        input,
-        output,
-        report_file,
-        strict,
-        ..
-    } = shared;
-    let Some(input) = input else {
+    let Some(input) = shared.input.clone() else {
         return usage_error("import envoy needs the Envoy config file (or - for stdin)");
     };
     let imported = match read_input(&input).and_then(|text| native::import(&text, &input, &options))
@@ -253,9 +246,7 @@ fn import_native_command(args: &[String]) -> ExitCode {
         "envoy",
         &input,
         (imported.output, imported.routes, &imported.report),
-        output.as_deref(),
-        report_file.as_deref(),
-        strict,
+        &shared,
     )
 }
 
@@ -265,10 +256,13 @@ fn finish_import(
     source: &str,
     input: &str,
     (text, routes, report): (String, usize, &report::Report),
-    output: Option<&str>,
-    report_file: Option<&str>,
-    strict: bool,
+    args: &ImportArgs,
 ) -> ExitCode {
+    let (output, report_file, strict) = (
+        args.output.as_deref(),
+        args.report_file.as_deref(),
+        args.strict,
+    );
     let written = match output {
         Some(path) => std::fs::write(path, &text).map_err(|e| format!("{path}: {e}")),
         None => {
@@ -381,14 +375,7 @@ fn import_command(args: &[String]) -> ExitCode {
         }
     }
     envoy.in_place = shared.in_place;
-    let ImportArgs {
-        input,
-        output,
-        report_file,
-        strict,
-        ..
-    } = shared;
-    let Some(input) = input else {
+    let Some(input) = shared.input.clone() else {
         return usage_error("import needs the config file (or - for stdin)");
     };
     istio.in_place = envoy.in_place;
@@ -409,9 +396,7 @@ fn import_command(args: &[String]) -> ExitCode {
         source.name(),
         &input,
         (imported.output, imported.routes, &imported.report),
-        output.as_deref(),
-        report_file.as_deref(),
-        strict,
+        &shared,
     )
 }
 
