@@ -185,6 +185,27 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// Every failure, in declaration order (the troubleshooting table of the
+    /// README has a row for each code, checked by `tests/tests/docs.rs`).
+    pub const ALL: [Failure; 16] = [
+        Failure::RequestBodyTooLarge,
+        Failure::UnsafePath,
+        Failure::ReservedHeader,
+        Failure::FunctionTimeout,
+        Failure::FunctionUnreachable,
+        Failure::FunctionResponseTooLarge,
+        Failure::CalloutFailed,
+        Failure::ForwardingMisconfigured,
+        Failure::BodyLayoutMisconfigured,
+        Failure::CredentialsUnavailable,
+        Failure::InvalidFunctionResponse,
+        Failure::FunctionError,
+        Failure::InvokeApiFailed,
+        Failure::InvokeThrottled,
+        Failure::InvokeRequestTooLarge,
+        Failure::AwsSigningRefused,
+    ];
+
     /// The default status of the answer (some errors may override it).
     pub fn status(self) -> u16 {
         match self {
@@ -253,6 +274,33 @@ impl Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failure_all_lists_every_failure_once() {
+        // A variant added to the enum but not to ALL fails here: the match
+        // is exhaustive, so each variant has its place.
+        let place = |f: Failure| match f {
+            Failure::RequestBodyTooLarge => 0,
+            Failure::UnsafePath => 1,
+            Failure::ReservedHeader => 2,
+            Failure::FunctionTimeout => 3,
+            Failure::FunctionUnreachable => 4,
+            Failure::FunctionResponseTooLarge => 5,
+            Failure::CalloutFailed => 6,
+            Failure::ForwardingMisconfigured => 7,
+            Failure::BodyLayoutMisconfigured => 8,
+            Failure::CredentialsUnavailable => 9,
+            Failure::InvalidFunctionResponse => 10,
+            Failure::FunctionError => 11,
+            Failure::InvokeApiFailed => 12,
+            Failure::InvokeThrottled => 13,
+            Failure::InvokeRequestTooLarge => 14,
+            Failure::AwsSigningRefused => 15,
+        };
+        for (i, f) in Failure::ALL.iter().enumerate() {
+            assert_eq!(place(*f), i, "{f:?}");
+        }
+    }
 
     #[test]
     fn all_lists_every_outcome_once_in_index_order() {
