@@ -112,6 +112,18 @@ fn profile<'a>(credentials: &'a str, config: &'a str, name: &'a str) -> Option<P
         .then_some(Profile { name, sections })
 }
 
+/// One key of profile `name` as the resolver reads it (the credentials
+/// file first, then the config file): what `tests/tests/profile_oracle.rs`
+/// compares with botocore's merged profiles.
+pub fn lookup<'a>(
+    credentials: &'a str,
+    config: &'a str,
+    name: &'a str,
+    key: &str,
+) -> Option<&'a str> {
+    profile(credentials, config, name)?.get(key)
+}
+
 /// Resolves profile `name`. The error names the profile and the key at
 /// fault, never a value.
 pub fn resolve(credentials: &str, config: &str, name: &str) -> Result<Plan, String> {
