@@ -263,8 +263,13 @@ fn route_action(route: &FunctionRoute, cluster: &str) -> Value {
 /// its virtual host, it catches the rewritten request by the header the
 /// filter adds when Envoy routes it again, and removes that header.
 fn twin_route(route: &FunctionRoute, cluster: &str) -> Value {
+    twin(&route.name, route_action(route, cluster))
+}
+
+/// The twin of route `name`, with `action` as its route action.
+pub fn twin(name: &str, action: Value) -> Value {
     map([
-        ("name", s(&route.name)),
+        ("name", s(name)),
         (
             "match",
             map([
@@ -273,12 +278,12 @@ fn twin_route(route: &FunctionRoute, cluster: &str) -> Value {
                     "headers",
                     seq(vec![map([
                         ("name", s("x-envoy-faas-route")),
-                        ("string_match", map([("exact", s(&route.name))])),
+                        ("string_match", map([("exact", s(name))])),
                     ])]),
                 ),
             ]),
         ),
-        ("route", route_action(route, cluster)),
+        ("route", action),
         (
             "request_headers_to_remove",
             seq(vec![s("x-envoy-faas-route")]),
@@ -373,7 +378,7 @@ pub fn virtual_hosts(plan: &Plan) -> Vec<Value> {
 }
 
 /// The wasm filter entry for `filter` with its plugin `config`.
-pub fn wasm_filter(filter: Filter, config: &serde_json::Value, options: &Options) -> Value {
+pub fn wasm_filter(filter: Filter, config: &serde_json::Value, wasm_dir: &str) -> Value {
     let json = serde_json::to_string_pretty(config).unwrap_or_default();
     map([
         ("name", s("envoy.filters.http.wasm")),
@@ -414,7 +419,7 @@ pub fn wasm_filter(filter: Filter, config: &serde_json::Value, options: &Options
                                             "filename",
                                             s(format!(
                                                 "{}/{}",
-                                                options.wasm_dir.trim_end_matches('/'),
+                                                wasm_dir.trim_end_matches('/'),
                                                 filter.wasm_file()
                                             )),
                                         )]),
@@ -522,7 +527,7 @@ pub fn bootstrap(plan: &Plan, options: &Options) -> Value {
     let mut http_filters: Vec<Value> = plan
         .plugin_configs
         .iter()
-        .map(|(filter, config)| wasm_filter(*filter, config, options))
+        .map(|(filter, config)| wasm_filter(*filter, config, &options.wasm_dir))
         .collect();
     http_filters.push(map([
         ("name", s("envoy.filters.http.router")),

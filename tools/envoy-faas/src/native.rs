@@ -14,7 +14,7 @@
 use crate::envoy;
 use crate::filters::{self, Filter};
 use crate::report::Report;
-use crate::yaml::s;
+use crate::yaml::{map, s};
 use serde_json::{json, Map, Value as Json};
 use serde_yaml::Value;
 
@@ -284,8 +284,8 @@ fn rewrite_hcm(
             let mut entry = entry;
             if options.in_place && entry.get("function_uri").is_some() {
                 entry["forwarding"] = json!("route");
-                twins.push(twin_route(&name, &cluster));
-                if let Some(host) = text(config_host(&signing), "host_rewrite") {
+                twins.push(envoy::twin(&name, map([("cluster", s(cluster.as_str()))])));
+                if let Some(host) = signing.as_ref().and_then(|c| text(c, "host_rewrite")) {
                     authorities.push(host.to_string());
                 }
             } else if options.in_place {
@@ -317,37 +317,14 @@ fn rewrite_hcm(
             report.not_translated(where_, format!("the translated config was refused: {e}"));
         }
     }
-    let envoy_options = envoy::Options {
-        listen: (String::new(), 0),
-        admin: (String::new(), 0),
-        wasm_dir: options.wasm_dir.clone(),
-        trusted_ca: String::new(),
-        upstream_override: None,
-        in_place: false,
-    };
     if let Some(filters) = get_mut(hcm, "http_filters").and_then(Value::as_sequence_mut) {
         let at = position.min(filters.len());
         filters.insert(
             at,
-            envoy::wasm_filter(Filter::AwsLambda, &config, &envoy_options),
+            envoy::wasm_filter(Filter::AwsLambda, &config, &options.wasm_dir),
         );
     }
     made
-}
-
-fn config_host(signing: &Option<Value>) -> &Value {
-    signing.as_ref().unwrap_or(&Value::Null)
-}
-
-/// The in-place twin of route `name` (README "Forwarding in place"): it
-/// catches the rewritten request by the header the filter adds and sends
-/// it to the function's cluster.
-fn twin_route(name: &str, cluster: &str) -> Value {
-    let yaml = format!(
-        "{{name: {name}, match: {{prefix: /, headers: [{{name: x-envoy-faas-route, string_match: {{exact: {name}}}}}]}}, \
-         route: {{cluster: {cluster}}}, request_headers_to_remove: [x-envoy-faas-route]}}"
-    );
-    serde_yaml::from_str(&yaml).unwrap_or(Value::Null)
 }
 
 /// Puts the twins first in every virtual host; when none answers every
@@ -412,11 +389,14 @@ pub fn import(input: &str, input_name: &str, options: &Options) -> Result<Import
         .into_iter()
         .flatten()
         .filter(|c| {
-            get(c, "typed_extension_protocol_options").is_some_and(|o| {
-                serde_yaml::to_string(o)
-                    .unwrap_or_default()
-                    .contains("aws_lambda")
-            })
+            // Upstream HTTP filters: HttpProtocolOptions' `http_filters`.
+            get(c, "typed_extension_protocol_options")
+                .and_then(Value::as_mapping)
+                .into_iter()
+                .flat_map(|o| o.values())
+                .filter_map(|o| get(o, "http_filters").and_then(Value::as_sequence))
+                .flatten()
+                .any(|f| kind(f) == Some(LAMBDA))
         })
         .filter_map(|c| text(c, "name"))
         .map(str::to_string)
@@ -515,6 +495,27 @@ static_resources:
         );
         assert!(out.output.contains("/opt/wasm/aws_lambda.wasm"));
         assert!(!out.output.contains("aws_request_signing.v3"));
+    }
+
+    #[test]
+    fn aws_lambda_as_a_clusters_upstream_filter_is_reported() {
+        let text = hcm("[]", "[]").replace(
+            "    type: STRICT_DNS",
+            "    type: STRICT_DNS\n    typed_extension_protocol_options:\n      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n        http_filters: [{name: envoy.filters.http.aws_lambda}, {name: envoy.filters.http.upstream_codec}]",
+        );
+        let report = import(&text, "in.yaml", &options())
+            .unwrap()
+            .report
+            .to_string();
+        assert!(
+            report.contains("cluster \"url\": aws_lambda as an upstream filter"),
+            "{report}"
+        );
+        let plain = import(&hcm("[]", "[]"), "in.yaml", &options())
+            .unwrap()
+            .report
+            .to_string();
+        assert!(!plain.contains("upstream filter"), "{plain}");
     }
 
     #[test]
