@@ -12,6 +12,7 @@
 use crate::aws_subject;
 use crate::federation::{self, ExternalAccount, Subject};
 use crate::service_account;
+use crate::wire::base64url_decode;
 pub use crate::wire::{query_encode, token_in_json};
 use faas_core::credentials::{
     callout, token_file_request, Expiring, Next, SourceError, SourceRequest, TOKEN_FILE_AUTHORITY,
@@ -78,22 +79,6 @@ pub fn metadata_request(audience: &str) -> SourceRequest {
         headers: vec![("metadata-flavor", "Google".into())],
         body: Vec::new(),
     }
-}
-
-/// base64url without padding (a JWT's segments).
-fn base64url_decode(segment: &str) -> Option<Vec<u8>> {
-    let mut standard: String = segment
-        .chars()
-        .map(|c| match c {
-            '-' => '+',
-            '_' => '/',
-            other => other,
-        })
-        .collect();
-    while !standard.len().is_multiple_of(4) {
-        standard.push('=');
-    }
-    faas_core::base64::decode(&standard)
 }
 
 /// The metadata server's answer: a JWT whose payload's `exp` is its expiry.

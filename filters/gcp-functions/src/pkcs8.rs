@@ -66,8 +66,7 @@ mod tests {
         include_str!("../../../integration/emulator/src/testdata/service-account-key.pem");
 
     fn der() -> Vec<u8> {
-        let body: String = KEY.lines().filter(|l| !l.starts_with("-----")).collect();
-        faas_core::base64::decode(&body).unwrap()
+        crate::service_account::pem_body(KEY).unwrap()
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! The key never leaves this module's memory: not in the config (a file
 //! path only), not in logs, errors or metrics.
 
-use crate::wire::query_encode;
+use crate::wire::{base64url_encode, query_encode};
 use faas_core::credentials::{callout, SourceRequest};
 use faas_core::uri::FunctionUri;
 use faas_core::Callout;
@@ -40,21 +40,8 @@ impl std::fmt::Debug for KeyFile {
     }
 }
 
-/// base64url without padding.
-fn b64url(bytes: &[u8]) -> String {
-    faas_core::base64::encode(bytes)
-        .trim_end_matches('=')
-        .chars()
-        .map(|c| match c {
-            '+' => '-',
-            '/' => '_',
-            other => other,
-        })
-        .collect()
-}
-
 /// The DER inside a PEM block (`-----BEGIN PRIVATE KEY-----`).
-fn pem_body(pem: &str) -> Option<Vec<u8>> {
+pub(crate) fn pem_body(pem: &str) -> Option<Vec<u8>> {
     let body: String = pem
         .lines()
         .map(str::trim)
@@ -111,11 +98,11 @@ pub fn assertion(key: &KeyFile, audience: &str, now: u64) -> String {
     });
     let input = format!(
         "{}.{}",
-        b64url(header.to_string().as_bytes()),
-        b64url(claims.to_string().as_bytes())
+        base64url_encode(header.to_string().as_bytes()),
+        base64url_encode(claims.to_string().as_bytes())
     );
     let signature = SigningKey::<sha2::Sha256>::new(key.key.clone()).sign(input.as_bytes());
-    format!("{input}.{}", b64url(&signature.to_bytes()))
+    format!("{input}.{}", base64url_encode(&signature.to_bytes()))
 }
 
 /// The token endpoint call that trades the assertion for an ID token.
@@ -157,18 +144,7 @@ mod tests {
     }
 
     fn b64url_decode(s: &str) -> Vec<u8> {
-        let mut t: String = s
-            .chars()
-            .map(|c| match c {
-                '-' => '+',
-                '_' => '/',
-                o => o,
-            })
-            .collect();
-        while !t.len().is_multiple_of(4) {
-            t.push('=');
-        }
-        faas_core::base64::decode(&t).unwrap()
+        crate::wire::base64url_decode(s).unwrap()
     }
 
     #[test]

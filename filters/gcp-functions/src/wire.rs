@@ -1,5 +1,5 @@
-//! What the token sources share on the wire: percent-encoding, an
-//! endpoint's address, and a token read out of a JSON answer. A leaf: the
+//! What the token sources share on the wire: percent-encoding, base64url,
+//! an endpoint's address, and a token read out of a JSON answer. A leaf: the
 //! sources depend on it, it on none of them.
 
 use serde_json::Value;
@@ -37,4 +37,33 @@ pub fn token_in_json(what: &str, field: &str, status: u16, body: &[u8]) -> Resul
         .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_string)
         .ok_or_else(|| format!("{what}: no {field}"))
+}
+
+/// base64url without padding.
+pub fn base64url_encode(bytes: &[u8]) -> String {
+    faas_core::base64::encode(bytes)
+        .trim_end_matches('=')
+        .chars()
+        .map(|c| match c {
+            '+' => '-',
+            '/' => '_',
+            other => other,
+        })
+        .collect()
+}
+
+/// base64url without padding (a JWT's segments).
+pub fn base64url_decode(segment: &str) -> Option<Vec<u8>> {
+    let mut standard: String = segment
+        .chars()
+        .map(|c| match c {
+            '-' => '+',
+            '_' => '/',
+            other => other,
+        })
+        .collect();
+    while !standard.len().is_multiple_of(4) {
+        standard.push('=');
+    }
+    faas_core::base64::decode(&standard)
 }
