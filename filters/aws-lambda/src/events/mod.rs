@@ -541,15 +541,16 @@ pub fn envoy_native(request: &ClientRequest) -> Vec<u8> {
     w.key("query_string_parameters");
     w.begin_object();
     let (_, query) = split_path_query(request.target());
-    let mut seen: Vec<&str> = Vec::new();
-    // Native keeps empty segments (`a=1&&` has a `""` name), not an empty query.
-    for pair in query.split('&').filter(|_| !query.is_empty()) {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if !seen.contains(&name) {
-            seen.push(name);
-            w.key(name);
-            w.string(value);
-        }
+    // Native keeps empty segments (`a=1&&` has a `""` name), not an empty
+    // query; the first value of a repeated name. Grouped (a binary search
+    // per pair), not a scan of the names seen: a URL may hold thousands.
+    let pairs = query
+        .split('&')
+        .filter(|_| !query.is_empty())
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")));
+    for (name, values) in grouped(pairs) {
+        w.key(name);
+        w.string(values.first().copied().unwrap_or_default());
     }
     w.end_object();
     let textual = request.header("content-type").is_some_and(|t| {
