@@ -149,7 +149,7 @@ validate: build envoy
 	  AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY \
 	  $(ENVOY) --mode validate -c $$f --log-level warn || exit 1; done
 
-integration: build envoy moto
+integration: build envoy moto docs
 	ENVOY_BIN=$(abspath $(ENVOY)) $(CARGO) test -p integration-tests
 
 # The suite through docker-compose (integration/docker-compose.yaml): see

@@ -1,33 +1,253 @@
-//! The docs cannot drift from the code (issue 32, first part): every
-//! config field the filters read is documented, every error code of the
-//! registry has its troubleshooting row (with the registry's statuses and
-//! faults), and every link to a heading of the README resolves. The book
-//! to come will take these checks over.
+//! The docs cannot drift from the code (issue 32). The book (`docs/src`,
+//! built by `make docs` into `dist/docs`) and the README are held to:
+//! - every config field a filter's compiler reads has a row in that
+//!   filter's field tables, and every row names a field its compiler knows
+//!   (asked of the compiler itself, the one `envoy-faas check` links);
+//! - every error code of the registry has its troubleshooting row, with
+//!   the registry's statuses and faults;
+//! - every link and anchor resolves, in the built pages and in the
+//!   Markdown a reader opens on GitHub;
+//! - every plugin config shown passes `envoy-faas check`, and every whole
+//!   bootstrap `envoy --mode validate`;
+//! - the architecture chapter names every module there is.
 
+use envoy_faas::filters::{compile, Filter, VM_ENVIRONMENT};
 use faas_core::outcome::Failure;
-use integration_tests::repo_root;
+use integration_tests::{envoy_faas_bin, envoy_validate, repo_root};
+use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
-fn readme() -> String {
-    std::fs::read_to_string(repo_root().join("README.md")).expect("README.md")
+/// A Markdown page: its path (relative to the repository) and its text,
+/// with mdBook's `{{#include}}` resolved as the book renders it.
+struct Page {
+    path: PathBuf,
+    text: String,
 }
 
-/// The field names the filters' config compilers read (non-test code):
-/// `fields.string("name")` and the other `Fields` readers, and the
-/// `choice(fields, "name", …)` helper.
-fn fields_read() -> BTreeSet<String> {
+fn files_under(dir: &Path, extension: &str) -> Vec<PathBuf> {
     let mut files = Vec::new();
-    let mut dirs = vec![repo_root().join("filters")];
+    let mut dirs = vec![dir.to_path_buf()];
     while let Some(dir) = dirs.pop() {
         for entry in std::fs::read_dir(&dir).expect("dir").flatten() {
             let path = entry.path();
             if path.is_dir() {
                 dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") {
+            } else if path.extension().is_some_and(|e| e == extension) {
                 files.push(path);
             }
         }
     }
+    files.sort();
+    files
+}
+
+fn book_pages() -> Vec<Page> {
+    let root = repo_root();
+    let pages: Vec<Page> = files_under(&root.join("docs/src"), "md")
+        .into_iter()
+        .map(|file| {
+            let text = std::fs::read_to_string(&file).expect("read");
+            let text = resolve_includes(&file, &text);
+            Page {
+                path: file.strip_prefix(&root).expect("in repo").to_path_buf(),
+                text,
+            }
+        })
+        .collect();
+    assert!(pages.len() > 20, "the book's pages were found");
+    pages
+}
+
+fn resolve_includes(file: &Path, text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        match line
+            .trim()
+            .strip_prefix("{{#include ")
+            .and_then(|l| l.strip_suffix("}}"))
+        {
+            Some(target) => {
+                let path = file.parent().expect("dir").join(target.trim());
+                out.push_str(&std::fs::read_to_string(&path).expect("included file"));
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn readme() -> Page {
+    Page {
+        path: PathBuf::from("README.md"),
+        text: std::fs::read_to_string(repo_root().join("README.md")).expect("README.md"),
+    }
+}
+
+fn page<'a>(pages: &'a [Page], path: &str) -> &'a Page {
+    pages
+        .iter()
+        .find(|p| p.path == Path::new(path))
+        .unwrap_or_else(|| panic!("{path} is a page of the book"))
+}
+
+/// The lines of `text` outside fenced code blocks, with their numbers.
+fn prose_lines(text: &str) -> Vec<(usize, &str)> {
+    let mut in_code = false;
+    let mut lines = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        if !in_code {
+            lines.push((n + 1, line));
+        }
+    }
+    lines
+}
+
+/// The `<!-- name: value -->` comment on the last non-empty line before
+/// line `at` (0-based index into `lines`).
+fn marker_before(lines: &[&str], at: usize, name: &str) -> Option<String> {
+    let previous = lines[..at].iter().rev().find(|l| !l.trim().is_empty())?;
+    let inner = previous
+        .trim()
+        .strip_prefix("<!--")?
+        .strip_suffix("-->")?
+        .trim();
+    let value = inner.strip_prefix(name)?;
+    Some(value.trim_start_matches(':').trim().to_string())
+}
+
+// ---------------------------------------------------------------------------
+// Field tables
+
+/// A table whose first header cell is `field`, and the filter its
+/// `<!-- fields: NAME -->` marker names (`common`: every filter).
+struct FieldTable {
+    page: PathBuf,
+    line: usize,
+    filter: Option<String>,
+    /// The documented paths, row by row: dotted (`authorization.iam.accesskey`).
+    paths: Vec<String>,
+    /// Every word of the first column.
+    words: BTreeSet<String>,
+}
+
+fn cells(line: &str) -> Vec<String> {
+    line.trim()
+        .trim_start_matches('|')
+        .trim_end_matches('|')
+        .split('|')
+        .map(|c| c.trim().to_string())
+        .collect()
+}
+
+/// The backticked names of a first cell, expanded to paths: `….x` continues
+/// the row before's first path, and a bare name after a dotted one in the
+/// same cell is its sibling (`a.b`, `c` means `a.b` and `a.c`).
+fn cell_paths(cell: &str, previous: Option<&str>) -> Vec<String> {
+    let names: Vec<&str> = cell.split('`').skip(1).step_by(2).collect();
+    let mut paths: Vec<String> = Vec::new();
+    for name in names {
+        let path = if let Some(rest) = name.strip_prefix("….") {
+            format!("{}.{rest}", previous.unwrap_or(""))
+        } else if !name.contains('.') {
+            match paths.first().and_then(|p| p.rsplit_once('.')) {
+                Some((parent, _)) => format!("{parent}.{name}"),
+                None => name.to_string(),
+            }
+        } else {
+            name.to_string()
+        };
+        paths.push(path);
+    }
+    paths
+}
+
+fn field_tables(pages: &[Page]) -> Vec<FieldTable> {
+    let mut tables = Vec::new();
+    for page in pages {
+        let lines: Vec<&str> = page.text.lines().collect();
+        let mut n = 0;
+        while n < lines.len() {
+            let header = cells(lines[n]);
+            if lines[n].starts_with('|') && header.first().is_some_and(|c| c == "field") {
+                let mut table = FieldTable {
+                    page: page.path.clone(),
+                    line: n + 1,
+                    filter: marker_before(&lines, n, "fields"),
+                    paths: Vec::new(),
+                    words: BTreeSet::new(),
+                };
+                let mut previous: Option<String> = None;
+                n += 2;
+                while n < lines.len() && lines[n].starts_with('|') {
+                    let first = cells(lines[n]).into_iter().next().unwrap_or_default();
+                    let paths = cell_paths(&first, previous.as_deref());
+                    for path in &paths {
+                        table
+                            .words
+                            .extend(path.split('.').map(str::to_string).collect::<Vec<_>>());
+                    }
+                    // `….x` rows continue the last row that was not one.
+                    if !first.contains("`….") {
+                        previous = paths.first().cloned();
+                    }
+                    table.paths.extend(paths);
+                    n += 1;
+                }
+                tables.push(table);
+            }
+            n += 1;
+        }
+    }
+    tables
+}
+
+fn filter_named(name: &str) -> Filter {
+    Filter::parse(name).unwrap_or_else(|| panic!("a field table names filter {name:?}"))
+}
+
+/// The tables that document `filter`: its own and the common ones.
+fn tables_of(tables: &[FieldTable], filter: Filter) -> Vec<&FieldTable> {
+    tables
+        .iter()
+        .filter(|t| match t.filter.as_deref() {
+            Some("common") => true,
+            Some(name) => filter_named(name) == filter,
+            None => false,
+        })
+        .collect()
+}
+
+#[test]
+fn every_field_table_says_which_filter_it_documents() {
+    let tables = field_tables(&book_pages());
+    assert!(tables.len() >= 10, "the field tables were found");
+    for t in &tables {
+        let filter = t.filter.as_deref().unwrap_or_else(|| {
+            panic!(
+                "{}:{}: a field table needs <!-- fields: FILTER --> (or common) before it",
+                t.page.display(),
+                t.line
+            )
+        });
+        if filter != "common" {
+            filter_named(filter);
+        }
+        assert!(!t.paths.is_empty(), "{}:{}", t.page.display(), t.line);
+    }
+}
+
+/// The field names a crate's config compilers read (non-test code):
+/// `fields.string("name")` and the other `Fields` readers, and the
+/// `choice(fields, "name", …)` and `cluster("name")` helpers.
+fn fields_read(crate_dir: &str) -> BTreeSet<String> {
     let readers = [
         ".string(\"",
         ".required_string(\"",
@@ -40,13 +260,14 @@ fn fields_read() -> BTreeSet<String> {
         ".has(\"",
         "choice(fields, \"",
         "cluster(\"",
+        "read_function_uri(fields, \"",
     ];
     let mut names = BTreeSet::new();
-    for file in files {
+    for file in files_under(&repo_root().join("filters").join(crate_dir), "rs") {
         let text = std::fs::read_to_string(&file).expect("read");
         let code = text.split("#[cfg(test)]").next().unwrap_or("");
         let code: String = code.split_whitespace().collect::<Vec<_>>().join(" ");
-        let code = code.replace("( \"", "(\"");
+        let code = code.replace("( ", "(");
         for reader in readers {
             for (at, _) in code.match_indices(reader) {
                 let name: String = code[at + reader.len()..]
@@ -62,51 +283,223 @@ fn fields_read() -> BTreeSet<String> {
     names
 }
 
-/// Every word inside a backtick span of `text` (a dotted path counts for
-/// each of its parts).
-fn backticked_words(text: &str) -> BTreeSet<String> {
-    text.split('`')
-        .skip(1)
-        .step_by(2)
-        .flat_map(|span| {
-            span.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
-        .collect()
+fn crate_dir(filter: Filter) -> &'static str {
+    match filter {
+        Filter::AwsLambda => "aws-lambda",
+        Filter::AzureFunctions => "azure-functions",
+        Filter::GcpFunctions => "gcp-functions",
+        Filter::OpenFunction => "openfunction",
+    }
 }
 
 #[test]
-fn every_config_field_the_filters_read_is_documented() {
-    let read = fields_read();
-    assert!(read.len() > 60, "the readers were found: {read:?}");
-    assert!(read.contains("function_uri") && read.contains("credentials_file_refresh_seconds"));
-    let documented = backticked_words(&readme());
-    let missing: Vec<&String> = read.iter().filter(|n| !documented.contains(*n)).collect();
+fn every_config_field_a_filter_reads_has_a_row_in_its_field_tables() {
+    let tables = field_tables(&book_pages());
+    let core = fields_read("core");
+    assert!(core.contains("timeout") && core.contains("forwarding"));
+    let mut missing = Vec::new();
+    for filter in Filter::ALL {
+        let documented: BTreeSet<&String> = tables_of(&tables, filter)
+            .into_iter()
+            .flat_map(|t| t.words.iter())
+            .collect();
+        let read: BTreeSet<String> = core
+            .union(&fields_read(crate_dir(filter)))
+            .cloned()
+            .collect();
+        for name in read.iter().filter(|n| !documented.contains(n)) {
+            missing.push(format!("{filter}: {name}"));
+        }
+    }
+    assert!(
+        fields_read("aws-lambda").contains("credentials_file_refresh_seconds"),
+        "the readers were found"
+    );
     assert!(
         missing.is_empty(),
-        "fields read by the filters but not documented: {missing:?}"
+        "fields the compilers read with no row in the filter's field tables: {missing:?}"
     );
 }
 
+/// Plugin configs the compilers accept, one per form, that a documented
+/// field is added to.
+fn base_configs(filter: Filter) -> Vec<Value> {
+    match filter {
+        Filter::OpenFunction => vec![json!({"function_uri": "http://fn.local/f"})],
+        Filter::AwsLambda => vec![
+            json!({"function_uri": "https://abc.lambda-url.eu-west-1.on.aws/"}),
+            json!({"function_uri": "https://abc.lambda-url.eu-west-1.on.aws/",
+                   "authorization": {"iam": {"accesskey": "AKIDEXAMPLE", "secretkey": "s"}}}),
+            json!({"function_name": "f", "aws_key": "AKIDEXAMPLE", "aws_secret": "s"}),
+        ],
+        Filter::AzureFunctions => vec![
+            json!({"function_uri": "https://app.azurewebsites.net/api/f"}),
+            json!({"appname": "app", "functionname": "f"}),
+            json!({"function_uri": "https://app.azurewebsites.net/api/f",
+                   "authorization": {"managed_identity": {"resource": "api://app"}}}),
+            json!({"appname": "app", "functionname": "f",
+                   "managed_identity": {"resource": "api://app"}}),
+        ],
+        Filter::GcpFunctions => {
+            let account = |source: Value| {
+                json!({"function_uri": "https://svc-abc-ew.a.run.app",
+                       "authorization": {"id_token": {}},
+                       "external_account": {
+                           "type": "external_account",
+                           "audience": "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/q",
+                           "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+                           "service_account_impersonation_url": "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/gw@p.iam.gserviceaccount.com:generateAccessToken",
+                           "credential_source": source}})
+            };
+            vec![
+                json!({"function_uri": "https://svc-abc-ew.a.run.app"}),
+                json!({"function_uri": "https://svc-abc-ew.a.run.app",
+                       "authorization": {"id_token": {}}}),
+                account(json!({"file": "/var/run/secrets/token"})),
+                account(
+                    json!({"url": "http://169.254.169.254/metadata/identity/oauth2/token",
+                               "format": {"type": "json", "subject_token_field_name": "access_token"}}),
+                ),
+                account(json!({"environment_id": "aws1",
+                               "region_url": "http://169.254.169.254/latest/meta-data/placement/availability-zone",
+                               "url": "http://169.254.169.254/latest/meta-data/iam/security-credentials",
+                               "regional_cred_verification_url": "https://sts.{region}.amazonaws.com?Action=GetCallerIdentity&Version=2011-06-15"})),
+            ]
+        }
+    }
+}
+
+/// `config` with `path` (dotted) set to `value`.
+fn with_path(mut config: Value, path: &str, value: Value) -> Value {
+    let mut at = &mut config;
+    let parts: Vec<&str> = path.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        let map = at.as_object_mut().expect("an object on the path");
+        if i + 1 == parts.len() {
+            map.insert(part.to_string(), value);
+            break;
+        }
+        let next = map
+            .entry(part.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !next.is_object() {
+            *next = Value::Object(Map::new());
+        }
+        at = next;
+    }
+    config
+}
+
+/// What `filter`'s compiler says of `path` when it holds a value of no
+/// field's type: known (an error about it, other than "unknown field"),
+/// unknown, or nothing about it (another error came first).
+#[derive(Debug, PartialEq)]
+enum Verdict {
+    Known,
+    Unknown,
+    NotReached,
+}
+
+fn verdict(filter: Filter, base: &Value, path: &str) -> Verdict {
+    let config = with_path(base.clone(), path, json!([[]]));
+    let bytes = serde_json::to_vec(&config).expect("json");
+    match compile(filter, &bytes) {
+        Ok(_) => Verdict::Known,
+        Err(errors) => {
+            let about: Vec<_> = errors.iter().filter(|e| e.field == path).collect();
+            if about.iter().any(|e| e.message == "unknown field") {
+                Verdict::Unknown
+            } else if about.is_empty() {
+                Verdict::NotReached
+            } else {
+                Verdict::Known
+            }
+        }
+    }
+}
+
+#[test]
+fn every_documented_field_is_known_to_its_filters_compiler() {
+    let tables = field_tables(&book_pages());
+    let mut wrong = Vec::new();
+    let mut asked = 0;
+    for filter in Filter::ALL {
+        for base in base_configs(filter) {
+            let bytes = serde_json::to_vec(&base).expect("json");
+            assert!(compile(filter, &bytes).is_ok(), "{filter}: base {base}");
+        }
+        for table in tables_of(&tables, filter) {
+            for path in &table.paths {
+                asked += 1;
+                let verdicts: Vec<Verdict> = base_configs(filter)
+                    .iter()
+                    .map(|base| verdict(filter, base, path))
+                    .collect();
+                if !verdicts.contains(&Verdict::Known) {
+                    wrong.push(format!(
+                        "{}:{}: {filter}: `{path}`: {verdicts:?}",
+                        table.page.display(),
+                        table.line
+                    ));
+                }
+            }
+        }
+    }
+    assert!(asked > 100, "{asked} fields asked");
+    assert!(
+        wrong.is_empty(),
+        "documented fields the compiler does not know (Unknown), or that no base config reaches: {wrong:#?}"
+    );
+}
+
+#[test]
+fn the_compiler_probe_tells_an_unknown_field_from_a_known_one() {
+    let base = json!({"function_uri": "http://fn.local/f"});
+    assert_eq!(
+        verdict(Filter::OpenFunction, &base, "timeout"),
+        Verdict::Known
+    );
+    assert_eq!(
+        verdict(Filter::OpenFunction, &base, "authorization.service_token"),
+        Verdict::Known
+    );
+    assert_eq!(
+        verdict(Filter::OpenFunction, &base, "time_out"),
+        Verdict::Unknown
+    );
+    assert_eq!(
+        verdict(Filter::OpenFunction, &base, "authorization.apikey"),
+        Verdict::Unknown
+    );
+    assert_eq!(
+        cell_paths(
+            "`authorization.iam.aws_assume_role_arn`, `aws_role_session_name`",
+            None
+        ),
+        [
+            "authorization.iam.aws_assume_role_arn",
+            "authorization.iam.aws_role_session_name"
+        ]
+    );
+    assert_eq!(
+        cell_paths("`….resource`", Some("authorization.managed_identity")),
+        ["authorization.managed_identity.resource"]
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Error codes
+
 /// The troubleshooting table's rows: code → (status cell, fault cell).
-fn troubleshooting_rows(readme: &str) -> BTreeMap<String, (String, String)> {
-    let section = readme
-        .split("## Troubleshooting by error code")
-        .nth(1)
-        .expect("the troubleshooting section")
-        .split("\n## ")
-        .next()
-        .unwrap_or("");
-    section
-        .lines()
+fn troubleshooting_rows(text: &str) -> BTreeMap<String, (String, String)> {
+    text.lines()
         .filter_map(|line| {
-            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-            let code = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+            let cells = cells(line);
+            let code = cells.first()?.strip_prefix('`')?.strip_suffix('`')?;
             (code != "error").then(|| {
                 (
                     code.to_string(),
-                    (cells[2].to_string(), cells[3].to_string()),
+                    (cells[1].to_string(), cells[2].to_string()),
                 )
             })
         })
@@ -115,7 +508,8 @@ fn troubleshooting_rows(readme: &str) -> BTreeMap<String, (String, String)> {
 
 #[test]
 fn every_error_code_has_its_troubleshooting_row_with_the_registrys_status_and_fault() {
-    let rows = troubleshooting_rows(&readme());
+    let pages = book_pages();
+    let rows = troubleshooting_rows(&page(&pages, "docs/src/operating/troubleshooting.md").text);
     let mut expected: BTreeMap<&str, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
     for f in Failure::ALL {
         let entry = expected.entry(f.code()).or_default();
@@ -137,48 +531,413 @@ fn every_error_code_has_its_troubleshooting_row_with_the_registrys_status_and_fa
     }
 }
 
-/// GitHub's anchor for a heading.
+// ---------------------------------------------------------------------------
+// Links and anchors
+
+/// mdBook's (and GitHub's) anchor for a heading.
 fn slug(heading: &str) -> String {
-    heading
+    let text: String = heading
         .trim()
-        .to_lowercase()
+        .split('<')
+        .enumerate()
+        .map(|(i, part)| {
+            if i == 0 {
+                part
+            } else {
+                part.split_once('>').map(|(_, t)| t).unwrap_or("")
+            }
+        })
+        .collect();
+    text.to_lowercase()
         .chars()
         .filter_map(|c| match c {
-            ' ' => Some('-'),
+            c if c.is_whitespace() => Some('-'),
             c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
             _ => None,
         })
         .collect()
 }
 
-#[test]
-fn every_link_to_a_readme_heading_resolves() {
-    let text = readme();
+/// The anchors of a Markdown text: its headings' and `<a id>`s.
+fn markdown_anchors(text: &str) -> BTreeSet<String> {
     let mut anchors = BTreeSet::new();
-    let mut in_code = false;
-    for line in text.lines() {
-        if line.starts_with("```") {
-            in_code = !in_code;
-        }
-        if !in_code && line.starts_with('#') {
+    for (_, line) in prose_lines(text) {
+        if line.starts_with('#') {
             anchors.insert(slug(line.trim_start_matches('#')));
         }
-        // Explicit anchors: `<a id="name"></a>`.
         for (at, _) in line.match_indices("<a id=\"") {
             if let Some(id) = line[at + 7..].split('"').next() {
                 anchors.insert(id.to_string());
             }
         }
     }
-    let links: Vec<&str> = text
-        .match_indices("](#")
-        .filter_map(|(at, _)| text[at + 3..].split(')').next())
+    anchors
+}
+
+/// The targets of Markdown links `[text](target)` outside code.
+fn markdown_links(text: &str) -> Vec<(usize, String)> {
+    let mut links = Vec::new();
+    for (n, line) in prose_lines(text) {
+        let line: String = line.split('`').step_by(2).collect::<Vec<_>>().join("");
+        for (at, _) in line.match_indices("](") {
+            if let Some(target) = line[at + 2..].split(')').next() {
+                links.push((n, target.to_string()));
+            }
+        }
+    }
+    links
+}
+
+fn is_external(target: &str) -> bool {
+    target.starts_with("http://") || target.starts_with("https://") || target.starts_with("mailto:")
+}
+
+/// Every relative link of the README and of the Markdown a reader opens on
+/// GitHub (the book's sources, ARCHITECTURE.md, BENCHMARKS.md) names a file
+/// that exists and, for a Markdown file, a heading it has.
+#[test]
+fn every_link_in_the_readme_and_the_books_sources_resolves() {
+    let root = repo_root();
+    let mut sources: Vec<Page> = files_under(&root.join("docs/src"), "md")
+        .into_iter()
+        .map(|file| Page {
+            text: std::fs::read_to_string(&file).expect("read"),
+            path: file.strip_prefix(&root).expect("in repo").to_path_buf(),
+        })
         .collect();
-    assert!(links.len() > 10, "{links:?}");
-    let broken: Vec<&&str> = links.iter().filter(|l| !anchors.contains(**l)).collect();
-    assert!(broken.is_empty(), "links to no heading: {broken:?}");
+    sources.push(readme());
+    for extra in ["ARCHITECTURE.md", "BENCHMARKS.md"] {
+        sources.push(Page {
+            path: PathBuf::from(extra),
+            text: std::fs::read_to_string(root.join(extra)).expect("read"),
+        });
+    }
+    let mut broken = Vec::new();
+    let mut checked = 0;
+    for source in &sources {
+        for (line, target) in markdown_links(&source.text) {
+            if is_external(&target) {
+                continue;
+            }
+            checked += 1;
+            let (file, anchor) = target.split_once('#').unwrap_or((&target, ""));
+            let path = if file.is_empty() {
+                root.join(&source.path)
+            } else {
+                root.join(source.path.parent().unwrap_or(Path::new("")))
+                    .join(file)
+            };
+            let fine = path.exists()
+                && (anchor.is_empty()
+                    || markdown_anchors(&resolve_includes(
+                        &path,
+                        &std::fs::read_to_string(&path).unwrap_or_default(),
+                    ))
+                    .contains(anchor));
+            if !fine {
+                broken.push(format!("{}:{line}: {target}", source.path.display()));
+            }
+        }
+    }
+    assert!(checked > 150, "{checked} links checked");
+    assert!(broken.is_empty(), "links to nothing: {broken:#?}");
+}
+
+/// The built book (`make docs`): every relative `href` and `src` names a
+/// file that exists and an `id` in it.
+#[test]
+fn every_link_and_anchor_in_the_built_book_resolves() {
+    let book = repo_root().join("dist/docs");
+    assert!(
+        book.join("index.html").exists(),
+        "{} is missing: run `make docs` first",
+        book.display()
+    );
+    let pages = files_under(&book, "html");
+    let ids = |html: &str| -> BTreeSet<String> {
+        html.match_indices(" id=\"")
+            .filter_map(|(at, _)| html[at + 5..].split('"').next().map(str::to_string))
+            .collect()
+    };
+    let mut broken = Vec::new();
+    let mut checked = 0;
+    for file in &pages {
+        let html = std::fs::read_to_string(file).expect("read");
+        let own_ids = ids(&html);
+        for attribute in [" href=\"", " src=\""] {
+            for (at, _) in html.match_indices(attribute) {
+                let target = html[at + attribute.len()..].split('"').next().unwrap_or("");
+                if is_external(target) || target.starts_with("javascript:") || target.is_empty() {
+                    continue;
+                }
+                checked += 1;
+                let (path, anchor) = target.split_once('#').unwrap_or((target, ""));
+                let fine = if path.is_empty() {
+                    own_ids.contains(anchor)
+                } else {
+                    let path = file.parent().expect("dir").join(path);
+                    path.exists()
+                        && (anchor.is_empty()
+                            || ids(&std::fs::read_to_string(&path).unwrap_or_default())
+                                .contains(anchor))
+                };
+                if !fine {
+                    broken.push(format!(
+                        "{}: {target}",
+                        file.strip_prefix(&book).expect("in book").display()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(checked > 1000, "{checked} links checked");
+    broken.sort();
+    broken.dedup();
+    assert!(broken.is_empty(), "links to nothing: {broken:#?}");
+}
+
+#[test]
+fn anchors_are_computed_as_mdbook_and_github_compute_them() {
     assert_eq!(
         slug(" Moving from Envoy's `aws_lambda` or from an ALB"),
         "moving-from-envoys-aws_lambda-or-from-an-alb"
     );
+    assert_eq!(
+        slug("Checking a config offline: `envoy-faas check`"),
+        "checking-a-config-offline-envoy-faas-check"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Snippets
+
+struct Snippet {
+    page: PathBuf,
+    line: usize,
+    info: String,
+    body: String,
+    check: Option<String>,
+    exempt: bool,
+}
+
+fn snippets(page: &Page) -> Vec<Snippet> {
+    let lines: Vec<&str> = page.text.lines().collect();
+    let mut found = Vec::new();
+    let mut n = 0;
+    while n < lines.len() {
+        let line = lines[n].trim_start();
+        if let Some(info) = line.strip_prefix("```") {
+            let start = n;
+            let mut body = String::new();
+            n += 1;
+            while n < lines.len() && !lines[n].trim_start().starts_with("```") {
+                body.push_str(lines[n]);
+                body.push('\n');
+                n += 1;
+            }
+            found.push(Snippet {
+                page: page.path.clone(),
+                line: start + 1,
+                info: info.trim().to_string(),
+                body,
+                check: marker_before(&lines, start, "check"),
+                exempt: marker_before(&lines, start, "not-a-plugin-config").is_some(),
+            });
+        }
+        n += 1;
+    }
+    found
+}
+
+/// `envoy-faas check --filter FILTER -` on `body`, with only the VM
+/// variables the marker names (`NAME=value` after the filter).
+fn envoy_faas_check(spec: &str, body: &str) -> Result<String, String> {
+    let mut words = spec.split_whitespace();
+    let filter = words.next().expect("a filter");
+    let mut command = Command::new(envoy_faas_bin());
+    command
+        .args(["check", "--filter", filter, "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for name in VM_ENVIRONMENT {
+        command.env_remove(name);
+    }
+    for pair in words {
+        let (name, value) = pair.split_once('=').expect("NAME=value");
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("envoy-faas");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(body.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(text)
+    }
+}
+
+#[test]
+fn every_config_snippet_passes_envoy_faas_check_and_every_bootstrap_envoys_validation() {
+    let mut pages = book_pages();
+    pages.push(readme());
+    let mut failures = Vec::new();
+    let (mut plugin_configs, mut bootstraps) = (0, 0);
+    for snippet in pages.iter().flat_map(snippets) {
+        let at = format!("{}:{}", snippet.page.display(), snippet.line);
+        let is_json = snippet.info == "json" || snippet.info == "jsonc";
+        let is_bootstrap = snippet.body.contains("static_resources:");
+        match snippet.check.as_deref() {
+            Some("envoy-bootstrap") => {
+                bootstraps += 1;
+                // Module paths are relative to the repository, where the
+                // book says to run it.
+                let dist = repo_root().join("dist");
+                let body = snippet
+                    .body
+                    .replace("filename: dist/", &format!("filename: {}/", dist.display()));
+                let file = std::env::temp_dir().join(format!(
+                    "envoy-faas-docs-{}-{}.yaml",
+                    std::process::id(),
+                    snippet.line
+                ));
+                std::fs::write(&file, body).expect("write");
+                let verdict = envoy_validate(&file);
+                let _ = std::fs::remove_file(&file);
+                if let Err(log) = verdict {
+                    failures.push(format!("{at}: envoy --mode validate: {log}"));
+                }
+            }
+            Some(spec) => {
+                plugin_configs += 1;
+                if let Err(out) = envoy_faas_check(spec, &snippet.body) {
+                    failures.push(format!("{at}: envoy-faas check --filter {spec}: {out}"));
+                }
+            }
+            None if is_json && !snippet.exempt => failures.push(format!(
+                "{at}: a JSON snippet needs <!-- check: FILTER --> or <!-- not-a-plugin-config -->"
+            )),
+            None if is_bootstrap => failures.push(format!(
+                "{at}: a bootstrap needs <!-- check: envoy-bootstrap -->"
+            )),
+            None => {}
+        }
+    }
+    assert!(plugin_configs >= 10, "{plugin_configs} plugin configs");
+    assert!(bootstraps >= 1, "{bootstraps} bootstraps");
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn a_refused_snippet_fails_the_check() {
+    let refused = envoy_faas_check(
+        "openfunction",
+        r#"{"function_uri": "http://fn.local/f", "timeout": 50}"#,
+    );
+    assert!(refused.is_err_and(|out| out.contains("\"timeout\"")));
+    let unknown = envoy_faas_check(
+        "aws-lambda",
+        r#"{"function_uri": "https://a.lambda-url.eu-west-1.on.aws/", "authorization": {"iam": {}}}"#,
+    );
+    assert!(unknown.is_ok(), "{unknown:?}");
+}
+
+// ---------------------------------------------------------------------------
+// The architecture chapter
+
+/// The modules of a crate: `mod x;` in its lib.rs, and the files of its
+/// module directories.
+fn modules(crate_src: &Path) -> BTreeSet<String> {
+    let lib = std::fs::read_to_string(crate_src.join("lib.rs")).expect("lib.rs");
+    let mut names = BTreeSet::new();
+    for line in lib.lines() {
+        let line = line.trim();
+        if let Some(name) = line
+            .strip_prefix("pub mod ")
+            .or_else(|| line.strip_prefix("mod "))
+            .and_then(|l| l.strip_suffix(';'))
+        {
+            names.insert(name.to_string());
+            let dir = crate_src.join(name);
+            if dir.is_dir() {
+                for file in files_under(&dir, "rs") {
+                    let stem = file
+                        .file_stem()
+                        .expect("stem")
+                        .to_string_lossy()
+                        .to_string();
+                    if stem != "mod" && stem != "tests" {
+                        names.insert(stem);
+                    }
+                }
+            }
+        }
+    }
+    names
+}
+
+#[test]
+fn the_architecture_chapter_names_every_module_and_no_module_that_is_gone() {
+    let root = repo_root();
+    let text = std::fs::read_to_string(root.join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+    let named: BTreeSet<String> = text
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .flat_map(|span| {
+            span.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut missing = Vec::new();
+    for krate in [
+        "filters/core/src",
+        "filters/openfunction/src",
+        "filters/aws-lambda/src",
+        "filters/azure-functions/src",
+        "filters/gcp-functions/src",
+        "tools/envoy-faas/src",
+    ] {
+        for module in modules(&root.join(krate)) {
+            if !named.contains(&module) {
+                missing.push(format!("{krate}: {module}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "modules ARCHITECTURE.md does not name: {missing:?}"
+    );
+    // The faas-core table: one row per module, no row for one that is gone.
+    let table: BTreeSet<String> = text
+        .split("### `faas-core` modules")
+        .nth(1)
+        .expect("the faas-core module table")
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2)
+        .filter_map(|l| {
+            let first = cells(l).into_iter().next()?;
+            Some(first.trim_matches('`').to_string())
+        })
+        .collect();
+    let core: BTreeSet<String> = std::fs::read_to_string(root.join("filters/core/src/lib.rs"))
+        .expect("lib.rs")
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("pub mod ")?.strip_suffix(';'))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(table, core, "the faas-core module table, row for row");
 }
