@@ -214,7 +214,7 @@ $(PLOT_STAMP): $(ENVOY_STAMP)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check matplotlib==$(MATPLOTLIB_VERSION)
 	@touch $@
 
-# The README's metrics plot (docs/src/images/metrics.png): the demo gateway under a
+# The the book's metrics plot (docs/src/images/metrics.png): the demo gateway under a
 # short mixed load, scraped every second (tools/plot_metrics.py).
 observe-plot: build envoy $(PLOT_STAMP)
 	$(VENV)/bin/python tools/plot_metrics.py $(abspath $(ENVOY)) target/release/faas-emulator docs/src/images/metrics.png

@@ -191,7 +191,7 @@ SCENARIOS = {
 
 # Forwarding in place (`"forwarding": "route"`, issue 28): the same filters
 # and configs, the request rewritten and forwarded by Envoy's router; each
-# route gets its in-place twin (README "Forwarding in place").
+# route gets its in-place twin (the book, "Forwarding in place").
 IN_PLACE = {"aws-url-route": "aws-url", "azure-route": "azure", "openfunction-route": "openfunction"}
 
 

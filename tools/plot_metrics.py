@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""`make observe-plot`: the README's metrics plot, from a short real run.
+"""`make observe-plot`: the the book's metrics plot, from a short real run.
 
 Starts the emulator and Envoy with envoy/demo.yaml (the shipped config; only
 its ports are moved to free ones and the stats flush is 1 s instead of 5 s,

@@ -159,7 +159,7 @@ pub fn cluster_of(name: &str, ports: &[u16]) -> Value {
 /// leads Envoy's second routing to the route's twin.
 pub const TWIN_ROUTE_HEADER: &str = "x-envoy-faas-route";
 
-/// The in-place twin of route `name` (README "Forwarding in place"): any
+/// The in-place twin of route `name` (the book, "Forwarding in place"): any
 /// path carrying the twin header with the route's name, sent by `action`,
 /// the header removed on the way. Put it before the client's route.
 pub fn twin_route(name: &str, action: Value) -> Value {

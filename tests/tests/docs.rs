@@ -941,3 +941,18 @@ fn the_architecture_chapter_names_every_module_and_no_module_that_is_gone() {
         .collect();
     assert_eq!(table, core, "the faas-core module table, row for row");
 }
+
+// ---------------------------------------------------------------------------
+// The README
+
+/// The README stays the front door: short, with the two commands and a way
+/// into the book; the rest belongs in a chapter.
+#[test]
+fn the_readme_stays_a_short_front_door_with_the_two_commands() {
+    let text = readme().text;
+    let lines = text.lines().count();
+    assert!(lines <= 250, "README.md has {lines} lines (at most 250)");
+    for needed in ["make run", "make test", "make docs", "docs/src/SUMMARY.md"] {
+        assert!(text.contains(needed), "README.md mentions {needed}");
+    }
+}

@@ -191,8 +191,8 @@ fn invoke_with_response_stream_delivers_each_payload_chunk_as_it_comes() {
 /// A request without a body (a GET) has no body for the event: Envoy
 /// gives a filter no buffer to write one into (the write is refused), so
 /// the request takes the callout path and the whole stream is decoded at
-/// once: the same status, headers and bytes, but nothing streams (README
-/// "Streaming"). The stream metrics, in place only, stay untouched.
+/// once: the same status, headers and bytes, but nothing streams (the book,
+/// "Lambda response streaming"). The stream metrics, in place only, stay untouched.
 #[test]
 fn a_request_without_a_body_gets_the_whole_stream_through_a_callout() {
     let plugin = json!({"routes": {"get": invoke("stream-http",

@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-/// The outcome labels the README documents, with their fault.
+/// The outcome labels the book documents, with their fault.
 const OUTCOMES: [(&str, &str); 18] = [
     ("function_1xx", "none"),
     ("function_2xx", "none"),

@@ -186,7 +186,7 @@ pub enum Failure {
 
 impl Failure {
     /// Every failure, in declaration order (the troubleshooting table of the
-    /// README has a row for each code, checked by `tests/tests/docs.rs`).
+    /// book's troubleshooting chapter has a row for each code, checked by `tests/tests/docs.rs`).
     pub const ALL: [Failure; 16] = [
         Failure::RequestBodyTooLarge,
         Failure::UnsafePath,

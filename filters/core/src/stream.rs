@@ -426,7 +426,7 @@ impl<I: Integration, H: StreamHost> Stream<I, H> {
         let mut headers = callout.headers;
         // Envoy routes the rewritten request again (a proxy-wasm 0.2.1
         // module's header changes clear the route cache): this header
-        // leads it to the route's in-place twin (README "Forwarding in
+        // leads it to the route's in-place twin (the book, "Forwarding in
         // place"), which sends it to the same cluster and removes it.
         // The lookup or the metrics label may have read it already (a
         // property read costs about 1.2 µs); "*" labels an unnamed route.

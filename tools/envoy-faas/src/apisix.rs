@@ -132,7 +132,7 @@ pub fn equivalent(plugin: &str) -> &'static str {
         }
         "cors" => "CORS is Envoy's cors filter",
         "proxy-cache" => "caching is Envoy's cache filter (envoy/function-backend.yaml)",
-        "prometheus" => "the filters export their own Prometheus metrics (README \"Observability\")",
+        "prometheus" => "the filters export their own Prometheus metrics (the book, \"Observability\")",
         "ip-restriction" => "Envoy's rbac filter",
         _ => "no envoy-faas equivalent; add the Envoy filter that does the same",
     }

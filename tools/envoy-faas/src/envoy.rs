@@ -102,7 +102,7 @@ fn protocol_options(tls: bool, verify: bool, common: Value) -> Value {
     )]);
     if tls {
         // SNI from the callout's :authority, and its name checked against
-        // the certificate: what ssl_verify means (README "How it fits").
+        // the certificate: what ssl_verify means (the book, "How it fits").
         let upstream = if verify {
             map([("auto_sni", b(true)), ("auto_san_validation", b(true))])
         } else {
@@ -259,7 +259,7 @@ fn route_action(route: &FunctionRoute, cluster: &str) -> Value {
     action
 }
 
-/// The in-place twin of a route (README "Forwarding in place"): first in
+/// The in-place twin of a route (the book, "Forwarding in place"): first in
 /// its virtual host, it catches the rewritten request by the header the
 /// filter adds when Envoy routes it again, and removes that header.
 fn twin_route(route: &FunctionRoute, cluster: &str) -> Value {
@@ -550,7 +550,7 @@ pub fn bootstrap(plan: &Plan, options: &Options) -> Value {
         ("use_remote_address", b(true)),
         ("normalize_path", b(true)),
         ("merge_slashes", b(true)),
-        // No %2F/%5C reaches a function (README "Security: paths").
+        // No %2F/%5C reaches a function (the book, "Path confinement").
         ("path_with_escaped_slashes_action", s("REJECT_REQUEST")),
         (
             "route_config",

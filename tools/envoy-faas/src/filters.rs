@@ -77,7 +77,7 @@ pub struct Compiled {
     pub credential_clusters: Vec<CredentialCluster>,
     /// Routes whose answers stream (Lambda's `RESPONSE_STREAM`), by name,
     /// with whether the call's body is an event built from the client's
-    /// (then only a held body streams, README "Streaming").
+    /// (then only a held body streams, the book, "Lambda response streaming").
     pub streaming: Vec<(String, bool)>,
 }
 

@@ -305,7 +305,7 @@ fn hcm_match(sub_filter: Option<&str>) -> Value {
     ])
 }
 
-/// Path confinement (README "Security: paths"): normalised paths, merged
+/// Path confinement (the book, "Path confinement"): normalised paths, merged
 /// slashes, and %2F/%5C refused with 400, as the shipped Envoy configs.
 fn path_confinement() -> Value {
     map([

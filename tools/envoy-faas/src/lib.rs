@@ -129,7 +129,7 @@ pub fn import(
             if !plan.credential_clusters.is_empty() {
                 plan.report.not_translated(
                     "aws-lambda",
-                    "platform credentials in Istio: add the credential clusters with an EnvoyFilter CLUSTER patch and pass the variables with vmConfig.env (README \"Platform credentials\")",
+                    "platform credentials in Istio: add the credential clusters with an EnvoyFilter CLUSTER patch and pass the variables with vmConfig.env (the book, \"Platform credentials\")",
                 );
             }
             yaml::documents(&istio::manifests(&plan, options, buffer_limit))
