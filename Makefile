@@ -113,7 +113,7 @@ test: fmt-check lint unit validate docs integration manifests oci-test
 # the config compilers, the error codes and every snippet.
 docs: $(MDBOOK_STAMP)
 	@rm -rf dist/docs
-	@$(MDBOOK) build docs 2>&1 | tee .tools/mdbook-build.log
+	@set -o pipefail; $(MDBOOK) build docs 2>&1 | tee .tools/mdbook-build.log
 	@! grep -E '\[?(WARN|ERROR)' .tools/mdbook-build.log || { echo "mdbook: warnings above fail the book"; exit 1; }
 	@mkdir -p dist/docs/bench/results && cp bench/results/*.png dist/docs/bench/results/
 	@echo "the book: dist/docs/index.html"
