@@ -84,15 +84,21 @@ pub fn envoy_validate(config: &std::path::Path) -> Result<String, String> {
         .arg(config)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", envoy_bin().display()));
-    let log = format!(
+    verdict_of(&out)
+}
+
+/// A command's verdict: `Ok` with its stdout and stderr when it succeeded,
+/// `Err` with them when it failed.
+pub fn verdict_of(out: &std::process::Output) -> Result<String, String> {
+    let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     if out.status.success() {
-        Ok(log)
+        Ok(text)
     } else {
-        Err(log)
+        Err(text)
     }
 }
 

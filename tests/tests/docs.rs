@@ -13,7 +13,7 @@
 
 use envoy_faas::filters::{compile, Filter, VM_ENVIRONMENT};
 use faas_core::outcome::Failure;
-use integration_tests::{envoy_faas_bin, envoy_validate, repo_root};
+use integration_tests::{envoy_faas_bin, envoy_validate, repo_root, verdict_of};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -455,22 +455,18 @@ fn every_documented_field_is_known_to_its_filters_compiler() {
 #[test]
 fn the_compiler_probe_tells_an_unknown_field_from_a_known_one() {
     let base = json!({"function_uri": "http://fn.local/f"});
-    assert_eq!(
-        verdict(Filter::OpenFunction, &base, "timeout"),
-        Verdict::Known
-    );
-    assert_eq!(
-        verdict(Filter::OpenFunction, &base, "authorization.service_token"),
-        Verdict::Known
-    );
-    assert_eq!(
-        verdict(Filter::OpenFunction, &base, "time_out"),
-        Verdict::Unknown
-    );
-    assert_eq!(
-        verdict(Filter::OpenFunction, &base, "authorization.apikey"),
-        Verdict::Unknown
-    );
+    for (path, expected) in [
+        ("timeout", Verdict::Known),
+        ("authorization.service_token", Verdict::Known),
+        ("time_out", Verdict::Unknown),
+        ("authorization.apikey", Verdict::Unknown),
+    ] {
+        assert_eq!(
+            verdict(Filter::OpenFunction, &base, path),
+            expected,
+            "{path}"
+        );
+    }
     assert_eq!(
         cell_paths(
             "`authorization.iam.aws_assume_role_arn`, `aws_role_session_name`",
@@ -774,17 +770,7 @@ fn envoy_faas_check(spec: &str, body: &str) -> Result<String, String> {
         .expect("stdin")
         .write_all(body.as_bytes())
         .expect("write");
-    let out = child.wait_with_output().expect("wait");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if out.status.success() {
-        Ok(text)
-    } else {
-        Err(text)
-    }
+    verdict_of(&child.wait_with_output().expect("wait"))
 }
 
 #[test]
