@@ -366,22 +366,70 @@ fn every_outcome_is_scraped_once_with_its_labels_and_the_dashboard_queries_exist
         .expect("credentials counter");
     assert!(refused >= 1.0);
 
-    dashboard_queries_name_what_the_scrape_shows(&s);
-}
-
-/// Every query of `envoy/grafana-dashboard.json` names families and
-/// labels present in the real scrape.
-fn dashboard_queries_name_what_the_scrape_shows(s: &Scrape) {
-    let path = repo_root().join("envoy/grafana-dashboard.json");
-    let text = std::fs::read_to_string(&path).expect("dashboard");
-    let dashboard: Value = serde_json::from_str(&text).expect("dashboard JSON");
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("envoy/grafana-dashboard.json"))
+            .expect("dashboard"),
+    )
+    .expect("dashboard JSON");
     let queries = dashboard_queries(&dashboard);
     assert!(queries.len() >= 4, "dashboard queries: {queries:?}");
-    for expr in &queries {
+    queries_name_what_the_scrape_shows(&s, &queries);
+    let rules = alert_rules();
+    assert!(rules.len() >= 6, "alert rules: {rules:?}");
+    queries_name_what_the_scrape_shows(&s, &rules);
+}
+
+/// The `expr` of every rule in the book's "Alerts worth having" (the YAML
+/// block a reader copies into Prometheus).
+fn alert_rules() -> Vec<String> {
+    let text = std::fs::read_to_string(repo_root().join("docs/src/operating/alerts.md"))
+        .expect("alerts chapter");
+    let block = text
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("the rules block");
+    let rules: serde_yaml::Value = serde_yaml::from_str(block).expect("rules YAML");
+    let groups = rules["groups"].as_sequence().expect("groups");
+    groups
+        .iter()
+        .flat_map(|g| g["rules"].as_sequence().cloned().unwrap_or_default())
+        .map(|rule| {
+            assert!(rule["alert"].as_str().is_some(), "{rule:?} has a name");
+            rule["expr"].as_str().expect("expr").to_string()
+        })
+        .collect()
+}
+
+/// Every query names families, labels and label values present in the
+/// real scrape.
+fn queries_name_what_the_scrape_shows(s: &Scrape, queries: &[String]) {
+    for expr in queries {
+        for (label, value) in promql_matched_values(expr) {
+            assert!(
+                s.samples
+                    .iter()
+                    .any(|x| x.labels.get(&label).is_some_and(|v| *v == value)),
+                "{expr}: no series has {label}=\"{value}\""
+            );
+        }
         let (families, labels) = promql_names(expr);
         assert!(!families.is_empty(), "no metric in {expr}");
         for sample_name in &families {
             let family = s.family_of(sample_name);
+            // This scenario has no streaming route, so the stream families
+            // are not exported here; they must at least be the names the
+            // filters declare (lambda_streaming.rs counts them).
+            if family.starts_with("envoy_faas_stream_") && !s.types.contains_key(family) {
+                let declared =
+                    std::fs::read_to_string(repo_root().join("filters/core/src/metrics.rs"))
+                        .expect("metrics.rs");
+                assert!(
+                    declared.contains(&format!("\"{family}\"")),
+                    "{expr}: {family} is not a family the filters declare"
+                );
+                continue;
+            }
             assert!(
                 s.types.contains_key(family),
                 "{expr}: {sample_name} is not in the scrape"
@@ -415,6 +463,27 @@ fn dashboard_queries(v: &Value) -> Vec<String> {
         _ => {}
     }
     out
+}
+
+/// The `label="value"` and `label!="value"` matchers of an expression
+/// (not the regex ones).
+fn promql_matched_values(expr: &str) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    let mut rest = expr;
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..].find('}').map(|c| open + c).expect("closed");
+        for matcher in rest[open + 1..close].split(',') {
+            // Regex matchers (`=~`, `!~`) name no one value.
+            if let Some((name, value)) = matcher.split_once('=') {
+                if !value.starts_with('~') {
+                    let name = name.trim().trim_end_matches('!').to_string();
+                    found.push((name, value.trim().trim_matches('"').to_string()));
+                }
+            }
+        }
+        rest = &rest[close + 1..];
+    }
+    found
 }
 
 /// The metric names (`envoy_faas_*`) and label names a PromQL expression
