@@ -942,3 +942,35 @@ fn the_readme_stays_a_short_front_door_with_the_two_commands() {
         assert!(text.contains(needed), "README.md mentions {needed}");
     }
 }
+
+/// Every cargo-fuzz target has its row in the contributing chapter's table
+/// of what each feeds and checks.
+#[test]
+fn every_fuzz_target_is_described_in_the_contributing_chapter() {
+    let manifest = std::fs::read_to_string(repo_root().join("fuzz/Cargo.toml")).expect("fuzz");
+    let targets: Vec<&str> = manifest
+        .split("[[bin]]")
+        .skip(1)
+        .filter_map(|bin| bin.split("name = \"").nth(1)?.split('"').next())
+        .collect();
+    assert!(targets.len() >= 12, "{targets:?}");
+    let pages = book_pages();
+    let chapter = &page(&pages, "docs/src/contributing.md").text;
+    let described: BTreeSet<String> = chapter
+        .lines()
+        .filter(|l| l.starts_with("| `") && l.matches('|').count() == 4)
+        .flat_map(|l| {
+            cells(l)[0]
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let missing: Vec<&&str> = targets
+        .iter()
+        .filter(|t| !described.contains(**t))
+        .collect();
+    assert!(missing.is_empty(), "fuzz targets with no row: {missing:?}");
+}
