@@ -136,6 +136,8 @@ struct FieldTable {
     paths: Vec<String>,
     /// Every word of the first column.
     words: BTreeSet<String>,
+    /// Each row's paths and its other cells.
+    rows: Vec<(Vec<String>, Vec<String>)>,
 }
 
 fn cells(line: &str) -> Vec<String> {
@@ -183,12 +185,17 @@ fn field_tables(pages: &[Page]) -> Vec<FieldTable> {
                     filter: marker_before(&lines, n, "fields"),
                     paths: Vec::new(),
                     words: BTreeSet::new(),
+                    rows: Vec::new(),
                 };
                 let mut previous: Option<String> = None;
                 n += 2;
                 while n < lines.len() && lines[n].starts_with('|') {
-                    let first = cells(lines[n]).into_iter().next().unwrap_or_default();
+                    let row = cells(lines[n]);
+                    let first = row.first().cloned().unwrap_or_default();
                     let paths = cell_paths(&first, previous.as_deref());
+                    table
+                        .rows
+                        .push((paths.clone(), row.get(1..).unwrap_or_default().to_vec()));
                     for path in &paths {
                         table
                             .words
@@ -450,6 +457,82 @@ fn every_documented_field_is_known_to_its_filters_compiler() {
         wrong.is_empty(),
         "documented fields the compiler does not know (Unknown), or that no base config reaches: {wrong:#?}"
     );
+}
+
+/// A documented integer range in a row's cells: `100 – 900000`, or
+/// `≥ 1000` (no upper bound).
+fn documented_range(cells: &[String]) -> Option<(u64, Option<u64>)> {
+    let number = |text: &str| -> Option<u64> {
+        let digits: String = text.chars().filter(|c| *c != ',').collect();
+        digits.trim().parse().ok()
+    };
+    for cell in cells {
+        for part in cell.split(", ") {
+            if let Some((low, high)) = part.split_once(" – ") {
+                if let (Some(low), Some(high)) = (number(low), number(high)) {
+                    return Some((low, Some(high)));
+                }
+            }
+            if let Some(low) = part.trim().strip_prefix("≥ ").and_then(number) {
+                return Some((low, None));
+            }
+        }
+    }
+    None
+}
+
+/// Whether `filter`'s compiler accepts `path` = `value` on `base`: `Err`
+/// with its message when an error names the field.
+fn accepts(filter: Filter, base: &Value, path: &str, value: u64) -> Result<(), String> {
+    let config = with_path(base.clone(), path, json!(value));
+    match compile(filter, &serde_json::to_vec(&config).expect("json")) {
+        Ok(_) => Ok(()),
+        Err(errors) => match errors.iter().find(|e| e.field == path) {
+            Some(e) => Err(e.message.clone()),
+            None => panic!("{filter}: {path} = {value}: another field failed: {errors:?}"),
+        },
+    }
+}
+
+/// Every documented range is the compiler's: its bounds are accepted and
+/// one past each is refused, naming the field.
+#[test]
+fn every_documented_range_is_the_compilers() {
+    let tables = field_tables(&book_pages());
+    let mut checked = 0;
+    let mut wrong = Vec::new();
+    for filter in Filter::ALL {
+        let base = &base_configs(filter)[0];
+        for table in tables_of(&tables, filter) {
+            for (paths, cells) in &table.rows {
+                let Some((low, high)) = documented_range(cells) else {
+                    continue;
+                };
+                for path in paths {
+                    checked += 1;
+                    let mut expect = vec![(low, true)];
+                    if low > 0 {
+                        expect.push((low - 1, false));
+                    }
+                    if let Some(high) = high {
+                        expect.extend([(high, true), (high + 1, false)]);
+                    }
+                    for (value, accepted) in expect {
+                        if accepts(filter, base, path, value).is_ok() != accepted {
+                            wrong.push(format!(
+                                "{}:{}: {filter}: `{path}` = {value} should be {}",
+                                table.page.display(),
+                                table.line,
+                                if accepted { "accepted" } else { "refused" }
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 5 * Filter::ALL.len(), "{checked} ranges checked");
+    assert!(wrong.is_empty(), "{wrong:#?}");
 }
 
 #[test]
