@@ -535,6 +535,44 @@ fn every_documented_range_is_the_compilers() {
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
 
+/// The common fields' documented defaults are what the compiler fills in
+/// for a config that leaves them out, in every filter.
+#[test]
+fn the_common_fields_documented_defaults_are_the_compilers() {
+    let tables = field_tables(&book_pages());
+    let common: BTreeMap<&str, &Vec<String>> = tables
+        .iter()
+        .filter(|t| t.filter.as_deref() == Some("common"))
+        .flat_map(|t| t.rows.iter())
+        .filter_map(|(paths, cells)| Some((paths.first()?.as_str(), cells)))
+        .collect();
+    // The default is the second column's first word (`3000`, `true`, …).
+    let documented = |field: &str| -> String {
+        let cells = common
+            .get(field)
+            .unwrap_or_else(|| panic!("{field} has a common row"));
+        cells[1].split_whitespace().next().unwrap_or("").to_string()
+    };
+    for filter in Filter::ALL {
+        let base = serde_json::to_vec(&base_configs(filter)[0]).expect("json");
+        let compiled = compile(filter, &base).expect("base compiles");
+        let route = &compiled.routes[0];
+        let hints = &route.cluster_hints;
+        let actual = [
+            ("timeout", route.timeout.as_millis().to_string()),
+            ("max_req_body_size", route.max_req_body_size.to_string()),
+            ("max_resp_body_size", route.max_resp_body_size.to_string()),
+            ("ssl_verify", hints.ssl_verify.to_string()),
+            ("keepalive", hints.keepalive.to_string()),
+            ("keepalive_timeout", hints.keepalive_timeout_ms.to_string()),
+            ("keepalive_pool", hints.keepalive_pool.to_string()),
+        ];
+        for (field, value) in actual {
+            assert_eq!(documented(field), value, "{filter}: the default of {field}");
+        }
+    }
+}
+
 #[test]
 fn the_compiler_probe_tells_an_unknown_field_from_a_known_one() {
     let base = json!({"function_uri": "http://fn.local/f"});
