@@ -248,7 +248,7 @@ pub fn start(source: &Source, ctx: &Context<'_>) -> Next {
         }
         | Source::WebIdentity {
             token_file: file, ..
-        } => token_file_call(ctx, file),
+        } => token_file_call(ctx, Step::TokenFile, file),
         Source::Container {
             endpoint,
             authorization,
@@ -279,12 +279,7 @@ fn profile_file(source: &Source, ctx: &Context<'_>, index: usize, read: FileText
     if let Some(index) = (index..files.len()).find(|&i| files.get(i).is_some_and(|f| !f.is_empty()))
     {
         let path = files.get(index).map_or("", String::as_str);
-        return call(
-            &ctx.clusters.token_files,
-            TOKEN_FILE_AUTHORITY,
-            Step::ProfileFile { index, read },
-            token_file_request(path),
-        );
+        return token_file_call(ctx, Step::ProfileFile { index, read }, path);
     }
     let [credentials, config] = &read.0;
     match profile::resolve(credentials, config, name).map_err(|e| format!("shared files: {e}")) {
@@ -295,14 +290,13 @@ fn profile_file(source: &Source, ctx: &Context<'_>, index: usize, read: FileText
                 expires_at: faas_core::host::unix_seconds(ctx.now) + 2 * reread_seconds,
             })),
             Start::Keys(keys) => profile_role(sts, ctx, &keys, plan.hops),
-            Start::WebIdentity { token_file, role } => call(
-                &ctx.clusters.token_files,
-                TOKEN_FILE_AUTHORITY,
+            Start::WebIdentity { token_file, role } => token_file_call(
+                ctx,
                 Step::ProfileToken {
                     role,
                     hops: plan.hops,
                 },
-                token_file_request(&token_file),
+                &token_file,
             ),
         },
     }
@@ -440,11 +434,12 @@ fn imds_call(ctx: &Context<'_>, step: Step, request: SourceRequest) -> Next {
     call(&ctx.clusters.imds, IMDS_AUTHORITY, step, request)
 }
 
-fn token_file_call(ctx: &Context<'_>, file: &str) -> Next {
+/// A read of `file` through the token-file listener, answered at `step`.
+fn token_file_call(ctx: &Context<'_>, step: Step, file: &str) -> Next {
     call(
         &ctx.clusters.token_files,
         TOKEN_FILE_AUTHORITY,
-        Step::TokenFile,
+        step,
         token_file_request(file),
     )
 }
