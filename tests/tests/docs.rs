@@ -866,6 +866,50 @@ fn snippets(page: &Page) -> Vec<Snippet> {
     found
 }
 
+fn snippet_file(line: usize, what: &str) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "envoy-faas-docs-{}-{line}-{what}.yaml",
+        std::process::id()
+    ))
+}
+
+/// `envoy --mode validate` on a bootstrap whose module paths are relative
+/// to the repository, where the book says to run it.
+fn validate_bootstrap(body: &str, line: usize) -> Result<String, String> {
+    let dist = repo_root().join("dist");
+    let body = body.replace("filename: dist/", &format!("filename: {}/", dist.display()));
+    let file = snippet_file(line, "bootstrap");
+    std::fs::write(&file, body).expect("write");
+    let verdict = envoy_validate(&file);
+    let _ = std::fs::remove_file(&file);
+    verdict
+}
+
+/// `envoy-faas import GATEWAY` on a gateway config the book shows, with
+/// `--strict` (everything translated), then Envoy's validation of what it
+/// wrote.
+fn import_and_validate(gateway: &str, snippet: &Snippet) -> Result<String, String> {
+    let input = snippet_file(snippet.line, "input");
+    let output = snippet_file(snippet.line, "output");
+    std::fs::write(&input, &snippet.body).expect("write");
+    let imported = Command::new(envoy_faas_bin())
+        .arg("import")
+        .arg(gateway)
+        .arg(&input)
+        .arg("--strict")
+        .arg("-o")
+        .arg(&output)
+        .output()
+        .expect("envoy-faas");
+    let verdict = verdict_of(&imported).and_then(|_| {
+        let bootstrap = std::fs::read_to_string(&output).map_err(|e| e.to_string())?;
+        validate_bootstrap(&bootstrap, snippet.line)
+    });
+    let _ = std::fs::remove_file(&input);
+    let _ = std::fs::remove_file(&output);
+    verdict
+}
+
 /// `envoy-faas check --filter FILTER -` on `body`, with only the VM
 /// variables the marker names (`NAME=value` after the filter).
 fn envoy_faas_check(spec: &str, body: &str) -> Result<String, String> {
@@ -899,7 +943,7 @@ fn every_config_snippet_passes_envoy_faas_check_and_every_bootstrap_envoys_valid
     let mut pages = book_pages();
     pages.push(readme());
     let mut failures = Vec::new();
-    let (mut plugin_configs, mut bootstraps) = (0, 0);
+    let (mut plugin_configs, mut bootstraps, mut imports) = (0, 0, 0);
     for snippet in pages.iter().flat_map(snippets) {
         let at = format!("{}:{}", snippet.page.display(), snippet.line);
         let is_json = snippet.info == "json" || snippet.info == "jsonc";
@@ -907,22 +951,14 @@ fn every_config_snippet_passes_envoy_faas_check_and_every_bootstrap_envoys_valid
         match snippet.check.as_deref() {
             Some("envoy-bootstrap") => {
                 bootstraps += 1;
-                // Module paths are relative to the repository, where the
-                // book says to run it.
-                let dist = repo_root().join("dist");
-                let body = snippet
-                    .body
-                    .replace("filename: dist/", &format!("filename: {}/", dist.display()));
-                let file = std::env::temp_dir().join(format!(
-                    "envoy-faas-docs-{}-{}.yaml",
-                    std::process::id(),
-                    snippet.line
-                ));
-                std::fs::write(&file, body).expect("write");
-                let verdict = envoy_validate(&file);
-                let _ = std::fs::remove_file(&file);
-                if let Err(log) = verdict {
+                if let Err(log) = validate_bootstrap(&snippet.body, snippet.line) {
                     failures.push(format!("{at}: envoy --mode validate: {log}"));
+                }
+            }
+            Some(spec) if spec.starts_with("import ") => {
+                imports += 1;
+                if let Err(out) = import_and_validate(&spec["import ".len()..], &snippet) {
+                    failures.push(format!("{at}: envoy-faas {spec}: {out}"));
                 }
             }
             Some(spec) => {
@@ -942,6 +978,7 @@ fn every_config_snippet_passes_envoy_faas_check_and_every_bootstrap_envoys_valid
     }
     assert!(plugin_configs >= 10, "{plugin_configs} plugin configs");
     assert!(bootstraps >= 1, "{bootstraps} bootstraps");
+    assert!(imports >= 1, "{imports} imports");
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
