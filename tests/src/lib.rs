@@ -36,6 +36,25 @@ pub use platform::{
     AZURE_TOKEN_FILE_CLUSTER, SOURCE_CLUSTERS, TOKEN_FILE_CLUSTER,
 };
 
+/// Every file under `dir` (recursively) whose extension is `extension`,
+/// in path order.
+pub fn files_under(dir: &std::path::Path, extension: &str) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == extension) {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()

@@ -4,29 +4,16 @@
 //! aside); `lib.rs` and `main.rs`, the roots that wire everything, are not
 //! nodes. A cycle fails with the modules on it.
 
-use integration_tests::repo_root;
+use integration_tests::{files_under, repo_root};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 type Graph = BTreeMap<String, BTreeSet<String>>;
 
-fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
-
 /// The top-level modules of the crate under `src` and what each uses.
 fn graph(src: &Path) -> Graph {
-    let mut files = Vec::new();
-    rust_files(src, &mut files);
     let mut g = Graph::new();
-    for file in files {
+    for file in files_under(src, "rs") {
         let rel = file.strip_prefix(src).expect("under src");
         let top = rel
             .components()

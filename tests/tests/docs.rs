@@ -13,7 +13,8 @@
 
 use envoy_faas::filters::{compile, Filter, VM_ENVIRONMENT};
 use faas_core::outcome::Failure;
-use integration_tests::{envoy_faas_bin, envoy_validate, repo_root, verdict_of};
+use faas_core::ConfigError;
+use integration_tests::{envoy_faas_bin, envoy_validate, files_under, repo_root, verdict_of};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -25,23 +26,6 @@ use std::process::{Command, Stdio};
 struct Page {
     path: PathBuf,
     text: String,
-}
-
-fn files_under(dir: &Path, extension: &str) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).expect("dir").flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == extension) {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    files
 }
 
 fn book_pages() -> Vec<Page> {
@@ -407,21 +391,27 @@ enum Verdict {
     NotReached,
 }
 
+/// `filter`'s compiler on `base` with `path` set to `value`: `None` when it
+/// accepts the config, else `Some` of the errors that name `path` (empty
+/// when only other fields failed).
+fn compile_with(
+    filter: Filter,
+    base: &Value,
+    path: &str,
+    value: Value,
+) -> Option<Vec<ConfigError>> {
+    let config = with_path(base.clone(), path, value);
+    compile(filter, &serde_json::to_vec(&config).expect("json"))
+        .err()
+        .map(|errors| errors.into_iter().filter(|e| e.field == path).collect())
+}
+
 fn verdict(filter: Filter, base: &Value, path: &str) -> Verdict {
-    let config = with_path(base.clone(), path, json!([[]]));
-    let bytes = serde_json::to_vec(&config).expect("json");
-    match compile(filter, &bytes) {
-        Ok(_) => Verdict::Known,
-        Err(errors) => {
-            let about: Vec<_> = errors.iter().filter(|e| e.field == path).collect();
-            if about.iter().any(|e| e.message == "unknown field") {
-                Verdict::Unknown
-            } else if about.is_empty() {
-                Verdict::NotReached
-            } else {
-                Verdict::Known
-            }
-        }
+    match compile_with(filter, base, path, json!([[]])) {
+        None => Verdict::Known,
+        Some(about) if about.iter().any(|e| e.message == "unknown field") => Verdict::Unknown,
+        Some(about) if about.is_empty() => Verdict::NotReached,
+        Some(_) => Verdict::Known,
     }
 }
 
@@ -484,12 +474,11 @@ fn documented_range(cells: &[String]) -> Option<(u64, Option<u64>)> {
 /// Whether `filter`'s compiler accepts `path` = `value` on `base`: `Err`
 /// with its message when an error names the field.
 fn accepts(filter: Filter, base: &Value, path: &str, value: u64) -> Result<(), String> {
-    let config = with_path(base.clone(), path, json!(value));
-    match compile(filter, &serde_json::to_vec(&config).expect("json")) {
-        Ok(_) => Ok(()),
-        Err(errors) => match errors.iter().find(|e| e.field == path) {
+    match compile_with(filter, base, path, json!(value)) {
+        None => Ok(()),
+        Some(about) => match about.first() {
             Some(e) => Err(e.message.clone()),
-            None => panic!("{filter}: {path} = {value}: another field failed: {errors:?}"),
+            None => panic!("{filter}: {path} = {value}: another field failed"),
         },
     }
 }
@@ -709,6 +698,34 @@ fn is_external(target: &str) -> bool {
     target.starts_with("http://") || target.starts_with("https://") || target.starts_with("mailto:")
 }
 
+/// The anchors of the files links point to, each file read once.
+struct AnchorIndex {
+    anchors_of: fn(&Path) -> BTreeSet<String>,
+    /// `None` for a path that does not exist.
+    seen: BTreeMap<PathBuf, Option<BTreeSet<String>>>,
+}
+
+impl AnchorIndex {
+    fn new(anchors_of: fn(&Path) -> BTreeSet<String>) -> Self {
+        AnchorIndex {
+            anchors_of,
+            seen: BTreeMap::new(),
+        }
+    }
+
+    /// Whether `path` exists and, for a non-empty `anchor`, has it.
+    fn resolves(&mut self, path: &Path, anchor: &str) -> bool {
+        let anchors_of = self.anchors_of;
+        let anchors = self
+            .seen
+            .entry(path.to_path_buf())
+            .or_insert_with(|| path.exists().then(|| anchors_of(path)));
+        anchors
+            .as_ref()
+            .is_some_and(|a| anchor.is_empty() || a.contains(anchor))
+    }
+}
+
 /// Every relative link of the README and of the Markdown a reader opens on
 /// GitHub (the book's sources, ARCHITECTURE.md, BENCHMARKS.md) names a file
 /// that exists and, for a Markdown file, a heading it has.
@@ -729,6 +746,12 @@ fn every_link_in_the_readme_and_the_books_sources_resolves() {
             text: std::fs::read_to_string(root.join(extra)).expect("read"),
         });
     }
+    let mut index = AnchorIndex::new(|path| {
+        markdown_anchors(&resolve_includes(
+            path,
+            &std::fs::read_to_string(path).unwrap_or_default(),
+        ))
+    });
     let mut broken = Vec::new();
     let mut checked = 0;
     for source in &sources {
@@ -744,14 +767,7 @@ fn every_link_in_the_readme_and_the_books_sources_resolves() {
                 root.join(source.path.parent().unwrap_or(Path::new("")))
                     .join(file)
             };
-            let fine = path.exists()
-                && (anchor.is_empty()
-                    || markdown_anchors(&resolve_includes(
-                        &path,
-                        &std::fs::read_to_string(&path).unwrap_or_default(),
-                    ))
-                    .contains(anchor));
-            if !fine {
+            if !index.resolves(&path, anchor) {
                 broken.push(format!("{}:{line}: {target}", source.path.display()));
             }
         }
@@ -771,16 +787,16 @@ fn every_link_and_anchor_in_the_built_book_resolves() {
         book.display()
     );
     let pages = files_under(&book, "html");
-    let ids = |html: &str| -> BTreeSet<String> {
+    let mut index = AnchorIndex::new(|path| {
+        let html = std::fs::read_to_string(path).unwrap_or_default();
         html.match_indices(" id=\"")
             .filter_map(|(at, _)| html[at + 5..].split('"').next().map(str::to_string))
             .collect()
-    };
+    });
     let mut broken = Vec::new();
     let mut checked = 0;
     for file in &pages {
         let html = std::fs::read_to_string(file).expect("read");
-        let own_ids = ids(&html);
         for attribute in [" href=\"", " src=\""] {
             for (at, _) in html.match_indices(attribute) {
                 let target = html[at + attribute.len()..].split('"').next().unwrap_or("");
@@ -789,16 +805,12 @@ fn every_link_and_anchor_in_the_built_book_resolves() {
                 }
                 checked += 1;
                 let (path, anchor) = target.split_once('#').unwrap_or((target, ""));
-                let fine = if path.is_empty() {
-                    own_ids.contains(anchor)
+                let path = if path.is_empty() {
+                    file.clone()
                 } else {
-                    let path = file.parent().expect("dir").join(path);
-                    path.exists()
-                        && (anchor.is_empty()
-                            || ids(&std::fs::read_to_string(&path).unwrap_or_default())
-                                .contains(anchor))
+                    file.parent().expect("dir").join(path)
                 };
-                if !fine {
+                if !index.resolves(&path, anchor) {
                     broken.push(format!(
                         "{}: {target}",
                         file.strip_prefix(&book).expect("in book").display()
